@@ -1,0 +1,63 @@
+/**
+ * Every error llava-med throws is a LlavaMedError with a stable `code`.
+ * Codes are part of the public API: callers switch on them, so never rename one.
+ * Messages say what went wrong and what to do about it.
+ */
+export const ErrorCodes = [
+  'ERR_INVALID_ARGUMENT',
+  'ERR_FILE_NOT_FOUND',
+  'ERR_NOT_GGUF',
+  'ERR_GGUF_CORRUPT',
+  'ERR_MODEL_LOAD',
+  'ERR_MMPROJ_LOAD',
+  'ERR_MMPROJ_MISMATCH',
+  'ERR_CONTEXT_CREATE',
+  'ERR_CONTEXT_FULL',
+  'ERR_DECODE',
+  'ERR_ENCODE',
+  'ERR_TOKENIZE',
+  'ERR_ABORTED',
+  'ERR_DISPOSED',
+  'ERR_BUSY',
+  'ERR_NATIVE_LOAD',
+  'ERR_NATIVE',
+  'ERR_IMAGE_EMPTY',
+  'ERR_IMAGE_DECODE',
+  'ERR_IMAGE_TOO_LARGE',
+  'ERR_IMAGE_FORMAT',
+  'ERR_QUANTIZE',
+  'ERR_FORMAT',
+  'ERR_UNSAFE_PICKLE',
+  'ERR_CONVERT',
+  'ERR_SHAPE_MISMATCH',
+  'ERR_MISSING_SHARD',
+  'ERR_WRONG_BASE',
+  'ERR_DATASET',
+  'ERR_EVAL',
+  'ERR_JUDGE',
+] as const;
+
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export class LlavaMedError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LlavaMedError';
+    this.code = code;
+  }
+}
+
+/** The one error factory (as sharp does): every throw site goes through here. */
+export function llavaError(code: ErrorCode, message: string, cause?: unknown): LlavaMedError {
+  return new LlavaMedError(code, message, cause === undefined ? undefined : { cause });
+}
+
+export function isLlavaMedError(e: unknown, code?: ErrorCode): e is LlavaMedError {
+  return e instanceof LlavaMedError && (code === undefined || e.code === code);
+}
+
+/** An AbortSignal that fired becomes ERR_ABORTED (keeping the signal's reason as cause). */
+export function throwIfAborted(signal: AbortSignal | undefined, what = 'operation'): void {
+  if (signal?.aborted) throw llavaError('ERR_ABORTED', `The ${what} was aborted.`, signal.reason);
+}
