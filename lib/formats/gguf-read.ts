@@ -1,0 +1,387 @@
+/**
+ * Bounded GGUF header reader. It reads the header with positioned reads (never the whole file) and checks
+ * every count, length and offset against the file size and fixed caps before trusting it, so a hostile
+ * or truncated file gives ERR_NOT_GGUF / ERR_GGUF_CORRUPT instead of a huge allocation, a hang, or a
+ * native abort later (llama.cpp GGML_ASSERTs kill the process; see anchors.md B1/R12).
+ * The rules mirror ggml/src/gguf.cpp (gguf_init_from_reader) and llama-model-loader's bounds check.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { llavaError } from '../errors.js';
+import {
+  GgufValueType, GGUF_SCALAR_SIZE, GGUF_DEFAULT_ALIGNMENT, GGML_MAX_DIMS, GGML_MAX_NAME, GGML_TYPE_SIZES,
+  alignUp, isGgmlType, ggmlTypeName, ggufValueTypeName,
+  type GgmlType, type GgufHeader, type GgufKv, type GgufScalar, type GgufTensorInfo, type GgufValue,
+} from './gguf-types.js';
+
+export interface ReadGgufOptions {
+  /** Max key/value pairs (default 65536). */
+  maxKv?: number;
+  /** Max tensors (default 65536). */
+  maxTensors?: number;
+  /** Max bytes of one string value (default 16 MiB; chat templates are the largest real ones). */
+  maxStringBytes?: number;
+  /** Max elements of one array (default 2^24; real vocabularies hold at most a few 100k tokens). */
+  maxArrayLength?: number;
+  /** Max general.alignment (default 1 MiB). */
+  maxAlignment?: number;
+}
+
+const DEFAULTS: Required<ReadGgufOptions> = {
+  maxKv: 65536, maxTensors: 65536, maxStringBytes: 16 << 20, maxArrayLength: 1 << 24, maxAlignment: 1 << 20,
+};
+const MAX_KEY_BYTES = 65535; // GGUF spec: keys are at most 2^16-1 bytes
+const CHUNK = 1 << 20;
+
+/**
+ * A forward-only reader over a FileHandle that keeps one buffered window. `need(n)` proves the next n
+ * bytes exist in the file before anything is read, so lengths taken from the file never drive an
+ * allocation larger than the file itself.
+ */
+class Cursor {
+  private buf = Buffer.alloc(0);
+  private bufStart = 0; // file offset of buf[0]
+  pos = 0;
+  constructor(private readonly fh: FileHandle, readonly size: number, private readonly path: string) {}
+
+  seek(p: number): void {
+    this.pos = p;
+    if (p < this.bufStart || p > this.bufStart + this.buf.length) {
+      this.buf = Buffer.alloc(0);
+      this.bufStart = p;
+    }
+  }
+
+  remaining(): number {
+    return this.size - this.pos;
+  }
+
+  corrupt(msg: string): never {
+    throw llavaError('ERR_GGUF_CORRUPT', `${this.path}: ${msg} The file is damaged or truncated; download or convert it again.`);
+  }
+
+  async need(n: number, what: string): Promise<void> {
+    if (n > this.remaining()) {
+      this.corrupt(`${what} needs ${n} bytes at offset ${this.pos} but the file ends at ${this.size} (truncated?).`);
+    }
+    const have = this.bufStart + this.buf.length - this.pos;
+    if (have >= n) return;
+    const len = Math.min(Math.max(n, CHUNK), this.remaining());
+    const next = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await this.fh.read(next, got, len - got, this.pos + got);
+      if (bytesRead === 0) this.corrupt(`${what}: unexpected end of file at offset ${this.pos + got}.`);
+      got += bytesRead;
+    }
+    this.buf = next;
+    this.bufStart = this.pos;
+  }
+
+  private at(n: number): number {
+    const o = this.pos - this.bufStart;
+    this.pos += n;
+    return o;
+  }
+
+  async u32(what: string): Promise<number> { await this.need(4, what); return this.buf.readUInt32LE(this.at(4)); }
+  async i32(what: string): Promise<number> { await this.need(4, what); return this.buf.readInt32LE(this.at(4)); }
+  async u64(what: string): Promise<bigint> { await this.need(8, what); return this.buf.readBigUInt64LE(this.at(8)); }
+  async i64(what: string): Promise<bigint> { await this.need(8, what); return this.buf.readBigInt64LE(this.at(8)); }
+
+  async bytes(n: number, what: string): Promise<Buffer> {
+    await this.need(n, what);
+    const o = this.at(n);
+    return this.buf.subarray(o, o + n);
+  }
+
+  /** Length-prefixed string; the length is checked against the cap and the bytes left before reading. */
+  async string(max: number, what: string): Promise<string> {
+    const len = await this.u64(`length of ${what}`);
+    if (len > BigInt(max)) this.corrupt(`${what} claims ${len} bytes, more than the limit of ${max}.`);
+    if (len > BigInt(this.remaining())) this.corrupt(`${what} claims ${len} bytes but only ${this.remaining()} remain in the file.`);
+    return (await this.bytes(Number(len), what)).toString('utf8');
+  }
+
+  /** Reads one scalar of a fixed-size type from the buffered window (need() must have been called). */
+  scalar(type: GgufValueType): GgufScalar {
+    switch (type) {
+      case GgufValueType.UINT8: return this.buf.readUInt8(this.at(1));
+      case GgufValueType.INT8: return this.buf.readInt8(this.at(1));
+      case GgufValueType.UINT16: return this.buf.readUInt16LE(this.at(2));
+      case GgufValueType.INT16: return this.buf.readInt16LE(this.at(2));
+      case GgufValueType.UINT32: return this.buf.readUInt32LE(this.at(4));
+      case GgufValueType.INT32: return this.buf.readInt32LE(this.at(4));
+      case GgufValueType.FLOAT32: return this.buf.readFloatLE(this.at(4));
+      case GgufValueType.BOOL: return this.buf.readUInt8(this.at(1)) !== 0;
+      case GgufValueType.UINT64: return this.buf.readBigUInt64LE(this.at(8));
+      case GgufValueType.INT64: return this.buf.readBigInt64LE(this.at(8));
+      case GgufValueType.FLOAT64: return this.buf.readDoubleLE(this.at(8));
+      default: throw new Error(`unreachable: scalar(${type})`);
+    }
+  }
+}
+
+function describeMagic(b: Buffer, first: Buffer): string {
+  // Name the formats people most often pass by mistake, so the message says what to do instead.
+  if (b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04) return 'bytes 50 4b 03 04: a ZIP archive, e.g. a PyTorch .bin/.pt checkpoint; convert it first';
+  if (b[0] === 0x80 && b[1]! >= 2 && b[1]! <= 5) return `bytes ${b.toString('hex').replace(/(..)/g, '$1 ').trim()}: a Python pickle, e.g. a legacy PyTorch checkpoint; convert it first`;
+  if (first.length >= 10 && first.readBigUInt64LE(0) < 100_000_000n && first[8] === 0x7b && (first[9] === 0x22 || first[9] === 0x20)) return 'a safetensors header; convert it first';
+  const printable = [...b].every((c) => c >= 0x20 && c < 0x7f);
+  return printable ? JSON.stringify(b.toString('latin1')) : `bytes ${b.toString('hex').replace(/(..)/g, '$1 ').trim()}`;
+}
+
+async function readValue(c: Cursor, type: GgufValueType, key: string, o: Required<ReadGgufOptions>): Promise<GgufScalar> {
+  if (type === GgufValueType.STRING) return c.string(o.maxStringBytes, `string value of '${key}'`);
+  const size = GGUF_SCALAR_SIZE[type]!;
+  await c.need(size, `value of '${key}'`);
+  return c.scalar(type);
+}
+
+async function readKv(c: Cursor, key: string, o: Required<ReadGgufOptions>): Promise<GgufKv> {
+  const type = await c.i32(`type of '${key}'`);
+  if (!(type in GgufValueType)) c.corrupt(`key '${key}' has invalid value type ${type}.`);
+  if (type !== GgufValueType.ARRAY) return { type, value: await readValue(c, type, key, o) };
+
+  const elemType = await c.i32(`array element type of '${key}'`);
+  if (elemType === GgufValueType.ARRAY) c.corrupt(`key '${key}' is a nested array, which GGUF does not allow.`);
+  if (!(elemType in GgufValueType)) c.corrupt(`array '${key}' has invalid element type ${elemType}.`);
+  const n = await c.u64(`length of array '${key}'`);
+  if (n > BigInt(o.maxArrayLength)) c.corrupt(`array '${key}' claims ${n} elements, more than the limit of ${o.maxArrayLength}.`);
+  // Every element takes at least its fixed size (8 bytes of length for strings): bound n by the bytes left.
+  const minElem = elemType === GgufValueType.STRING ? 8 : GGUF_SCALAR_SIZE[elemType as GgufValueType]!;
+  if (n * BigInt(minElem) > BigInt(c.remaining())) {
+    c.corrupt(`array '${key}' claims ${n} elements of ${ggufValueTypeName(elemType)} but only ${c.remaining()} bytes remain in the file.`);
+  }
+  const count = Number(n);
+  const values: GgufScalar[] = new Array(count);
+  if (elemType === GgufValueType.STRING) {
+    for (let i = 0; i < count; i++) values[i] = await c.string(o.maxStringBytes, `element ${i} of '${key}'`);
+  } else {
+    // Fixed-size elements: one bounds check for the whole array (already proven to fit in the file).
+    await c.need(count * minElem, `array '${key}'`);
+    for (let i = 0; i < count; i++) values[i] = c.scalar(elemType);
+  }
+  return { type: GgufValueType.ARRAY, elemType, value: values };
+}
+
+/**
+ * Read and validate a GGUF file's header, KV pairs and tensor table. Tensor data is not read, only
+ * proven to lie inside the file.
+ */
+export async function readGgufHeader(path: string, opts: ReadGgufOptions = {}): Promise<GgufHeader> {
+  const o = { ...DEFAULTS, ...opts };
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `GGUF file not found: ${path}. Check the path.`, e);
+    throw llavaError('ERR_FILE_NOT_FOUND', `Cannot open ${path} (${code ?? String(e)}).`, e);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw llavaError('ERR_NOT_GGUF', `${path} is not a regular file, so it is not a GGUF file.`);
+    return await parse(new Cursor(fh, st.size, path), path, o);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function parse(c: Cursor, path: string, o: Required<ReadGgufOptions>): Promise<GgufHeader> {
+  const first = Buffer.from(await c.bytes(Math.min(10, c.size), 'magic'));
+  c.seek(0);
+  const head = first.subarray(0, 4);
+  await c.bytes(head.length, 'magic');
+  if (head.length < 4 || head.toString('latin1') !== 'GGUF') {
+    throw llavaError('ERR_NOT_GGUF', `${path} is not a GGUF file (starts with ${head.length ? describeMagic(head, first) : 'nothing: it is empty'}; expected "GGUF"). Pass a .gguf model produced by llama.cpp or llava-med convert.`);
+  }
+  const version = await c.u32('version');
+  if ((version & 0xffff) === 0 && version !== 0) {
+    c.corrupt(`GGUF version ${version} is implausible; the file is probably big-endian, which is not supported.`);
+  }
+  if (version === 1) c.corrupt('GGUF version 1 is no longer supported by llama.cpp; reconvert the model.');
+  if (version !== 2 && version !== 3) c.corrupt(`unsupported GGUF version ${version} (supported: 2, 3).`);
+
+  const nTensors = await c.i64('tensor count');
+  const nKv = await c.i64('key/value count');
+  if (nTensors < 0n || nTensors > BigInt(o.maxTensors)) c.corrupt(`tensor count ${nTensors} is outside [0, ${o.maxTensors}].`);
+  if (nKv < 0n || nKv > BigInt(o.maxKv)) c.corrupt(`key/value count ${nKv} is outside [0, ${o.maxKv}].`);
+  // Minimum encoded sizes (KV: key len 8 + 1 byte + type 4 + 1 byte value; tensor info: name len 8 + n_dims 4 + type 4 + offset 8).
+  if (nKv * 14n + nTensors * 24n > BigInt(c.remaining())) {
+    c.corrupt(`header claims ${nKv} key/value pairs and ${nTensors} tensors, which cannot fit in the ${c.remaining()} bytes left.`);
+  }
+
+  const kv = new Map<string, GgufKv>();
+  for (let i = 0; i < Number(nKv); i++) {
+    const key = await c.string(MAX_KEY_BYTES, `key ${i}`);
+    if (key.length === 0) c.corrupt(`key ${i} is empty.`);
+    if (kv.has(key)) c.corrupt(`duplicate key '${key}'.`);
+    kv.set(key, await readKv(c, key, o));
+  }
+
+  let alignment = GGUF_DEFAULT_ALIGNMENT;
+  const al = kv.get('general.alignment');
+  if (al) {
+    if (al.type !== GgufValueType.UINT32) c.corrupt(`general.alignment must be UINT32 but is ${ggufValueTypeName(al.type)}.`);
+    const a = al.value as number;
+    if (a === 0 || (a & (a - 1)) !== 0 || a > o.maxAlignment) c.corrupt(`general.alignment ${a} is not a power of two in [1, ${o.maxAlignment}].`);
+    alignment = a;
+  }
+
+  const infos: { name: string; type: GgmlType; shape: number[]; rel: bigint; byteSize: bigint }[] = [];
+  const names = new Set<string>();
+  for (let i = 0; i < Number(nTensors); i++) {
+    const name = await c.string(GGML_MAX_NAME - 1, `name of tensor ${i}`);
+    if (Buffer.byteLength(name) >= GGML_MAX_NAME) c.corrupt(`tensor ${i} name is ${Buffer.byteLength(name)} bytes; the limit is ${GGML_MAX_NAME - 1}.`);
+    if (names.has(name)) c.corrupt(`duplicate tensor name '${name}'.`);
+    names.add(name);
+    const nDims = await c.u32(`n_dims of '${name}'`);
+    if (nDims > GGML_MAX_DIMS) c.corrupt(`tensor '${name}' has ${nDims} dimensions; ggml allows at most ${GGML_MAX_DIMS}.`);
+    const shape: number[] = [];
+    let nel = 1n;
+    for (let j = 0; j < nDims; j++) {
+      const d = await c.i64(`ne[${j}] of '${name}'`);
+      if (d < 0n) c.corrupt(`tensor '${name}' dimension ${j} is negative (${d}).`);
+      nel *= d;
+      shape.push(Number(d));
+    }
+    if (nel >= 2n ** 63n) c.corrupt(`tensor '${name}' shape [${shape.join(', ')}] overflows int64.`);
+    const type = await c.i32(`type of '${name}'`);
+    if (!isGgmlType(type)) c.corrupt(`tensor '${name}' has unknown ggml type ${type}.`);
+    const [blck, tsize] = GGML_TYPE_SIZES[type];
+    const ne0 = nDims > 0 ? BigInt(shape[0]!) : 1n;
+    if (ne0 % BigInt(blck) !== 0n) {
+      c.corrupt(`tensor '${name}' of type ${ggmlTypeName(type)} has ${ne0} elements per row, not a multiple of the block size ${blck}.`);
+    }
+    const byteSize = (nel / BigInt(blck)) * BigInt(tsize);
+    const rel = await c.u64(`offset of '${name}'`);
+    infos.push({ name, type, shape: nDims > 0 ? shape : [1], rel, byteSize });
+  }
+
+  // ggml: the data section starts at the next alignment boundary (only when there are tensors).
+  const dataOffset = infos.length > 0 ? alignUp(c.pos, alignment) : c.pos;
+  if (dataOffset > c.size) c.corrupt(`the data section would start at ${dataOffset}, past the end of the file (${c.size} bytes; truncated?).`);
+
+  const tensors: GgufTensorInfo[] = [];
+  let expected = 0n;
+  const fileSize = BigInt(c.size);
+  for (const t of infos) {
+    if (t.rel % BigInt(alignment) !== 0n) c.corrupt(`tensor '${t.name}' offset ${t.rel} is not a multiple of the alignment ${alignment}.`);
+    if (t.rel !== expected) c.corrupt(`tensor '${t.name}' has offset ${t.rel}, expected ${expected} (tensors must be stored in order, each padded to ${alignment}).`);
+    const start = BigInt(dataOffset) + t.rel;
+    if (start + t.byteSize > fileSize) {
+      c.corrupt(`tensor '${t.name}' data [${start}, ${start + t.byteSize}) is outside the file (${c.size} bytes; truncated?).`);
+    }
+    tensors.push({ name: t.name, type: t.type, shape: t.shape, offset: Number(start), byteSize: Number(t.byteSize) });
+    expected += (t.byteSize + BigInt(alignment) - 1n) / BigInt(alignment) * BigInt(alignment);
+  }
+  return { path, version, alignment, kv, tensors, dataOffset, fileSize: c.size };
+}
+
+// ---- typed accessors: a missing key or a wrong type is a corrupt file for the caller's purpose ----
+
+function getKv(h: GgufHeader, key: string): GgufKv {
+  const e = h.kv.get(key);
+  if (!e) throw llavaError('ERR_GGUF_CORRUPT', `${h.path}: required key '${key}' is missing. The file was not made for this use or is damaged.`);
+  return e;
+}
+
+function wrongType(h: GgufHeader, key: string, want: string, e: GgufKv): never {
+  const got = e.type === GgufValueType.ARRAY ? `ARRAY of ${ggufValueTypeName(e.elemType!)}` : ggufValueTypeName(e.type);
+  throw llavaError('ERR_GGUF_CORRUPT', `${h.path}: key '${key}' must be ${want} but is ${got}.`);
+}
+
+export function ggufHas(h: GgufHeader, key: string): boolean {
+  return h.kv.has(key);
+}
+
+export function ggufString(h: GgufHeader, key: string): string {
+  const e = getKv(h, key);
+  if (e.type !== GgufValueType.STRING) wrongType(h, key, 'STRING', e);
+  return e.value as string;
+}
+
+const NUMERIC = new Set([
+  GgufValueType.UINT8, GgufValueType.INT8, GgufValueType.UINT16, GgufValueType.INT16, GgufValueType.UINT32,
+  GgufValueType.INT32, GgufValueType.FLOAT32, GgufValueType.UINT64, GgufValueType.INT64, GgufValueType.FLOAT64,
+]);
+
+function toNumber(h: GgufHeader, key: string, v: GgufScalar): number {
+  if (typeof v === 'bigint') {
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw llavaError('ERR_GGUF_CORRUPT', `${h.path}: key '${key}' value ${v} is too large to use as a number.`);
+    }
+    return Number(v);
+  }
+  return v as number;
+}
+
+/** Any numeric type as a JS number (64-bit values must be safe integers). `types` restricts the accepted types. */
+export function ggufNumber(h: GgufHeader, key: string, types?: readonly GgufValueType[]): number {
+  const e = getKv(h, key);
+  const ok = types ? types.includes(e.type) : NUMERIC.has(e.type);
+  if (!ok) wrongType(h, key, types ? types.map(ggufValueTypeName).join(' or ') : 'a number', e);
+  return toNumber(h, key, e.value as GgufScalar);
+}
+
+/** The value only if it is exactly UINT32 (what ggml's gguf_get_val_u32 asserts). */
+export function ggufU32(h: GgufHeader, key: string): number {
+  return ggufNumber(h, key, [GgufValueType.UINT32]);
+}
+
+export function ggufBool(h: GgufHeader, key: string): boolean {
+  const e = getKv(h, key);
+  if (e.type !== GgufValueType.BOOL) wrongType(h, key, 'BOOL', e);
+  return e.value as boolean;
+}
+
+/** An array, optionally of one element type; values as stored (64-bit ints as BigInt). */
+export function ggufArray(h: GgufHeader, key: string, elemType?: GgufValueType): GgufScalar[] {
+  const e = getKv(h, key);
+  if (e.type !== GgufValueType.ARRAY || (elemType !== undefined && e.elemType !== elemType)) {
+    wrongType(h, key, elemType === undefined ? 'an ARRAY' : `ARRAY of ${ggufValueTypeName(elemType)}`, e);
+  }
+  return e.value as GgufScalar[];
+}
+
+export function ggufStringArray(h: GgufHeader, key: string): string[] {
+  return ggufArray(h, key, GgufValueType.STRING) as string[];
+}
+
+/** A numeric array as numbers (any numeric element type unless `elemType` is given). */
+export function ggufNumberArray(h: GgufHeader, key: string, elemType?: GgufValueType): number[] {
+  const e = getKv(h, key);
+  if (e.type !== GgufValueType.ARRAY || (elemType !== undefined ? e.elemType !== elemType : !NUMERIC.has(e.elemType!))) {
+    wrongType(h, key, elemType === undefined ? 'a numeric ARRAY' : `ARRAY of ${ggufValueTypeName(elemType)}`, e);
+  }
+  return (e.value as GgufScalar[]).map((v) => toNumber(h, key, v));
+}
+
+/** The raw value with no type check, or undefined when absent. */
+export function ggufValue(h: GgufHeader, key: string): GgufValue | undefined {
+  return h.kv.get(key)?.value;
+}
+
+export function ggufTensor(h: GgufHeader, name: string): GgufTensorInfo {
+  const t = h.tensors.find((x) => x.name === name);
+  if (!t) throw llavaError('ERR_GGUF_CORRUPT', `${h.path}: tensor '${name}' is missing.`);
+  return t;
+}
+
+/** Read one tensor's bytes (positioned read; only that tensor is loaded). */
+export async function readGgufTensorData(h: GgufHeader, name: string): Promise<Buffer> {
+  const t = ggufTensor(h, name);
+  const fh = await open(h.path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(t.byteSize);
+    let got = 0;
+    while (got < t.byteSize) {
+      const { bytesRead } = await fh.read(buf, got, t.byteSize - got, t.offset + got);
+      if (bytesRead === 0) throw llavaError('ERR_GGUF_CORRUPT', `${h.path}: file shrank while reading tensor '${name}'.`);
+      got += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
