@@ -7,9 +7,12 @@ export const CLIP_MEAN: readonly [number, number, number] = [0.48145466, 0.45782
 export const CLIP_STD: readonly [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
 /**
- * HWC RGB bytes → CHW float64 pixel_values: (u8 / 255 − mean[c]) / std[c].
- * Written as rescale-then-normalize, the order CLIPImageProcessor applies them.
+ * HWC RGB bytes → CHW float64 pixel_values: (u8 · (1/255) − mean[c]) / std[c].
+ * Rescale-then-normalize with a multiply by rescale_factor = 1/255, the operations
+ * CLIPImageProcessor applies (HF then stores float32; we keep float64).
  */
+const RESCALE = 1 / 255;
+
 export function normalizeRgb(
   rgbBytes: Uint8Array,
   width: number,
@@ -23,7 +26,7 @@ export function normalizeRgb(
   const plane = width * height;
   const out = new Float64Array(3 * plane);
   for (let i = 0; i < plane; i++) {
-    for (let c = 0; c < 3; c++) out[c * plane + i] = (rgbBytes[i * 3 + c]! / 255 - mean[c]!) / std[c]!;
+    for (let c = 0; c < 3; c++) out[c * plane + i] = (rgbBytes[i * 3 + c]! * RESCALE - mean[c]!) / std[c]!;
   }
   return out;
 }
