@@ -1,0 +1,201 @@
+// Shared plumbing for the addon: typed errors, abort flags, busy guards, the promise worker.
+// Policy (prompts, defaults, validation messages) lives in TypeScript; this layer only
+// re-checks argument types and never trusts a handle.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+
+namespace lm {
+
+// A JS Error carrying a stable `code`; lib/engine maps it to LlavaMedError.
+inline Napi::Error MakeError(Napi::Env env, const std::string & code, const std::string & msg) {
+    Napi::Error e = Napi::Error::New(env, msg);
+    e.Set("code", Napi::String::New(env, code));
+    return e;
+}
+
+[[noreturn]] inline void Throw(Napi::Env env, const char * code, const std::string & msg) {
+    throw MakeError(env, code, msg);
+}
+
+[[noreturn]] inline void ThrowTypeError(Napi::Env env, const std::string & msg) {
+    Napi::TypeError e = Napi::TypeError::New(env, msg);
+    e.Set("code", Napi::String::New(env, "ERR_INVALID_ARGUMENT"));
+    throw e;
+}
+
+// Argument re-checks: TypeScript validates first, these keep a wrong call from crashing.
+inline int32_t ArgInt(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsNumber()) ThrowTypeError(info.Env(), std::string(name) + " must be a number");
+    return info[i].As<Napi::Number>().Int32Value();
+}
+inline double ArgNumber(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsNumber()) ThrowTypeError(info.Env(), std::string(name) + " must be a number");
+    return info[i].As<Napi::Number>().DoubleValue();
+}
+inline std::string ArgString(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsString()) ThrowTypeError(info.Env(), std::string(name) + " must be a string");
+    return info[i].As<Napi::String>().Utf8Value();
+}
+inline bool ArgBool(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsBoolean()) ThrowTypeError(info.Env(), std::string(name) + " must be a boolean");
+    return info[i].As<Napi::Boolean>().Value();
+}
+inline Napi::Object ArgObject(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsObject()) ThrowTypeError(info.Env(), std::string(name) + " must be an object");
+    return info[i].As<Napi::Object>();
+}
+inline Napi::Int32Array ArgInt32Array(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsTypedArray() ||
+        info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+        ThrowTypeError(info.Env(), std::string(name) + " must be an Int32Array");
+    }
+    return info[i].As<Napi::Int32Array>();
+}
+inline double OptNumber(Napi::Object o, const char * key, double def) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined() || v.IsNull()) return def;
+    if (!v.IsNumber()) ThrowTypeError(o.Env(), std::string(key) + " must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+}
+inline bool OptBool(Napi::Object o, const char * key, bool def) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined() || v.IsNull()) return def;
+    if (!v.IsBoolean()) ThrowTypeError(o.Env(), std::string(key) + " must be a boolean");
+    return v.As<Napi::Boolean>().Value();
+}
+inline std::string OptString(Napi::Object o, const char * key, const std::string & def) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined() || v.IsNull()) return def;
+    if (!v.IsString()) ThrowTypeError(o.Env(), std::string(key) + " must be a string");
+    return v.As<Napi::String>().Utf8Value();
+}
+
+// An abort flag is an Int32Array(1) owned by TypeScript: it writes 1 when the caller's
+// AbortSignal fires, and the worker thread polls it (model-load progress, ggml's abort
+// callback between graph nodes, between tokens). The worker keeps a reference so the
+// memory stays alive while it runs.
+class AbortFlag {
+  public:
+    AbortFlag() = default;
+    void Bind(Napi::Value v) {
+        if (v.IsUndefined() || v.IsNull()) return;
+        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+            v.As<Napi::Int32Array>().ElementLength() < 1) {
+            ThrowTypeError(v.Env(), "abort flag must be an Int32Array of length >= 1");
+        }
+        Napi::Int32Array a = v.As<Napi::Int32Array>();
+        ref_ = Napi::Persistent(a.As<Napi::Object>());
+        ptr_ = a.Data();
+    }
+    bool Aborted() const {
+        if (ptr_ == nullptr) return false;
+#if defined(__GNUC__) || defined(__clang__)
+        return __atomic_load_n(ptr_, __ATOMIC_RELAXED) != 0;
+#else
+        return *static_cast<volatile int32_t *>(ptr_) != 0;
+#endif
+    }
+
+  private:
+    Napi::ObjectReference ref_;
+    int32_t * ptr_ = nullptr;
+};
+
+// One operation at a time per native object. TypeScript queues calls (FIFO); this is the
+// backstop that turns a second concurrent call into ERR_BUSY instead of a data race.
+class BusyFlag {
+  public:
+    bool TryAcquire() {
+        bool expected = false;
+        return busy_.compare_exchange_strong(expected, true);
+    }
+    void Release() { busy_.store(false); }
+    bool Busy() const { return busy_.load(); }
+
+  private:
+    std::atomic<bool> busy_{false};
+};
+
+class BusyLease {
+  public:
+    BusyLease() = default;
+    // `owner` is the JS object that owns `flag`: holding a reference keeps it from being
+    // garbage-collected (and the flag freed) while the worker runs.
+    BusyLease(Napi::Object owner, BusyFlag * flag, const char * what) {
+        if (!flag->TryAcquire()) {
+            Throw(owner.Env(), "ERR_BUSY", std::string(what) + " is busy with another operation; wait for it to finish");
+        }
+        flag_ = flag;
+        owner_ = Napi::Persistent(owner);
+    }
+    BusyLease(const BusyLease &) = delete;
+    BusyLease & operator=(const BusyLease &) = delete;
+    ~BusyLease() { if (flag_) flag_->Release(); }
+
+  private:
+    BusyFlag * flag_ = nullptr;
+    Napi::ObjectReference owner_;
+};
+
+// Base class for every blocking call: runs Run() on the libuv thread pool and settles a
+// Promise. Errors carry a code; C++ exceptions from llama.cpp are caught and become
+// ERR_NATIVE so they never unwind into Node.
+class PromiseWorker : public Napi::AsyncWorker {
+  public:
+    explicit PromiseWorker(Napi::Env env)
+        : Napi::AsyncWorker(env, "llava-med"), deferred_(Napi::Promise::Deferred::New(env)) {}
+    Napi::Promise Queue() {
+        Napi::Promise p = deferred_.Promise();
+        Napi::AsyncWorker::Queue();
+        return p;
+    }
+
+  protected:
+    virtual void Run() = 0;
+    virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+
+    // Names the error code an exception escaping the next steps should carry.
+    void SetCode(const char * code) { code_ = code; }
+
+    void Fail(const char * code, const std::string & msg) {
+        code_ = code;
+        SetError(msg);
+    }
+
+    AbortFlag abort_;
+
+    void Execute() override {
+        try {
+            Run();
+        } catch (const std::exception & e) {
+            SetError(e.what());  // keeps the code set by the step that was running
+        } catch (...) {
+            SetError("unknown native exception");
+        }
+    }
+
+  private:
+    void OnOK() override {
+        Napi::Env env = Env();
+        try {
+            deferred_.Resolve(Result(env));
+        } catch (const Napi::Error & e) {
+            deferred_.Reject(e.Value());
+        }
+    }
+    void OnError(const Napi::Error & e) override {
+        deferred_.Reject(MakeError(Env(), code_, e.Message()).Value());
+    }
+
+    Napi::Promise::Deferred deferred_;
+    std::string code_ = "ERR_NATIVE";
+};
+
+}  // namespace lm
