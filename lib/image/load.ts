@@ -1,0 +1,171 @@
+/**
+ * Decode an image to 8-bit RGB the way the original pipeline did: `PIL.Image.open(path)` followed by
+ * `convert('RGB')` (inside CLIPImageProcessor). sharp does the decoding; where sharp's defaults differ from
+ * Pillow, we ask sharp for the untouched samples and convert them as Pillow does:
+ *
+ *  - EXIF Orientation is NOT applied: Image.open does not rotate, so LLaVA-Med saw the stored pixels.
+ *  - Embedded ICC profiles are ignored (Pillow's convert('RGB') does not colour-manage).
+ *  - Alpha is dropped without compositing (convert('RGB') keeps the colour under transparent pixels).
+ *  - 16-bit RGB(A) and grey+alpha PNG: Pillow keeps the high byte (v >> 8).
+ *  - 16-bit grey PNG/TIFF: Pillow opens mode 'I' / 'I;16' and convert('RGB') CLIPS at 255 (v > 255 -> 255),
+ *    so most such images come out nearly white. That is what the model saw, so we reproduce it.
+ *  - CMYK JPEG: Pillow's naive cmyk2rgb, R = (255-K) - C*(255-K)/255 (its MULDIV255 rounding), no ICC.
+ *  - Multi-frame GIF/WebP/TIFF: first frame only.
+ * Known remaining difference: transparent GIF pixels. sharp yields (0,0,0) under alpha 0 where Pillow
+ * yields the palette colour of the transparent index (PNG palettes match).
+ */
+import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import { llavaError, isLlavaMedError } from '../errors.js';
+import type { ImageInput, LoadImageOptions, PillowMode, RawPixels, RgbImage } from './types.js';
+
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+function maxPixelsOf(opts: LoadImageOptions | undefined): number {
+  const m = opts?.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (typeof m !== 'number' || Number.isNaN(m) || m < 1 || (Number.isFinite(m) && !Number.isInteger(m))) {
+    throw llavaError('ERR_INVALID_ARGUMENT', `maxPixels must be a positive integer or Infinity, got ${String(m)}.`);
+  }
+  return m;
+}
+
+function checkPixels(width: number, height: number, maxPixels: number): void {
+  if (width * height > maxPixels) {
+    throw llavaError(
+      'ERR_IMAGE_TOO_LARGE',
+      `Image is ${width}x${height} = ${width * height} pixels, above the limit of ${maxPixels}; downscale it or raise maxPixels.`,
+    );
+  }
+}
+
+function isRawPixels(x: unknown): x is RawPixels {
+  return typeof x === 'object' && x !== null && !ArrayBuffer.isView(x) && 'data' in x;
+}
+
+/** Load a file path, an encoded image buffer, or raw pixels as 8-bit RGB. */
+export async function loadImage(input: ImageInput, opts?: LoadImageOptions): Promise<RgbImage> {
+  const maxPixels = maxPixelsOf(opts);
+  if (typeof input === 'string') return decodeEncoded(await readImageFile(input), maxPixels);
+  if (input instanceof Uint8Array) return decodeEncoded(input, maxPixels);
+  if (isRawPixels(input)) return fromRawPixels(input, maxPixels);
+  throw llavaError('ERR_INVALID_ARGUMENT', 'loadImage expects a file path, a Buffer/Uint8Array of an encoded image, or { data, width, height, channels }.');
+}
+
+async function readImageFile(path: string): Promise<Uint8Array> {
+  if (path.length === 0) throw llavaError('ERR_INVALID_ARGUMENT', 'Image path is an empty string.');
+  try {
+    return await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `Image file not found: ${path}`, e);
+    throw llavaError('ERR_INVALID_ARGUMENT', `Cannot read image file ${path}: ${(e as Error).message}`, e);
+  }
+}
+
+export function fromRawPixels(raw: RawPixels, maxPixels = DEFAULT_MAX_PIXELS): RgbImage {
+  const { data, width, height, channels } = raw;
+  if (!(data instanceof Uint8Array)) throw llavaError('ERR_INVALID_ARGUMENT', 'Raw pixels: data must be a Buffer or Uint8Array of 8-bit samples.');
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw llavaError('ERR_INVALID_ARGUMENT', `Raw pixels: width and height must be positive integers, got ${String(width)}x${String(height)}.`);
+  }
+  if (channels !== 1 && channels !== 2 && channels !== 3 && channels !== 4) {
+    throw llavaError('ERR_INVALID_ARGUMENT', `Raw pixels: channels must be 1, 2, 3 or 4, got ${String(channels)}.`);
+  }
+  if (data.length === 0) throw llavaError('ERR_IMAGE_EMPTY', 'Raw pixels: data is empty.');
+  checkPixels(width, height, maxPixels);
+  if (data.length !== width * height * channels) {
+    throw llavaError(
+      'ERR_IMAGE_FORMAT',
+      `Raw pixels: data has ${data.length} bytes but ${width}x${height}x${channels} needs ${width * height * channels}.`,
+    );
+  }
+  const mode: PillowMode = (['L', 'LA', 'RGB', 'RGBA'] as const)[channels - 1]!;
+  return { data: toRgb(data, width * height, channels, (v) => v), width, height, sourceMode: mode };
+}
+
+/** Keep the first 3 channels (replicating grey), through `map` (8-bit reduction of 16-bit samples). */
+function toRgb(src: ArrayLike<number>, n: number, channels: number, map: (v: number) => number): Buffer {
+  const out = Buffer.allocUnsafe(n * 3);
+  const grey = channels <= 2;
+  for (let i = 0, s = 0, o = 0; i < n; i++, s += channels) {
+    if (grey) {
+      const v = map(src[s]!);
+      out[o++] = v;
+      out[o++] = v;
+      out[o++] = v;
+    } else {
+      out[o++] = map(src[s]!);
+      out[o++] = map(src[s + 1]!);
+      out[o++] = map(src[s + 2]!);
+    }
+  }
+  return out;
+}
+
+/** Pillow Convert.c cmyk2rgb: MULDIV255(a, b) = ((t >> 8) + t) >> 8 with t = a * b + 128. */
+function cmykToRgb(src: Uint8Array, n: number, channels: number): Buffer {
+  const out = Buffer.allocUnsafe(n * 3);
+  for (let i = 0, s = 0, o = 0; i < n; i++, s += channels) {
+    const nk = 255 - src[s + 3]!;
+    for (let c = 0; c < 3; c++) {
+      const t = src[s + c]! * nk + 128;
+      const v = nk - (((t >> 8) + t) >> 8);
+      out[o++] = v < 0 ? 0 : v;
+    }
+  }
+  return out;
+}
+
+function u16View(b: Buffer): Uint16Array {
+  // sharp returns native-endian samples; copy when the Buffer is not 2-byte aligned.
+  const aligned = b.byteOffset % 2 === 0 ? b : Buffer.from(b);
+  return new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2);
+}
+
+async function decodeEncoded(bytes: Uint8Array, maxPixels: number): Promise<RgbImage> {
+  if (bytes.length === 0) throw llavaError('ERR_IMAGE_EMPTY', 'Image data is empty (0 bytes).');
+  const limit = Number.isFinite(maxPixels) ? maxPixels : false;
+  // failOn 'error': fail on truncated or corrupt data like Pillow does, but tolerate libjpeg/libpng warnings
+  // that Pillow also tolerates. ignoreIcc / autoOrient false: Pillow applies neither.
+  const open = () => sharp(bytes, { failOn: 'error', limitInputPixels: limit, ignoreIcc: true, autoOrient: false, pages: 1 });
+  try {
+    const meta = await open().metadata();
+    const width = meta.width;
+    const height = meta.pageHeight ?? meta.height;
+    if (!width || !height) throw llavaError('ERR_IMAGE_DECODE', 'Image header has no dimensions.');
+    // Checked from the header, before any pixel is decoded.
+    checkPixels(width, height, maxPixels);
+    const n = width * height;
+    const hasAlpha = meta.hasAlpha === true;
+
+    if (meta.space === 'cmyk') {
+      // pipelineColourspace keeps libvips from colour-managing CMYK -> sRGB; we get the (de-inverted) samples.
+      const { data, info } = await open().pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });
+      return { data: cmykToRgb(data, info.width * info.height, info.channels), width: info.width, height: info.height, sourceMode: 'CMYK' };
+    }
+    if (meta.depth === 'ushort' && (meta.space === 'grey16' || meta.space === 'rgb16')) {
+      const grey = meta.space === 'grey16';
+      const { data, info } = await open()
+        .toColourspace(grey ? 'grey16' : 'rgb16')
+        .raw({ depth: 'ushort' })
+        .toBuffer({ resolveWithObject: true });
+      const samples = u16View(data);
+      // 16-bit grey without alpha is Pillow mode 'I': convert('RGB') clips. Everything else keeps the high byte.
+      const clipping = grey && !hasAlpha;
+      const map = clipping ? (v: number) => (v > 255 ? 255 : v) : (v: number) => v >> 8;
+      const mode: PillowMode = clipping ? 'I' : hasAlpha ? 'RGBA' : 'RGB';
+      return { data: toRgb(samples, info.width * info.height, info.channels, map), width: info.width, height: info.height, sourceMode: mode };
+    }
+    const { data, info } = await open().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.width * info.height !== n) throw llavaError('ERR_IMAGE_DECODE', 'Decoded size does not match the image header.');
+    const greySource = meta.space === 'b-w';
+    const mode: PillowMode = meta.isPalette ? 'P' : greySource ? (hasAlpha ? 'LA' : 'L') : hasAlpha ? 'RGBA' : 'RGB';
+    // toColourspace('srgb') already replicated grey into 3 bands; toRgb keeps bands 0..2 and drops alpha.
+    return { data: toRgb(data, n, info.channels, (v) => v), width: info.width, height: info.height, sourceMode: mode };
+  } catch (e) {
+    if (isLlavaMedError(e)) throw e;
+    const msg = (e as Error).message ?? String(e);
+    if (/pixel limit/i.test(msg)) throw llavaError('ERR_IMAGE_TOO_LARGE', `Image exceeds the pixel limit of ${maxPixels}: ${msg}`, e);
+    throw llavaError('ERR_IMAGE_DECODE', `Cannot decode image: ${msg}`, e);
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Shared shapes for lib/image. Every image leaving this folder is 8-bit, interleaved, 3-channel RGB,
+ * because that is what Pillow's convert('RGB') handed to CLIPImageProcessor in the original pipeline.
+ */
+
+/**
+ * What Pillow's `Image.open` would have reported as `mode` for the same source. Only v1.5 cares: its
+ * expand2square paints the padding in the source mode, so the pad colour depends on it (see expand-square.ts).
+ */
+export type PillowMode = 'RGB' | 'RGBA' | 'L' | 'LA' | 'P' | 'CMYK' | 'I';
+
+/** Decoded or preprocessed pixels: `data.length === width * height * 3`, row-major RGB. */
+export interface RgbImage {
+  data: Buffer;
+  width: number;
+  height: number;
+  /** Pillow mode of the source this came from, when known (loadImage always sets it). */
+  sourceMode?: PillowMode;
+}
+
+/** Raw, already-decoded 8-bit pixels supplied by the caller (interleaved, row-major). */
+export interface RawPixels {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  /** 1 = grey, 2 = grey + alpha, 3 = RGB, 4 = RGBA. */
+  channels: 1 | 2 | 3 | 4;
+}
+
+/** A file path, an encoded image in memory, or raw pixels. */
+export type ImageInput = string | Uint8Array | RawPixels;
+
+export interface LoadImageOptions {
+  /**
+   * Refuse images with more pixels than this (checked from the header, before any pixel is decoded).
+   * Default 100 megapixels; `Infinity` disables the check.
+   */
+  maxPixels?: number;
+}
+
+export type PreprocessVariant = 'v0' | 'v1.5';
+
+export interface PreprocessOptions {
+  variant: PreprocessVariant;
+  /** CLIP input side in pixels. Defaults: 224 for v0, 336 for v1.5. Tiny test models use e.g. 28 or 56. */
+  imageSize?: number;
+}
