@@ -1,0 +1,221 @@
+/**
+ * Resumable answers jsonl (the file model_vqa_med.py writes), for the `eval answer` runner:
+ * re-opening a file after a crash keeps every whole line, cuts away a torn last line, and
+ * knows which question ids are done. Each append is one write of one whole line, then fsync,
+ * so a crash loses at most the line being written.
+ */
+import { constants } from 'node:fs';
+import { open, readFile, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { llavaError } from '../errors.js';
+import { writeFileAtomic } from './atomic.js';
+import { AnswerLineSchema, parseAnswerLine, parseTestFile, type AnswerLine, type TestEntry } from './formats.js';
+
+/** Ids are compared as Python would: 5 and "5" are different ids. */
+export function idKey(id: number | string): string {
+  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
+}
+
+export interface OpenAnswersResult {
+  /** Bytes of a torn last line that were cut away (0 when the file ended cleanly). */
+  truncatedBytes: number;
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+export class AnswersFile {
+  readonly path: string;
+  /** The lines already in the file, in file order. */
+  readonly lines: AnswerLine[];
+  readonly truncatedBytes: number;
+  #ids: Set<string>;
+  #fh: FileHandle | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(path: string, fh: FileHandle, lines: AnswerLine[], truncatedBytes: number) {
+    this.path = path;
+    this.#fh = fh;
+    this.lines = lines;
+    this.truncatedBytes = truncatedBytes;
+    this.#ids = new Set(lines.map((l) => idKey(l.question_id)));
+  }
+
+  /**
+   * Opens (creating if needed) an answers file for appending. A last line without its "\n" is a
+   * write interrupted by a crash: it is truncated away. Any other unparsable line, or an id
+   * that appears twice, is ERR_EVAL (the file was edited or written by something else).
+   */
+  static async open(path: string): Promise<AnswersFile> {
+    const lines: AnswerLine[] = [];
+    let truncatedBytes = 0;
+    let created = false;
+    if (await fileExists(path)) {
+      const buf = await readFile(path);
+      const lastNl = buf.lastIndexOf(0x0a);
+      const keep = lastNl + 1;
+      if (keep < buf.length) {
+        truncatedBytes = buf.length - keep;
+        await truncate(path, keep);
+      }
+      const text = buf.subarray(0, keep).toString('utf8');
+      const seen = new Set<string>();
+      const rows = text.split('\n');
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i]!;
+        if (row.trim() === '') continue;
+        const line = parseAnswerLine(row, path, i + 1);
+        const k = idKey(line.question_id);
+        if (seen.has(k)) throw llavaError('ERR_EVAL', `${path}:${i + 1} repeats question_id ${JSON.stringify(line.question_id)}.`);
+        seen.add(k);
+        lines.push(line);
+      }
+    } else {
+      created = true;
+    }
+    const fh = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o644);
+    if (created) {
+      // Make the new directory entry durable too, or a crash could lose the whole file.
+      await fsyncDir(dirname(path));
+    }
+    return new AnswersFile(path, fh, lines, truncatedBytes);
+  }
+
+  has(questionId: number | string): boolean {
+    return this.#ids.has(idKey(questionId));
+  }
+
+  get size(): number {
+    return this.#ids.size;
+  }
+
+  /** Appends one answer line (validated), then fsyncs. An id already in the file is ERR_EVAL. */
+  append(line: AnswerLine): Promise<void> {
+    const run = async () => {
+      if (!this.#fh) throw llavaError('ERR_EVAL', `The answers file ${this.path} is closed.`);
+      const r = AnswerLineSchema.safeParse(line);
+      if (!r.success) throw llavaError('ERR_EVAL', `Not an answer line: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      const k = idKey(line.question_id);
+      if (this.#ids.has(k)) {
+        throw llavaError('ERR_EVAL', `question_id ${JSON.stringify(line.question_id)} is already answered in ${this.path}.`);
+      }
+      const data = Buffer.from(JSON.stringify(line) + '\n', 'utf8');
+      // One write call with O_APPEND; loop only if the kernel wrote part of it.
+      let off = 0;
+      while (off < data.length) {
+        const { bytesWritten } = await this.#fh.write(data, off, data.length - off);
+        off += bytesWritten;
+      }
+      await this.#fh.sync();
+      this.#ids.add(k);
+      this.lines.push(line);
+    };
+    // Appends are serialized so concurrent callers cannot interleave or both pass the duplicate check.
+    const p = this.#queue.then(run, run);
+    this.#queue = p.catch(() => undefined);
+    return p;
+  }
+
+  async close(): Promise<void> {
+    await this.#queue;
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the file's own fsync still holds.
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** Reads an answers jsonl file in full (strict: a torn line is an error here; use AnswersFile.open to repair). */
+export async function readAnswersFile(path: string): Promise<AnswerLine[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `Answers file not found: ${path}`, e);
+    throw e;
+  }
+  const out: AnswerLine[] = [];
+  const rows = text.split('\n');
+  for (let i = 0; i < rows.length; i++) {
+    if (rows[i]!.trim() === '') continue;
+    out.push(parseAnswerLine(rows[i]!, path, i + 1));
+  }
+  return out;
+}
+
+/** Reads and validates a test.json file. */
+export async function readTestFile(path: string): Promise<TestEntry[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `Test file not found: ${path}`, e);
+    throw e;
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw llavaError('ERR_EVAL', `${path} is not valid JSON.`, e);
+  }
+  return parseTestFile(data, path);
+}
+
+function listIds(ids: readonly (number | string)[], max = 10): string {
+  const shown = ids.slice(0, max).map((i) => JSON.stringify(i)).join(', ');
+  return ids.length > max ? `${shown} … (${ids.length} in all)` : shown;
+}
+
+/**
+ * Joins the answer files of a chunked run (splitChunks) into one file in test.json order, which
+ * evaluate() requires. Missing, duplicate (across or within chunks) and unknown ids are ERR_EVAL
+ * naming them; nothing is written then.
+ */
+export async function mergeChunks(
+  test: string | readonly TestEntry[],
+  chunkFiles: readonly string[],
+  out: string,
+): Promise<{ lines: number }> {
+  const entries = typeof test === 'string' ? await readTestFile(test) : test;
+  const byId = new Map<string, { line: AnswerLine; file: string }>();
+  const dups: string[] = [];
+  for (const f of chunkFiles) {
+    for (const line of await readAnswersFile(f)) {
+      const k = idKey(line.question_id);
+      const prev = byId.get(k);
+      if (prev) dups.push(`${JSON.stringify(line.question_id)} (${prev.file} and ${f})`);
+      else byId.set(k, { line, file: f });
+    }
+  }
+  if (dups.length) throw llavaError('ERR_EVAL', `Duplicate question ids in the chunk files: ${dups.slice(0, 10).join(', ')}${dups.length > 10 ? ` … (${dups.length} in all)` : ''}.`);
+  const testKeys = new Set(entries.map((e) => idKey(e.id)));
+  const unknown = [...byId.values()].filter((v) => !testKeys.has(idKey(v.line.question_id))).map((v) => v.line.question_id);
+  if (unknown.length) throw llavaError('ERR_EVAL', `The chunk files answer ids that are not in the test file: ${listIds(unknown)}.`);
+  const missing = entries.filter((e) => !byId.has(idKey(e.id))).map((e) => e.id);
+  if (missing.length) throw llavaError('ERR_EVAL', `The chunk files lack answers for ${missing.length} test id(s): ${listIds(missing)}.`);
+  const text = entries.map((e) => JSON.stringify(byId.get(idKey(e.id))!.line) + '\n').join('');
+  await writeFileAtomic(out, text);
+  return { lines: entries.length };
+}
