@@ -1,0 +1,147 @@
+/**
+ * foldDelta: base + LLaVA-Med v0 delta → an HF folder, like the original apply_delta.py
+ * (`delta.save_pretrained(target)`; `delta_tokenizer.save_pretrained(target)`): sharded safetensors in
+ * the delta's dtype, the delta's config and tokenizer files copied as they are.
+ *
+ * Memory: lib/formats' writeSafetensors takes the tensors of one file in memory, so tensors are folded
+ * one by one and grouped into shards of at most `maxShardBytes` (as save_pretrained's max_shard_size);
+ * peak memory is one shard plus one tensor, never the model.
+ * Atomicity: everything is written into a hidden sibling folder that is renamed to `out` at the end.
+ */
+import { copyFile, mkdir, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { llavaError, throwIfAborted } from '../errors.js';
+import { openHfCheckpoint } from '../formats/hf-checkpoint.js';
+import { writeSafetensors } from '../formats/safetensors.js';
+import type { CheckpointReader, TensorData } from '../formats/tensor.js';
+import { DTYPE_BYTES, numel } from '../formats/tensor.js';
+import { checkV0Base } from './base-check.js';
+import { foldTensor, planFold } from './delta-fold.js';
+import { readLlmConfig, readOptionalJson } from './hf-config.js';
+import { extraTokens, readHfTokenizer } from './hf-tokenizer.js';
+import type { ProgressCallback } from './types.js';
+
+export interface FoldDeltaOptions {
+  base: string;
+  delta: string;
+  /** Output folder; must not exist yet (or be empty). */
+  out: string;
+  /** Default 2 GiB. */
+  maxShardBytes?: number;
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+}
+
+export interface FoldDeltaResult {
+  out: string;
+  files: string[];
+  tensorCount: number;
+}
+
+const COPIED = ['config.json', 'generation_config.json', 'tokenizer.model', 'added_tokens.json', 'special_tokens_map.json', 'tokenizer_config.json'];
+
+async function ensureEmptyTarget(out: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(out);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw llavaError('ERR_INVALID_ARGUMENT', `Cannot use ${out} as output: ${(e as Error).message}`, e);
+  }
+  if (entries.length > 0) throw llavaError('ERR_INVALID_ARGUMENT', `Output folder ${out} is not empty; refusing to overwrite it.`);
+}
+
+export async function foldDelta(o: FoldDeltaOptions): Promise<FoldDeltaResult> {
+  const maxShard = o.maxShardBytes ?? 2 * 1024 ** 3;
+  if (!(maxShard > 0)) throw llavaError('ERR_INVALID_ARGUMENT', 'maxShardBytes must be positive.');
+  throwIfAborted(o.signal, 'delta fold');
+  o.onProgress?.({ phase: 'check', tensorsDone: 0, tensorsTotal: 0, bytesDone: 0, bytesTotal: 0 });
+  await ensureEmptyTarget(o.out);
+  const baseCfg = await readLlmConfig(o.base);
+  const deltaCfg = await readLlmConfig(o.delta);
+  const tokenizer = await readHfTokenizer(o.delta);
+  const baseAdded = ((await readOptionalJson(join(o.base, 'added_tokens.json'))) ?? {}) as Record<string, unknown>;
+
+  let base: CheckpointReader | undefined;
+  let delta: CheckpointReader | undefined;
+  const tmp = join(dirname(o.out), `.${basename(o.out)}.${randomBytes(6).toString('hex')}.partial`);
+  try {
+    base = await openHfCheckpoint(o.base);
+    delta = await openHfCheckpoint(o.delta);
+    const b = base;
+    const d = delta;
+    const embed = 'model.embed_tokens.weight';
+    if (!b.has(embed)) throw llavaError('ERR_WRONG_BASE', `${o.base} has no ${embed}; it is not a LLaMA checkpoint in HF format.`);
+    if (!d.has(embed)) throw llavaError('ERR_CONVERT', `${o.delta} has no ${embed}; it is not a LLaVA-Med delta.`);
+    checkV0Base(
+      { dir: o.base, config: baseCfg, embedRows: b.get(embed).shape[0]!, addedTokens: Object.keys(baseAdded).length },
+      { dir: o.delta, config: deltaCfg, embedRows: d.get(embed).shape[0]!, extraTokens: extraTokens(tokenizer).length },
+    );
+    const plan = planFold(b, d);
+
+    // Group into shards by stored size, in delta order.
+    const shards: (typeof plan)[] = [];
+    let cur: typeof plan = [];
+    let curBytes = 0;
+    let bytesTotal = 0;
+    for (const e of plan) {
+      const n = numel(e.shape) * DTYPE_BYTES[d.get(e.name).dtype];
+      bytesTotal += n;
+      if (cur.length > 0 && curBytes + n > maxShard) {
+        shards.push(cur);
+        cur = [];
+        curBytes = 0;
+      }
+      cur.push(e);
+      curBytes += n;
+    }
+    if (cur.length > 0) shards.push(cur);
+
+    await mkdir(tmp, { recursive: true });
+    const files: string[] = [];
+    const weightMap: Record<string, string> = {};
+    let done = 0;
+    let bytesDone = 0;
+    for (let si = 0; si < shards.length; si++) {
+      const file = shards.length === 1 ? 'model.safetensors' : `model-${String(si + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
+      const data: TensorData[] = [];
+      for (const e of shards[si]!) {
+        throwIfAborted(o.signal, 'delta fold');
+        const src = d.get(e.name);
+        const values = e.kind === 'copy' ? await src.readRaw() : await foldTensor(e, b, d);
+        // The folded sum is stored in the delta's dtype, as apply_delta's in-place fp16 add does.
+        data.push({ name: e.name, dtype: src.dtype, shape: e.shape, data: values });
+        weightMap[e.name] = file;
+        done++;
+        bytesDone += numel(e.shape) * DTYPE_BYTES[src.dtype];
+        o.onProgress?.({ phase: 'fold', tensor: e.name, tensorsDone: done, tensorsTotal: plan.length, bytesDone, bytesTotal });
+      }
+      await writeSafetensors(join(tmp, file), data, { format: 'pt' });
+      files.push(file);
+    }
+    if (shards.length > 1) {
+      await writeFile(join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: bytesTotal }, weight_map: weightMap }, null, 2) + '\n');
+      files.push('model.safetensors.index.json');
+    }
+    for (const f of COPIED) {
+      try {
+        await copyFile(join(o.delta, f), join(tmp, f));
+        files.push(f);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+    throwIfAborted(o.signal, 'delta fold');
+    await rmdir(o.out).catch(() => undefined);
+    await rename(tmp, o.out);
+    o.onProgress?.({ phase: 'done', tensorsDone: plan.length, tensorsTotal: plan.length, bytesDone, bytesTotal });
+    return { out: o.out, files, tensorCount: plan.length };
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await base?.close().catch(() => undefined);
+    await delta?.close().catch(() => undefined);
+  }
+}
