@@ -67,10 +67,8 @@ export async function foldDelta(o: FoldDeltaOptions): Promise<FoldDeltaResult> {
   let delta: CheckpointReader | undefined;
   const tmp = join(dirname(o.out), `.${basename(o.out)}.${randomBytes(6).toString('hex')}.partial`);
   try {
-    base = await openHfCheckpoint(o.base);
-    delta = await openHfCheckpoint(o.delta);
-    const b = base;
-    const d = delta;
+    const b: CheckpointReader = (base = await openHfCheckpoint(o.base));
+    const d: CheckpointReader = (delta = await openHfCheckpoint(o.delta));
     const embed = 'model.embed_tokens.weight';
     if (!b.has(embed)) throw llavaError('ERR_WRONG_BASE', `${o.base} has no ${embed}; it is not a LLaMA checkpoint in HF format.`);
     if (!d.has(embed)) throw llavaError('ERR_CONVERT', `${o.delta} has no ${embed}; it is not a LLaVA-Med delta.`);

@@ -145,22 +145,18 @@ export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
   let delta: CheckpointReader | undefined;
   let clipW: CheckpointReader | undefined;
   try {
-    base = await openHfCheckpoint(o.base);
-    delta = await openHfCheckpoint(o.delta);
-    clipW = await openHfCheckpoint(o.vision);
+    const b: CheckpointReader = (base = await openHfCheckpoint(o.base));
+    const d: CheckpointReader = (delta = await openHfCheckpoint(o.delta));
+    const cw: CheckpointReader = (clipW = await openHfCheckpoint(o.vision));
     const embed = 'model.embed_tokens.weight';
-    if (!base.has(embed)) throw llavaError('ERR_WRONG_BASE', `${o.base} has no ${embed}; it is not a LLaMA checkpoint in HF format.`);
-    if (!delta.has(embed)) throw llavaError('ERR_CONVERT', `${o.delta} has no ${embed}; it is not a LLaVA-Med delta.`);
+    if (!b.has(embed)) throw llavaError('ERR_WRONG_BASE', `${o.base} has no ${embed}; it is not a LLaMA checkpoint in HF format.`);
+    if (!d.has(embed)) throw llavaError('ERR_CONVERT', `${o.delta} has no ${embed}; it is not a LLaVA-Med delta.`);
     checkV0Base(
-      { dir: o.base, config: baseCfg, embedRows: base.get(embed).shape[0]!, addedTokens: Object.keys(baseAdded).length },
-      { dir: o.delta, config: deltaCfg, embedRows: delta.get(embed).shape[0]!, extraTokens: extraTokens(tokenizer).length },
+      { dir: o.base, config: baseCfg, embedRows: b.get(embed).shape[0]!, addedTokens: Object.keys(baseAdded).length },
+      { dir: o.delta, config: deltaCfg, embedRows: d.get(embed).shape[0]!, extraTokens: extraTokens(tokenizer).length },
     );
-    const plan = planFold(base, delta);
+    const plan = planFold(b, d);
     throwIfAborted(o.signal, 'conversion');
-
-    const b = base;
-    const d = delta;
-    const cw = clipW;
     const folded: LazyTensor[] = plan.map((e) => ({ name: e.name, shape: e.shape, read: () => foldTensor(e, b, d) }));
     const sources: SourceRef[] = [
       { role: 'base', dir: o.base, nameOrPath: baseCfg._name_or_path },
@@ -218,14 +214,12 @@ export async function convertV15(o: ConvertV15Options): Promise<ConvertResult> {
   let model: CheckpointReader | undefined;
   let clipW: CheckpointReader | undefined;
   try {
-    model = await openHfCheckpoint(o.model);
-    clipW = await openHfCheckpoint(o.vision);
-    const missing = V15_PROJECTOR.filter((n) => !model!.has(n));
+    const m: CheckpointReader = (model = await openHfCheckpoint(o.model));
+    const cw: CheckpointReader = (clipW = await openHfCheckpoint(o.vision));
+    const missing = V15_PROJECTOR.filter((n) => !m.has(n));
     if (missing.length > 0) {
       throw llavaError('ERR_CONVERT', `${o.model} has no ${missing.join(', ')}: the projector is missing (incomplete download?).`);
     }
-    const m = model;
-    const cw = clipW;
     const tensors: LazyTensor[] = m.names().map((n) => lazy(m, n));
     const sources: SourceRef[] = [
       { role: 'model', dir: o.model, nameOrPath: cfg._name_or_path },
