@@ -57,7 +57,9 @@ export interface EvaluateOptions {
   candidates?: readonly (string | number)[];
 }
 
-interface ItemScores {
+/** One question's scores (what the report lists). */
+export interface ItemScores {
+  id: number | string;
   answerType: string;
   questionType: string;
   open?: {
@@ -79,7 +81,7 @@ function mean(xs: readonly number[]): number | null {
 function scoreItem(gt: TestEntry, pred: AnswerLine, candidates: EvaluateOptions['candidates']): ItemScores {
   const gtValue = normalizeWord(pyLower(testEntryAnswer(gt)));
   const predValue = normalizeWord(pyLower(pred.text));
-  const item: ItemScores = { answerType: gt.answer_type, questionType: String(gt.question_type ?? '') };
+  const item: ItemScores = { id: gt.id, answerType: gt.answer_type, questionType: String(gt.question_type ?? '') };
   if (gt.answer_type === 'OPEN') {
     const { f1, precision, recall } = calculateF1score(predValue, gtValue);
     // str(x).lower().split() on the once-normalized strings.
@@ -148,6 +150,23 @@ function groupBy(items: readonly ItemScores[], key: (i: ItemScores) => string): 
  * identical (`assert gt_ids == pred_ids`); anything else is ERR_EVAL naming the first difference.
  */
 export function evaluate(gt: readonly TestEntry[], pred: readonly AnswerLine[], options: EvaluateOptions = {}): EvaluateResult {
+  const items = scoreItems(gt, pred, options);
+  const withCandidates = options.candidates !== undefined;
+  const overall = aggregate(items, withCandidates);
+  const byAnswerType: Record<string, VqaMetrics> = {};
+  for (const [k, v] of groupBy(items, (i) => i.answerType)) byAnswerType[k] = aggregate(v, withCandidates);
+  const byQuestionType: Record<string, VqaMetrics> = {};
+  for (const [k, v] of groupBy(items, (i) => i.questionType)) byQuestionType[k] = aggregate(v, withCandidates);
+  return {
+    overall,
+    byAnswerType,
+    byQuestionType,
+    paper: { open: overall.recall === null ? null : overall.recall * 100, closed: overall.closedAccuracy * 100 },
+  };
+}
+
+/** Per-question scores, after the same id-order check as evaluate(). */
+export function scoreItems(gt: readonly TestEntry[], pred: readonly AnswerLine[], options: EvaluateOptions = {}): ItemScores[] {
   if (gt.length !== pred.length) {
     throw llavaError(
       'ERR_EVAL',
@@ -163,17 +182,5 @@ export function evaluate(gt: readonly TestEntry[], pred: readonly AnswerLine[], 
       );
     }
   }
-  const withCandidates = options.candidates !== undefined;
-  const items = gt.map((g, i) => scoreItem(g, pred[i]!, options.candidates));
-  const overall = aggregate(items, withCandidates);
-  const byAnswerType: Record<string, VqaMetrics> = {};
-  for (const [k, v] of groupBy(items, (i) => i.answerType)) byAnswerType[k] = aggregate(v, withCandidates);
-  const byQuestionType: Record<string, VqaMetrics> = {};
-  for (const [k, v] of groupBy(items, (i) => i.questionType)) byQuestionType[k] = aggregate(v, withCandidates);
-  return {
-    overall,
-    byAnswerType,
-    byQuestionType,
-    paper: { open: overall.recall === null ? null : overall.recall * 100, closed: overall.closedAccuracy * 100 },
-  };
+  return gt.map((g, i) => scoreItem(g, pred[i]!, options.candidates));
 }
