@@ -1,5 +1,6 @@
 // loadImage: input kinds, Pillow-compatible conversions that the parity fixtures do not isolate, and limits.
 import t from 'tap';
+import type { Test } from 'tap';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { loadImage, DEFAULT_MAX_PIXELS } from '../../lib/image/index.js';
 import { isLlavaMedError } from '../../lib/errors.js';
 import type { ErrorCode } from '../../lib/errors.js';
 
-async function rejectsWith(t: Tap.Test, p: Promise<unknown>, code: ErrorCode, what: string): Promise<void> {
+async function rejectsWith(t: Test, p: Promise<unknown>, code: ErrorCode, what: string): Promise<void> {
   try {
     await p;
     t.fail(`${what}: expected ${code}, but it resolved`);
