@@ -1,0 +1,112 @@
+/** A loaded language model (llama_model): metadata, vocabulary, tokenizer. */
+import { llavaError, throwIfAborted } from '../errors.js';
+import { loadAddon } from './binding.js';
+import { checkModelFile, type ModelFileInfo } from './gguf-check.js';
+import { AbortLink, OperationQueue, abortedError, fromNative } from './lifecycle.js';
+import type { NativeAddon, NativeModel, NativeModelInfo } from './native-types.js';
+
+export type LoadMode = 'auto' | 'mmap' | 'none';
+
+export interface ModelLoadOptions {
+  /** Layers to offload to a GPU backend (0 on CPU builds). */
+  gpuLayers?: number;
+  /** 'none' reads the weights into memory; 'mmap' maps the file (docs/performance.md says which is faster here). */
+  loadMode?: LoadMode;
+  /** Only the vocabulary: for tokenization without weights. */
+  vocabOnly?: boolean;
+  onProgress?: (fraction: number) => void;
+  signal?: AbortSignal;
+}
+
+export type ModelInfo = Omit<NativeModelInfo, 'metadata'>;
+
+export class Model {
+  private readonly queue = new OperationQueue('model');
+  private disposing?: Promise<void>;
+
+  private constructor(
+    /** @internal */ readonly native: NativeModel,
+    readonly path: string,
+    readonly file: ModelFileInfo,
+    readonly info: ModelInfo,
+    readonly metadata: Readonly<Record<string, string>>,
+    /** @internal */ readonly addon: NativeAddon,
+  ) {}
+
+  static async load(path: string, opts: ModelLoadOptions = {}): Promise<Model> {
+    throwIfAborted(opts.signal, 'model load');
+    const gpuLayers = opts.gpuLayers ?? 0;
+    if (!Number.isInteger(gpuLayers) || gpuLayers < -1) throw llavaError('ERR_INVALID_ARGUMENT', 'gpuLayers must be an integer >= -1 (-1 = all).');
+    const loadMode = opts.loadMode ?? 'none';
+    if (!['auto', 'mmap', 'none'].includes(loadMode)) throw llavaError('ERR_INVALID_ARGUMENT', `loadMode must be 'auto', 'mmap' or 'none', not ${String(loadMode)}.`);
+    if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw llavaError('ERR_INVALID_ARGUMENT', 'onProgress must be a function.');
+    const file = await checkModelFile(path);
+    const addon = loadAddon();
+    using link = new AbortLink(opts.signal);
+    let native: NativeModel;
+    try {
+      native = await addon.loadModel(path, { gpuLayers, loadMode, vocabOnly: opts.vocabOnly ?? false }, opts.onProgress, link.flag);
+    } catch (e) {
+      if (link.aborted) throw abortedError('model load', opts.signal);
+      throw fromNative(e);
+    }
+    if (link.aborted) {
+      await native.dispose();
+      throw abortedError('model load', opts.signal);
+    }
+    const { metadata, ...info } = native.info();
+    return new Model(native, path, file, info, metadata, addon);
+  }
+
+  get disposed(): boolean {
+    return this.queue.isClosed;
+  }
+
+  /** @internal For wrappers that need the live native handle. */
+  nativeHandle(): NativeModel {
+    this.queue.assertOpen();
+    return this.native;
+  }
+
+  /** SentencePiece/BPE tokenization. `parseSpecial` lets `<im_start>` and the like become single tokens. */
+  tokenize(text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Promise<Int32Array> {
+    if (typeof text !== 'string') return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'text must be a string.'));
+    return this.queue.run(() => this.native.tokenize(text, opts.addSpecial ?? false, opts.parseSpecial ?? false));
+  }
+
+  /** Token ids back to text. `special` renders control tokens such as `</s>`. */
+  async detokenize(tokens: ArrayLike<number>, opts: { special?: boolean } = {}): Promise<string> {
+    const ids = this.checkTokens(tokens);
+    const buf = await this.queue.run(() => this.native.detokenize(ids, opts.special ?? false));
+    return buf.toString('utf8');
+  }
+
+  /** The raw bytes of each token (a piece may hold part of a UTF-8 character). */
+  tokenPieces(tokens: ArrayLike<number>, opts: { special?: boolean } = {}): Promise<Buffer[]> {
+    const ids = this.checkTokens(tokens);
+    return this.queue.run(() => this.native.tokenPieces(ids, opts.special ?? false));
+  }
+
+  private checkTokens(tokens: ArrayLike<number>): Int32Array {
+    if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') {
+      throw llavaError('ERR_INVALID_ARGUMENT', 'tokens must be an array of token ids.');
+    }
+    const ids = Int32Array.from(tokens as ArrayLike<number>);
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] !== tokens[i] || ids[i] < 0 || ids[i] >= this.info.nVocab) {
+        throw llavaError('ERR_INVALID_ARGUMENT', `token ${String(tokens[i])} at index ${i} is not a valid id (vocabulary size ${this.info.nVocab}).`);
+      }
+    }
+    return ids;
+  }
+
+  /** Frees the weights off the JS thread once running calls have finished. Idempotent. */
+  dispose(): Promise<void> {
+    this.disposing ??= this.queue.close().then(() => this.native.dispose());
+    return this.disposing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}

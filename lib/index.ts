@@ -1,0 +1,22 @@
+/**
+ * llava-med: LLaVA-Med, Microsoft's biomedical vision-language assistant, run locally from
+ * Node.js on llama.cpp. For research use only — not for clinical decisions.
+ */
+export {
+  LlavaMed,
+  ChatSession,
+  ImageHandle,
+  type Answer,
+  type AnswerTimings,
+  type CandidateScore,
+  type GenerationOptions,
+  type ImageArg,
+  type LlavaMedOptions,
+  type LoadProgress,
+  type Variant,
+} from './llava-med.js';
+export { LlavaMedError, ErrorCodes, isLlavaMedError, type ErrorCode } from './errors.js';
+export type { StopReason } from './answer/generate.js';
+export type { ImageInput, RawPixels } from './image/index.js';
+export type { Logger, LogLevel } from './engine/index.js';
+export { RESEARCH_USE_NOTICE } from './notice.js';

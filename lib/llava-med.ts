@@ -1,0 +1,529 @@
+/**
+ * LlavaMed: ask questions about biomedical images exactly as LLaVA-Med does — the original
+ * preprocessing (lib/image), prompt and image-token placement (lib/prompt) and generation
+ * defaults — on llama.cpp (lib/engine). Research use only; never for clinical decisions.
+ */
+import { llavaError, throwIfAborted } from './errors.js';
+import {
+  Context,
+  ImageEmbedding,
+  Model,
+  Projector,
+  addLogger,
+  loadAddon,
+  type KvCacheType,
+  type LoadMode,
+  type Logger,
+  type LogLevel,
+  type Sampler,
+} from './engine/index.js';
+import { OperationQueue } from './engine/lifecycle.js';
+import { loadImage, preprocess, type ImageInput } from './image/index.js';
+import { generate, type GenerationResult, type StopReason } from './answer/generate.js';
+import { KvReuse, type PromptItem } from './answer/kv-reuse.js';
+import { withTokenizer } from './answer/prompt-ids.js';
+import {
+  GENERATION_DEFAULTS,
+  buildV0Chat,
+  buildV15Chat,
+  postprocessV0,
+  postprocessV15,
+  type ChatTurn,
+} from './prompt/index.js';
+
+/** LLaVA-Med v0 (LLaMA-7B delta, CLIP-224, 256 image tokens) or v1.5 (Mistral-7B, CLIP-336, 576). */
+export type Variant = 'v0' | 'v1.5';
+
+export interface LoadProgress {
+  phase: 'model' | 'projector' | 'context';
+  /** 0..1 within the phase. */
+  fraction: number;
+}
+
+export interface LlavaMedOptions {
+  /** Language-model GGUF (from `llava-med convert`). */
+  model: string;
+  /** Projector (mmproj) GGUF converted with the same model. */
+  mmproj: string;
+  /** CPU threads for decoding and the vision encoder. Default: available cores. */
+  threads?: number;
+  /** Context length in tokens. Default 2048 (the original's model_max_length). */
+  contextSize?: number;
+  /** Parallel sequences (for askBatch). Default 1. */
+  sequences?: number;
+  batchSize?: number;
+  gpuLayers?: number;
+  /** 'v0' or 'v1.5'; detected from the GGUF metadata when omitted. */
+  variant?: Variant;
+  /** How weights are read: 'none' copies them into memory (default, measured faster here), 'mmap' maps the file. */
+  loadMode?: LoadMode;
+  kvCacheType?: KvCacheType;
+  /** Largest accepted image, in pixels (checked before decoding). Default 100 MP. */
+  maxImagePixels?: number;
+  logger?: Logger;
+  logLevel?: LogLevel;
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface GenerationOptions {
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  seed?: number;
+  maxTokens?: number;
+  /** Stop strings; the answer is cut before the first one found. */
+  stop?: string[];
+  signal?: AbortSignal;
+}
+
+export interface AnswerTimings {
+  /** Vision encoder time (0 when the image embedding was reused). */
+  imageEncodeMs: number;
+  /** Image embedding positions decoded into the context (0 when reused from the KV cache). */
+  imageTokens: number;
+  imageDecodeMs: number;
+  /** Text prompt tokens decoded (reused ones excluded) and the time they took. */
+  promptTokens: number;
+  promptMs: number;
+  /** Positions reused from the KV cache. */
+  reusedTokens: number;
+  generatedTokens: number;
+  generateMs: number;
+  totalMs: number;
+}
+
+export interface Answer {
+  /** The answer, post-processed as the original (v0: cut at '###' and stripped). */
+  text: string;
+  /** Generated token ids. */
+  tokens: number[];
+  stopReason: StopReason;
+  timings: AnswerTimings;
+}
+
+export interface CandidateScore {
+  candidate: string;
+  /** Sum of the log-probabilities of the candidate's tokens after the prompt. */
+  logProb: number;
+  /** The candidate's token ids. */
+  tokens: number[];
+}
+
+/** An image encoded once, reusable for many questions (embedImage). */
+export class ImageHandle {
+  /** @internal */
+  constructor(/** @internal */ readonly embedding: ImageEmbedding, private readonly owner: LlavaMed) {}
+  get nTokens(): number {
+    return this.embedding.nTokens;
+  }
+  get encodeMs(): number {
+    return this.embedding.encodeMs;
+  }
+  get disposed(): boolean {
+    return this.embedding.disposed;
+  }
+  /** @internal */
+  belongsTo(m: LlavaMed): boolean {
+    return this.owner === m;
+  }
+  dispose(): Promise<void> {
+    return this.owner.releaseImage(this);
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}
+
+interface PromptIds {
+  /** The id the original put first (v0: `</s>` per special_tokens_map; v1.5: `<s>`). */
+  bos: number;
+  eos: number;
+  imStart?: number;
+  imEnd?: number;
+}
+
+export type ImageArg = ImageInput | ImageHandle;
+
+function detectVariant(model: Model, projector: Projector): Variant {
+  const v = model.file.variant ?? projector.file.variant;
+  if (v === 'v0' || v === 'v1.5') return v;
+  // Files not written by our converter: the CLIP input size tells the two releases apart.
+  return projector.imageSize >= 336 ? 'v1.5' : 'v0';
+}
+
+export class LlavaMed {
+  private readonly queue = new OperationQueue('LlavaMed instance');
+  private readonly kv: KvReuse;
+  private readonly images = new Set<ImageHandle>();
+  private disposing?: Promise<void>;
+
+  private constructor(
+    readonly model: Model,
+    readonly projector: Projector,
+    readonly context: Context,
+    readonly variant: Variant,
+    private readonly ids: PromptIds,
+    private readonly maxImagePixels: number,
+    private readonly removeLogger?: () => void,
+  ) {
+    this.kv = new KvReuse(context);
+  }
+
+  static async load(opts: LlavaMedOptions): Promise<LlavaMed> {
+    if (opts === null || typeof opts !== 'object') throw llavaError('ERR_INVALID_ARGUMENT', 'LlavaMed.load expects { model, mmproj, ... }.');
+    if (typeof opts.model !== 'string' || typeof opts.mmproj !== 'string') {
+      throw llavaError('ERR_INVALID_ARGUMENT', 'LlavaMed.load needs `model` and `mmproj` paths (GGUF files from `llava-med convert`).');
+    }
+    if (opts.variant !== undefined && opts.variant !== 'v0' && opts.variant !== 'v1.5') {
+      throw llavaError('ERR_INVALID_ARGUMENT', `variant must be 'v0' or 'v1.5', not ${JSON.stringify(opts.variant)}.`);
+    }
+    throwIfAborted(opts.signal, 'load');
+    const threads = opts.threads ?? Math.max(1, (await import('node:os')).availableParallelism());
+    const removeLogger = opts.logger ? addLogger(loadAddon(), opts.logger, opts.logLevel ?? 'info') : undefined;
+    const progress = (phase: LoadProgress['phase']) => (fraction: number) => opts.onProgress?.({ phase, fraction });
+    let model: Model | undefined;
+    let projector: Projector | undefined;
+    let context: Context | undefined;
+    try {
+      model = await Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal });
+      projector = await Projector.load(model, opts.mmproj, { threads, useGpu: (opts.gpuLayers ?? 0) !== 0, signal: opts.signal });
+      progress('projector')(1);
+      throwIfAborted(opts.signal, 'load');
+      const variant = opts.variant ?? detectVariant(model, projector);
+      context = await Context.create(model, {
+        contextSize: opts.contextSize ?? Math.min(2048, Math.max(model.info.nCtxTrain, 512)),
+        batchSize: opts.batchSize,
+        sequences: opts.sequences,
+        threads,
+        kvCacheType: opts.kvCacheType,
+      });
+      progress('context')(1);
+      const ids = await LlavaMed.promptIds(model, variant);
+      if (variant === 'v0' && projector.imageTokens + 2 > context.contextSize) {
+        throw llavaError('ERR_INVALID_ARGUMENT', `contextSize ${context.contextSize} cannot hold one image (${projector.imageTokens} tokens).`);
+      }
+      return new LlavaMed(model, projector, context, variant, ids, opts.maxImagePixels ?? 100_000_000, removeLogger);
+    } catch (e) {
+      await context?.dispose();
+      await projector?.dispose();
+      await model?.dispose();
+      removeLogger?.();
+      throw e;
+    }
+  }
+
+  private static async promptIds(model: Model, variant: Variant): Promise<PromptIds> {
+    const meta = model.metadata;
+    if (variant === 'v1.5') return { bos: model.info.bos, eos: model.info.eos };
+    const single = async (text: string): Promise<number> => {
+      const t = await model.tokenize(text, { addSpecial: false, parseSpecial: true });
+      if (t.length !== 1) {
+        throw llavaError('ERR_MMPROJ_MISMATCH', `The model's vocabulary has no single ${text} token, so it is not a LLaVA-Med v0 model (pass variant: 'v1.5' if it is v1.5).`);
+      }
+      return t[0];
+    };
+    // The original tokenizer prepended `</s>` (special_tokens_map.json says bos_token "</s>");
+    // our converter records the id it found in the delta's files.
+    const bosMeta = meta['llava_med.prompt_bos_token_id'];
+    const bos = bosMeta !== undefined ? Number(bosMeta) : model.info.eos;
+    return { bos, eos: model.info.eos, imStart: await single('<im_start>'), imEnd: await single('<im_end>') };
+  }
+
+  get disposed(): boolean {
+    return this.queue.isClosed;
+  }
+
+  /** Tokens one image occupies (256 for v0, 576 for v1.5). */
+  get imageTokens(): number {
+    return this.projector.imageTokens;
+  }
+
+  // ---- images ---------------------------------------------------------------------------
+
+  private async encode(image: ImageInput, signal?: AbortSignal): Promise<ImageEmbedding> {
+    const rgb = await loadImage(image, { maxPixels: this.maxImagePixels });
+    throwIfAborted(signal, 'image encode');
+    const px = preprocess(rgb, { variant: this.variant, imageSize: this.projector.imageSize });
+    return this.projector.encode(px.data, px.width, px.height, { signal });
+  }
+
+  /** Encodes an image once; pass the handle to ask/stream/score/chat to skip the encoder. */
+  async embedImage(image: ImageInput, opts: { signal?: AbortSignal } = {}): Promise<ImageHandle> {
+    this.queue.assertOpen();
+    const e = await this.encode(image, opts.signal);
+    const h = new ImageHandle(e, this);
+    this.images.add(h);
+    return h;
+  }
+
+  /** @internal */
+  async releaseImage(h: ImageHandle): Promise<void> {
+    if (h.embedding.disposed) return;
+    if (!this.queue.isClosed) await this.queue.run(() => this.kv.forgetImage(h.embedding));
+    this.images.delete(h);
+    h.embedding.dispose();
+  }
+
+  private async resolveImage(image: ImageArg, signal?: AbortSignal): Promise<{ embedding: ImageEmbedding; owned: boolean }> {
+    if (image instanceof ImageHandle) {
+      if (!image.belongsTo(this)) throw llavaError('ERR_INVALID_ARGUMENT', 'This image handle was made by another LlavaMed instance.');
+      if (image.disposed) throw llavaError('ERR_DISPOSED', 'This image handle has been disposed; call embedImage again.');
+      return { embedding: image.embedding, owned: false };
+    }
+    return { embedding: await this.encode(image, signal), owned: true };
+  }
+
+  // ---- prompts --------------------------------------------------------------------------
+
+  private async promptItems(embedding: ImageEmbedding, history: readonly ChatTurn[]): Promise<PromptItem[]> {
+    const layout = await withTokenizer(this.model, (tok) =>
+      this.variant === 'v0'
+        ? buildV0Chat(tok, { bos: this.ids.bos, imStart: this.ids.imStart!, imEnd: this.ids.imEnd! }, history)
+        : buildV15Chat(tok, { bos: this.ids.bos, eos: this.ids.eos }, history),
+    );
+    return [...layout.before, embedding, ...layout.after];
+  }
+
+  private samplerFor(opts: GenerationOptions): Sampler {
+    const d = GENERATION_DEFAULTS[this.variant];
+    return this.context.createSampler({
+      temperature: opts.temperature ?? d.temperature,
+      topK: opts.topK ?? d.topK,
+      topP: opts.topP ?? d.topP,
+      minP: opts.minP ?? 0,
+      repeatPenalty: opts.repeatPenalty ?? 1,
+      seed: opts.seed ?? Math.floor(Math.random() * 0xffffffff),
+    });
+  }
+
+  private generationLimits(opts: GenerationOptions): { maxTokens: number; stop: string[] } {
+    const d = GENERATION_DEFAULTS[this.variant];
+    const maxTokens = opts.maxTokens ?? d.maxTokens;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw llavaError('ERR_INVALID_ARGUMENT', 'maxTokens must be an integer >= 1.');
+    const stop = opts.stop ?? [...d.stop];
+    if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string')) throw llavaError('ERR_INVALID_ARGUMENT', 'stop must be an array of strings.');
+    return { maxTokens, stop };
+  }
+
+  /** Runs one question on sequence 0 with the instance queue held. */
+  private async run(
+    image: ImageArg,
+    history: readonly ChatTurn[],
+    opts: GenerationOptions,
+    onText?: (t: string) => void,
+    shouldStop?: () => boolean,
+  ): Promise<Answer & { raw: GenerationResult }> {
+    const t0 = performance.now();
+    const limits = this.generationLimits(opts);
+    validateQuestion(history[history.length - 1]?.question);
+    return this.queue.run(async () => {
+      const { embedding, owned } = await this.resolveImage(image, opts.signal);
+      try {
+        const items = await this.promptItems(embedding, history);
+        const sampler = this.samplerFor(opts);
+        try {
+          const stats = await this.kv.load(0, items, opts.signal).catch(async (e) => {
+            await this.kv.reset(0);
+            throw e;
+          });
+          const first = await this.context.sample(sampler, { signal: opts.signal });
+          const [res] = await generate(this.context, [{ seq: 0, sampler, first, ...limits, onText, shouldStop }], opts.signal);
+          this.kv.appendDecoded(0, res.tokens);
+          throwIfAborted(opts.signal, 'generation');
+          return {
+            text: this.variant === 'v0' ? postprocessV0(res.text) : postprocessV15(res.text),
+            tokens: res.tokens,
+            stopReason: res.stopReason,
+            raw: res,
+            timings: {
+              imageEncodeMs: owned ? embedding.encodeMs : 0,
+              imageTokens: stats.imageTokens,
+              imageDecodeMs: stats.imageDecodeMs,
+              promptTokens: stats.promptTokens,
+              promptMs: stats.promptMs,
+              reusedTokens: stats.reused,
+              generatedTokens: res.tokens.length,
+              generateMs: res.ms,
+              totalMs: performance.now() - t0,
+            },
+          };
+        } finally {
+          sampler.dispose();
+        }
+      } finally {
+        if (owned) {
+          await this.kv.forgetImage(embedding);
+          embedding.dispose();
+        }
+      }
+    }, opts.signal);
+  }
+
+  /** Answers one question about one image. */
+  async ask(image: ImageArg, question: string, opts: GenerationOptions = {}): Promise<Answer> {
+    const { raw: _raw, ...answer } = await this.run(image, [{ question }], opts);
+    return answer;
+  }
+
+  /**
+   * Streams the answer as it is generated. Breaking out of the loop stops generation; the
+   * final text equals what ask() returns (v0: cut at '###'), except that leading/trailing
+   * whitespace is streamed as generated.
+   */
+  stream(image: ImageArg, question: string, opts: GenerationOptions = {}): AsyncIterableIterator<string> {
+    return streamFrom((onText, shouldStop) => this.run(image, [{ question }], opts, onText, shouldStop));
+  }
+
+  /** A multi-turn conversation about one image; the KV cache is reused across turns. */
+  chat(image: ImageArg): ChatSession {
+    this.queue.assertOpen();
+    return new ChatSession(this, image);
+  }
+
+  /** @internal used by ChatSession */
+  runTurn(image: ImageArg, history: readonly ChatTurn[], opts: GenerationOptions, onText?: (t: string) => void, shouldStop?: () => boolean) {
+    return this.run(image, history, opts, onText, shouldStop);
+  }
+
+  /**
+   * Log-likelihood of each candidate answer right after the prompt (closed-set VQA scoring).
+   * A candidate's tokens are its plain SentencePiece encoding, as the model would start
+   * its answer.
+   */
+  async score(image: ImageArg, question: string, candidates: readonly string[], opts: { signal?: AbortSignal } = {}): Promise<CandidateScore[]> {
+    validateQuestion(question);
+    if (!Array.isArray(candidates) || candidates.length === 0 || candidates.some((c) => typeof c !== 'string' || c.length === 0)) {
+      throw llavaError('ERR_INVALID_ARGUMENT', 'candidates must be a non-empty array of non-empty strings.');
+    }
+    return this.queue.run(async () => {
+      const { embedding, owned } = await this.resolveImage(image, opts.signal);
+      try {
+        const items = await this.promptItems(embedding, [{ question }]);
+        const last = items[items.length - 1] as number;
+        // The prompt minus its last token stays cached; each candidate is scored by decoding
+        // [last, ...candidate] with logits everywhere: output i predicts candidate token i.
+        await this.kv.load(0, items, opts.signal);
+        await this.kv.truncate(0, items.length - 1);
+        const out: CandidateScore[] = [];
+        for (const candidate of candidates) {
+          const cand = Array.from(await this.model.tokenize(candidate, { addSpecial: false, parseSpecial: false }));
+          if (cand.length + 1 > this.context.batchSize) throw llavaError('ERR_INVALID_ARGUMENT', `candidate ${JSON.stringify(candidate)} is too long to score.`);
+          try {
+            await this.context.decode([last, ...cand.slice(0, -1)], { seq: 0, logits: 'all', signal: opts.signal });
+            const lp = await this.context.logProbs(cand.map((_, i) => i), cand);
+            out.push({ candidate, logProb: lp.reduce((a, b) => a + b, 0), tokens: cand });
+          } finally {
+            await this.kv.truncate(0, items.length - 1);
+          }
+        }
+        return out;
+      } finally {
+        if (owned) {
+          await this.kv.forgetImage(embedding);
+          embedding.dispose();
+        }
+      }
+    }, opts.signal);
+  }
+
+  /** Frees the context, projector, model and image handles once running calls finish. */
+  dispose(): Promise<void> {
+    this.disposing ??= (async () => {
+      await this.queue.close();
+      for (const h of this.images) h.embedding.dispose();
+      this.images.clear();
+      await this.context.dispose();
+      await this.projector.dispose();
+      await this.model.dispose();
+      this.removeLogger?.();
+    })();
+    return this.disposing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}
+
+function validateQuestion(q: unknown): asserts q is string {
+  if (typeof q !== 'string' || q.trim().length === 0) throw llavaError('ERR_INVALID_ARGUMENT', 'The question must be a non-empty string.');
+}
+
+/** Multi-turn chat about one image (v0: '###'-separated Human/Assistant turns; v1.5: [INST] turns). */
+export class ChatSession {
+  private readonly turns: ChatTurn[] = [];
+  /** @internal */
+  constructor(private readonly med: LlavaMed, private readonly image: ImageArg) {}
+
+  get history(): readonly ChatTurn[] {
+    return this.turns;
+  }
+
+  async ask(question: string, opts: GenerationOptions = {}): Promise<Answer> {
+    const { raw: _raw, ...a } = await this.med.runTurn(this.image, [...this.turns, { question }], opts);
+    this.turns.push({ question, answer: a.text });
+    return a;
+  }
+
+  stream(question: string, opts: GenerationOptions = {}): AsyncIterableIterator<string> {
+    return streamFrom(async (onText, shouldStop) => {
+      const r = await this.med.runTurn(this.image, [...this.turns, { question }], opts, onText, shouldStop);
+      this.turns.push({ question, answer: r.text });
+      return r;
+    });
+  }
+}
+
+/** Adapts a callback-driven generation into an async iterator whose return() stops it. */
+function streamFrom(start: (onText: (t: string) => void, shouldStop: () => boolean) => Promise<unknown>): AsyncIterableIterator<string> {
+  const chunks: string[] = [];
+  let wake: (() => void) | undefined;
+  let stopped = false;
+  let finished = false;
+  let failure: unknown;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  const done = start(
+    (t) => {
+      chunks.push(t);
+      notify();
+    },
+    () => stopped,
+  ).then(
+    () => {
+      finished = true;
+      notify();
+    },
+    (e) => {
+      failure = e;
+      finished = true;
+      notify();
+    },
+  );
+  const it: AsyncIterableIterator<string> = {
+    async next() {
+      for (;;) {
+        if (chunks.length > 0) return { value: chunks.shift()!, done: false };
+        if (finished) {
+          if (failure) throw failure;
+          return { value: undefined, done: true };
+        }
+        await new Promise<void>((r) => (wake = r));
+      }
+    },
+    async return() {
+      stopped = true;
+      await done;
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() {
+      return it;
+    },
+  };
+  return it;
+}
