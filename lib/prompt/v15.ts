@@ -4,15 +4,16 @@
  *
  * Text: "[INST] <image>\n{q} [/INST]"; later turns add " {answer} </s>" and "[INST] {q} [/INST]".
  *
- * Ids: tokenizer_image_token splits the text on "<image>" and tokenizes each chunk separately with the
- * HF slow LlamaTokenizer (transformers 4.36, legacy=True: the default when tokenizer_config.json does not
- * say otherwise, which each SentencePiece segment encodes with its own dummy prefix):
+ * Ids: tokenizer_image_token splits the text on "<image>" and tokenizes each chunk separately. builder.py
+ * loads the tokenizer with a plain AutoTokenizer.from_pretrained (fast, converted from tokenizer.model by
+ * transformers 4.36 with the legacy behaviour, like the slow LlamaTokenizer when tokenizer_config.json does
+ * not set legacy=false): every text segment between special tokens gets its own dummy prefix "▁":
  *  - chunk 1 "[INST] " keeps its BOS: [<s>=1] + sp("[INST] ") -> "▁[" "INST" "]" "▁" (the trailing space is a token);
  *  - chunk 2 "\n{q} [/INST]" loses its BOS; its dummy prefix survives: sp("\n{q} [/INST]") = "▁" "<0x0A>" ...
  *    (the well-known "29871, 13" / Mistral "28705, 13" after the image);
- *  - in later turns "</s>" inside chunk 2 is the EOS special token (id 2), not text; the 4.36 slow
- *    tokenizer strips nothing around it (AddedToken lstrip/rstrip false), and with legacy=True the text
- *    after it gets a dummy prefix again.
+ *  - in later turns "</s>" inside chunk 2 is the EOS special token (id 2), not text; nothing around it is
+ *    stripped (AddedToken lstrip/rstrip false), and in the legacy behaviour the text after it gets a dummy
+ *    prefix again.
  * Verify against the real tokenizer when one is at hand: these are read from the code, not run.
  */
 import type { ChatTurn, PromptLayout, Tokenize } from './types.js';
