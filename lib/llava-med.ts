@@ -16,11 +16,12 @@ import {
   type Logger,
   type LogLevel,
   type Sampler,
+  type SampledToken,
 } from './engine/index.js';
 import { OperationQueue } from './engine/lifecycle.js';
 import { loadImage, preprocess, type ImageInput } from './image/index.js';
 import { generate, type GenerationResult, type StopReason } from './answer/generate.js';
-import { KvReuse, type PromptItem } from './answer/kv-reuse.js';
+import { KvReuse, type LoadStats, type PromptItem } from './answer/kv-reuse.js';
 import { withTokenizer } from './answer/prompt-ids.js';
 import {
   GENERATION_DEFAULTS,
@@ -360,6 +361,79 @@ export class LlavaMed {
         }
       }
     }, opts.signal);
+  }
+
+  /**
+   * Answers several questions at once on parallel sequences of the context (up to the
+   * `sequences` the instance was loaded with): all sequences advance together in one batched
+   * step per token, and prompt prefixes already in the cache (the v0 system prompt, a v1.5
+   * image) are shared instead of recomputed. Results come back in request order.
+   */
+  async askBatch(requests: readonly { image: ImageArg; question: string }[], opts: GenerationOptions = {}): Promise<Answer[]> {
+    if (!Array.isArray(requests)) throw llavaError('ERR_INVALID_ARGUMENT', 'askBatch expects an array of { image, question }.');
+    requests.forEach((r) => validateQuestion(r?.question));
+    const limits = this.generationLimits(opts);
+    const width = this.context.sequences;
+    const out: Answer[] = [];
+    for (let start = 0; start < requests.length; start += width) {
+      const group = requests.slice(start, start + width);
+      out.push(...(await this.queue.run(() => this.runGroup(group, opts, limits), opts.signal)));
+    }
+    return out;
+  }
+
+  private async runGroup(
+    group: readonly { image: ImageArg; question: string }[],
+    opts: GenerationOptions,
+    limits: { maxTokens: number; stop: string[] },
+  ): Promise<Answer[]> {
+    const t0 = performance.now();
+    const owned: ImageEmbedding[] = [];
+    const samplers: Sampler[] = [];
+    try {
+      const prepared: { seq: number; sampler: Sampler; first: SampledToken; stats: LoadStats; encodeMs: number }[] = [];
+      for (let seq = 0; seq < group.length; seq++) {
+        const { embedding, owned: own } = await this.resolveImage(group[seq].image, opts.signal);
+        if (own) owned.push(embedding);
+        const items = await this.promptItems(embedding, [{ question: group[seq].question }]);
+        const sampler = this.samplerFor(opts);
+        samplers.push(sampler);
+        const stats = await this.kv.load(seq, items, opts.signal).catch(async (e) => {
+          await this.kv.reset(seq);
+          throw e;
+        });
+        const first = await this.context.sample(sampler, { signal: opts.signal });
+        prepared.push({ seq, sampler, first, stats, encodeMs: own ? embedding.encodeMs : 0 });
+      }
+      const results = await generate(this.context, prepared.map((p) => ({ seq: p.seq, sampler: p.sampler, first: p.first, ...limits })), opts.signal);
+      throwIfAborted(opts.signal, 'generation');
+      return results.map((res, i) => {
+        this.kv.appendDecoded(i, res.tokens);
+        const p = prepared[i];
+        return {
+          text: this.variant === 'v0' ? postprocessV0(res.text) : postprocessV15(res.text),
+          tokens: res.tokens,
+          stopReason: res.stopReason,
+          timings: {
+            imageEncodeMs: p.encodeMs,
+            imageTokens: p.stats.imageTokens,
+            imageDecodeMs: p.stats.imageDecodeMs,
+            promptTokens: p.stats.promptTokens,
+            promptMs: p.stats.promptMs,
+            reusedTokens: p.stats.reused,
+            generatedTokens: res.tokens.length,
+            generateMs: res.ms,
+            totalMs: performance.now() - t0,
+          },
+        };
+      });
+    } finally {
+      for (const s of samplers) s.dispose();
+      for (const e of owned) {
+        await this.kv.forgetImage(e);
+        e.dispose();
+      }
+    }
   }
 
   /** Answers one question about one image. */

@@ -22,3 +22,4 @@ export {
   runJudge, summarizeReviews, parseScores, getDomain, readJsonl, ChatQuestionSchema, DOMAINS, SUMMARY_ORDER,
   type ChatQuestion, type JudgeOptions, type ReviewLine, type JudgeGroupScore,
 } from './judge/run.js';
+export { answerQuestions, type AnswerRunOptions, type AnswerRunResult, type AnswerProgress } from './answer.js';

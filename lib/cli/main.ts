@@ -1,0 +1,216 @@
+#!/usr/bin/env node
+/** The `llava-med` command. Commands only parse flags, call the library and print. */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { LlavaMed, type GenerationOptions } from '../llava-med.js';
+import { RESEARCH_USE_NOTICE } from '../notice.js';
+import { describeGguf } from './info.js';
+import { interruptSignal, progressBar, reportError } from './output.js';
+import { registerEvalCommands } from './eval.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function num(name: string, int = false) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || (int && !Number.isInteger(n))) throw new Error(`--${name} must be ${int ? 'an integer' : 'a number'}, got ${v}`);
+    return n;
+  };
+}
+
+interface ModelFlags {
+  model: string;
+  mmproj: string;
+  threads?: number;
+  ctx?: number;
+  gpuLayers?: number;
+  variant?: 'v0' | 'v1.5';
+  verbose?: boolean;
+  loadMode?: 'none' | 'mmap' | 'auto';
+}
+
+function modelOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('-m, --model <file>', 'language model GGUF')
+    .requiredOption('-p, --mmproj <file>', 'projector (mmproj) GGUF')
+    .option('-t, --threads <n>', 'CPU threads', num('threads', true))
+    .option('-c, --ctx <n>', 'context size in tokens', num('ctx', true))
+    .option('--gpu-layers <n>', 'layers to offload to the GPU', num('gpu-layers', true))
+    .addOption(new Option('--variant <v>', 'LLaVA-Med variant (default: from the GGUF)').choices(['v0', 'v1.5']))
+    .addOption(new Option('--load-mode <mode>', 'how weights are read').choices(['none', 'mmap', 'auto']))
+    .option('-v, --verbose', 'print llama.cpp logs to stderr');
+}
+
+export async function loadFromFlags(f: ModelFlags, signal?: AbortSignal): Promise<LlavaMed> {
+  const bar = progressBar('loading model');
+  try {
+    return await LlavaMed.load({
+      model: f.model,
+      mmproj: f.mmproj,
+      threads: f.threads,
+      contextSize: f.ctx,
+      gpuLayers: f.gpuLayers,
+      variant: f.variant,
+      loadMode: f.loadMode,
+      logger: f.verbose ? (level, msg) => process.stderr.write(`[${level}] ${msg}\n`) : undefined,
+      onProgress: (p) => p.phase === 'model' && bar.update(Math.round(p.fraction * 100), 100),
+      signal,
+    });
+  } finally {
+    bar.stop();
+  }
+}
+
+function generationFlags(cmd: Command): Command {
+  return cmd
+    .option('--temperature <t>', 'sampling temperature (0 = greedy; default: the original\'s)', num('temperature'))
+    .option('--top-k <k>', 'top-k', num('top-k', true))
+    .option('--top-p <p>', 'top-p', num('top-p'))
+    .option('--seed <n>', 'sampling seed', num('seed', true))
+    .option('--max-tokens <n>', 'maximum new tokens', num('max-tokens', true));
+}
+
+function genOpts(o: Record<string, unknown>, signal: AbortSignal): GenerationOptions {
+  return {
+    temperature: o.temperature as number | undefined,
+    topK: o.topK as number | undefined,
+    topP: o.topP as number | undefined,
+    seed: o.seed as number | undefined,
+    maxTokens: o.maxTokens as number | undefined,
+    signal,
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('llava-med')
+    .version(pkg.version)
+    .description(`Run LLaVA-Med (biomedical vision-language assistant) locally on llama.cpp.\n\n${RESEARCH_USE_NOTICE}`)
+    .addHelpText('after', `\n${RESEARCH_USE_NOTICE}\n`)
+    .showHelpAfterError();
+
+  generationFlags(modelOptions(program.command('ask')))
+    .description('answer a question about an image (streams the answer to stdout)')
+    .requiredOption('-i, --image <file>', 'image file (JPEG, PNG, WebP, TIFF, GIF)')
+    .option('--json', 'print one JSON object with text, tokens, stopReason and timings')
+    .argument('<question>', 'the question')
+    .action(async (question: string, o: ModelFlags & { image: string; json?: boolean } & Record<string, unknown>) => {
+      const signal = interruptSignal();
+      await using med = await loadFromFlags(o, signal);
+      if (o.json) {
+        const a = await med.ask(o.image, question, genOpts(o, signal));
+        process.stdout.write(`${JSON.stringify({ text: a.text, tokens: a.tokens, stopReason: a.stopReason, timings: a.timings })}\n`);
+        return;
+      }
+      for await (const chunk of med.stream(o.image, question, genOpts(o, signal))) process.stdout.write(chunk);
+      process.stdout.write('\n');
+    });
+
+  modelOptions(program.command('score'))
+    .description('log-likelihood of candidate answers (closed-set VQA)')
+    .requiredOption('-i, --image <file>', 'image file')
+    .requiredOption('--candidates <list>', 'comma-separated candidates, e.g. yes,no')
+    .option('--json', 'print JSON')
+    .argument('<question>', 'the question')
+    .action(async (question: string, o: ModelFlags & { image: string; candidates: string; json?: boolean }) => {
+      const signal = interruptSignal();
+      await using med = await loadFromFlags(o, signal);
+      const cands = o.candidates.split(',').map((c) => c.trim()).filter(Boolean);
+      const scores = await med.score(o.image, question, cands, { signal });
+      if (o.json) process.stdout.write(`${JSON.stringify(scores)}\n`);
+      else for (const s of [...scores].sort((a, b) => b.logProb - a.logProb)) process.stdout.write(`${s.candidate}\t${s.logProb.toFixed(4)}\n`);
+    });
+
+  program
+    .command('info')
+    .description('describe a GGUF file: architecture, variant, sizes, quantization, projector')
+    .argument('<file>', 'a .gguf file')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { json?: boolean }) => {
+      const info = await describeGguf(file);
+      if (o.json) process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+      else for (const [k, v] of Object.entries(info)) if (v !== undefined) process.stdout.write(`${k.padEnd(16)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
+    });
+
+  program
+    .command('convert')
+    .description('convert Hugging Face checkpoints to GGUF (v0: --base --delta --vision; v1.5: --model --vision)')
+    .option('--base <dir>', 'LLaMA-7B (original, HF format) folder, for v0')
+    .option('--delta <dir>', 'LLaVA-Med v0 delta folder')
+    .option('--model <dir>', 'LLaVA-Med v1.5 folder')
+    .requiredOption('--vision <dir>', 'CLIP vision tower folder (openai/clip-vit-large-patch14[-336])')
+    .requiredOption('-o, --out <dir>', 'output folder')
+    .option('--name <name>', 'output file stem')
+    .addOption(new Option('--outtype <t>', 'weight type').choices(['f32', 'f16', 'q8_0']).default('f16'))
+    .action(async (o: { base?: string; delta?: string; model?: string; vision: string; out: string; name?: string; outtype: 'f32' | 'f16' | 'q8_0' }) => {
+      const { convertV0, convertV15 } = await import('../convert/index.js');
+      const signal = interruptSignal();
+      const bars = new Map<string, ReturnType<typeof progressBar>>();
+      const onProgress = (p: { phase: string; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number }) => {
+        if (!['llm', 'mmproj', 'fold'].includes(p.phase) || p.tensorsTotal === 0) return;
+        let bar = bars.get(p.phase);
+        if (!bar) {
+          for (const b of bars.values()) b.stop();
+          bar = progressBar(p.phase === 'mmproj' ? 'projector' : 'language model', ' tensors');
+          bars.set(p.phase, bar);
+        }
+        bar.update(p.tensorsDone, p.tensorsTotal, `${(p.bytesDone / 1e6).toFixed(0)}/${(p.bytesTotal / 1e6).toFixed(0)} MB`);
+      };
+      const onWarning = (m: string) => process.stderr.write(`warning: ${m}\n`);
+      try {
+        let r;
+        if (o.model) {
+          if (o.base || o.delta) throw new Error('use either --model (v1.5) or --base with --delta (v0), not both');
+          r = await convertV15({ model: o.model, vision: o.vision, out: o.out, name: o.name, outtype: o.outtype, onProgress, onWarning, signal });
+        } else {
+          if (!o.base || !o.delta) throw new Error('v0 needs --base (LLaMA-7B) and --delta (LLaVA-Med delta); v1.5 needs --model');
+          r = await convertV0({ base: o.base, delta: o.delta, vision: o.vision, out: o.out, name: o.name, outtype: o.outtype, onProgress, onWarning, signal });
+        }
+        for (const b of bars.values()) b.stop();
+        process.stdout.write(`${r.model}\n${r.mmproj}\n`);
+      } finally {
+        for (const b of bars.values()) b.stop();
+      }
+    });
+
+  program
+    .command('quantize')
+    .description('quantize a GGUF (language model or mmproj; the mmproj projector stays F16)')
+    .argument('<input>', 'input GGUF')
+    .argument('<output>', 'output GGUF')
+    .addOption(new Option('--type <t>', 'target type').choices(['Q4_K_M', 'Q5_K_M', 'Q8_0', 'F16']).makeOptionMandatory())
+    .option('-t, --threads <n>', 'threads', num('threads', true))
+    .action(async (input: string, output: string, o: { type: 'Q4_K_M' | 'Q5_K_M' | 'Q8_0' | 'F16'; threads?: number }) => {
+      const { quantize } = await import('../convert/quantize.js');
+      const bar = progressBar('quantizing', ' tensors');
+      try {
+        const r = await quantize({ input, output, type: o.type, threads: o.threads, signal: interruptSignal(), onProgress: (p) => bar.update(p.done, p.total, p.tensor) });
+        bar.stop();
+        process.stdout.write(`${r.output} (${(r.bytes / 1e6).toFixed(1)} MB)\n`);
+      } finally {
+        bar.stop();
+      }
+    });
+
+  program
+    .command('demo')
+    .description('build (once, cached) a small demo model from random weights with our own converter and ask it about a bundled sample image')
+    .option('--cache <dir>', 'where the demo model is kept')
+    .option('-t, --threads <n>', 'CPU threads', num('threads', true))
+    .action(async (o: { cache?: string; threads?: number }) => {
+      const { runDemo } = await import('../demo/index.js');
+      await runDemo({ cacheDir: o.cache, threads: o.threads, out: process.stdout, err: process.stderr, progress: progressBar });
+    });
+
+  registerEvalCommands(program, { loadFromFlags, modelOptions, num });
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    reportError(e);
+  }
+}
+
+void main();

@@ -1,0 +1,23 @@
+/** Child process of quantize.ts: runs llama_model_quantize and reports over IPC. */
+import { loadAddon } from '../engine/binding.js';
+import type { QuantizeJob } from './quantize.js';
+
+const send = (m: unknown) => process.send?.(m);
+
+async function main(): Promise<void> {
+  const job = JSON.parse(process.argv[2] ?? '{}') as QuantizeJob;
+  const addon = loadAddon();
+  addon.setLogger((_level, text) => send({ type: 'log', text }), 'info');
+  try {
+    await addon.quantize(job.input, job.output, { ftype: job.ftype, threads: job.threads, keepF16: job.keepF16 });
+    process.exitCode = 0;
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    send({ type: 'error', error: { code: err.code ?? 'ERR_QUANTIZE', message: err.message ?? String(e) } });
+    process.exitCode = 1;
+  }
+  addon.setLogger(null, 'error');
+  process.disconnect?.();
+}
+
+void main();

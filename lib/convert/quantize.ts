@@ -1,0 +1,91 @@
+/**
+ * Quantizes a GGUF with llama.cpp's llama_model_quantize, in a child Node process: the C call
+ * has no progress or cancel hook, so the child forwards llama.cpp's per-tensor log lines
+ * ("[  12/ 291] blk.0.attn_q.weight ...") as progress and abort kills it. The output is
+ * written to a temporary name and renamed only when complete.
+ */
+import { fork } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { llavaError, throwIfAborted } from '../errors.js';
+import { readGgufHeader, GgufValueType } from '../formats/gguf.js';
+
+export const QUANT_TYPES = {
+  F16: 1,
+  Q8_0: 7,
+  Q4_K_M: 15,
+  Q5_K_M: 17,
+} as const;
+export type QuantType = keyof typeof QUANT_TYPES;
+
+export interface QuantizeOptions {
+  input: string;
+  output: string;
+  type: QuantType;
+  threads?: number;
+  onProgress?: (p: { tensor: string; done: number; total: number }) => void;
+  signal?: AbortSignal;
+}
+
+/** What the child receives (argv[2], JSON). */
+export interface QuantizeJob {
+  input: string;
+  output: string;
+  ftype: number;
+  threads: number;
+  keepF16: string[];
+}
+
+export async function quantize(opts: QuantizeOptions): Promise<{ output: string; bytes: number; keptF16: string[] }> {
+  throwIfAborted(opts.signal, 'quantize');
+  if (!(opts.type in QUANT_TYPES)) {
+    throw llavaError('ERR_INVALID_ARGUMENT', `Unknown quantization type ${String(opts.type)}; use one of ${Object.keys(QUANT_TYPES).join(', ')}.`);
+  }
+  const header = await readGgufHeader(opts.input).catch((e) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `${opts.input} does not exist.`);
+    throw e;
+  });
+  const arch = header.kv.get('general.architecture');
+  const isClip = arch?.type === GgufValueType.STRING && arch.value === 'clip';
+  // The v0 projector is stored as mm.0 = [I; -I], mm.2 = [W | -W] and relies on
+  // GELU(t) - GELU(-t) = t: quantizing those would break the identity, so they stay F16.
+  const keepF16 = isClip ? ['^mm\\.'] : [];
+  if (path.resolve(opts.input) === path.resolve(opts.output)) throw llavaError('ERR_INVALID_ARGUMENT', 'The output must be a different file than the input.');
+  await fs.mkdir(path.dirname(path.resolve(opts.output)), { recursive: true });
+  const tmp = `${opts.output}.tmp-${process.pid}-${Date.now()}`;
+  const job: QuantizeJob = { input: opts.input, output: tmp, ftype: QUANT_TYPES[opts.type], threads: opts.threads ?? 0, keepF16 };
+  const childPath = path.join(path.dirname(fileURLToPath(import.meta.url)), 'quantize-child.js');
+  const total = header.tensors.length;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = fork(childPath, [JSON.stringify(job)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+      let errText = '';
+      child.stderr?.on('data', (d: Buffer) => (errText = (errText + d.toString()).slice(-4000)));
+      const onAbort = () => child.kill('SIGKILL');
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      child.on('message', (m: { type: string; text?: string; error?: { code: string; message: string } }) => {
+        if (m.type === 'log' && m.text) {
+          const g = /^\[\s*(\d+)\/\s*(\d+)\]\s+(\S+)/.exec(m.text);
+          if (g) opts.onProgress?.({ done: Number(g[1]), total: Number(g[2]) || total, tensor: g[3] });
+        } else if (m.type === 'error' && m.error) {
+          errText = m.error.message;
+        }
+      });
+      child.on('exit', (code, sig) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (opts.signal?.aborted) reject(llavaError('ERR_ABORTED', 'Quantization was aborted.', opts.signal.reason));
+        else if (code === 0) resolve();
+        else reject(llavaError('ERR_QUANTIZE', `Quantizing ${opts.input} failed (${sig ?? `exit ${code}`}): ${errText.trim() || 'no details'}`));
+      });
+      child.on('error', (e) => reject(llavaError('ERR_QUANTIZE', `Could not start the quantizer: ${e.message}`, e)));
+    });
+    await readGgufHeader(tmp); // never publish a file llama.cpp could not read back
+    await fs.rename(tmp, opts.output);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  const st = await fs.stat(opts.output);
+  return { output: opts.output, bytes: st.size, keptF16: keepF16 };
+}

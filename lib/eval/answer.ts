@@ -1,0 +1,105 @@
+/**
+ * `eval answer`: answers a LLaVA-format test.json with a loaded LlavaMed, writing the
+ * original's answers jsonl in test.json order. Resumable (answered ids are skipped; lines are
+ * appended whole and fsynced), chunkable like the original (--num-chunks/--chunk-idx), each
+ * image encoded once however many questions share it, and optionally several questions
+ * decoded in parallel sequences of one context.
+ */
+import path from 'node:path';
+import { llavaError, throwIfAborted } from '../errors.js';
+import type { GenerationOptions, ImageHandle, LlavaMed } from '../llava-med.js';
+import { AnswersFile, readTestFile } from './answers-file.js';
+import { splitChunks } from './chunks.js';
+import { makeAnswerLine, testEntryQuestion, type TestEntry } from './formats.js';
+
+export interface AnswerProgress {
+  done: number;
+  total: number;
+  skipped: number;
+  generatedTokens: number;
+  elapsedMs: number;
+}
+
+export interface AnswerRunOptions {
+  med: LlavaMed;
+  questionFile: string;
+  imageFolder: string;
+  answersFile: string;
+  /** Recorded in each line's model_id (the original wrote the model path). */
+  modelId: string;
+  numChunks?: number;
+  chunkIdx?: number;
+  /** Questions decoded at once (≤ the sequences the instance was loaded with). Default 1. */
+  parallel?: number;
+  generation?: Omit<GenerationOptions, 'signal'>;
+  onProgress?: (p: AnswerProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface AnswerRunResult extends AnswerProgress {
+  answersFile: string;
+  imagesEncoded: number;
+}
+
+export async function answerQuestions(o: AnswerRunOptions): Promise<AnswerRunResult> {
+  const parallel = o.parallel ?? 1;
+  if (!Number.isInteger(parallel) || parallel < 1) throw llavaError('ERR_INVALID_ARGUMENT', '--parallel must be an integer >= 1.');
+  if (parallel > o.med.context.sequences) {
+    throw llavaError('ERR_INVALID_ARGUMENT', `--parallel ${parallel} needs an instance loaded with sequences >= ${parallel} (it has ${o.med.context.sequences}).`);
+  }
+  const all = await readTestFile(o.questionFile);
+  const entries = splitChunks(all, o.numChunks ?? 1, o.chunkIdx ?? 0);
+  for (const e of entries) {
+    if (typeof e.image !== 'string') throw llavaError('ERR_EVAL', `question ${String(e.id)} in ${o.questionFile} has no image.`);
+  }
+  const t0 = performance.now();
+  await using file = await AnswersFile.open(o.answersFile);
+  const todo = entries.filter((e) => !file.has(e.id));
+  const progress: AnswerProgress = { done: 0, total: todo.length, skipped: entries.length - todo.length, generatedTokens: 0, elapsedMs: 0 };
+  o.onProgress?.({ ...progress });
+
+  // Each image is encoded once and freed after its last question.
+  const remaining = new Map<string, number>();
+  for (const e of todo) remaining.set(e.image!, (remaining.get(e.image!) ?? 0) + 1);
+  const handles = new Map<string, ImageHandle>();
+  let imagesEncoded = 0;
+  const imageFor = async (e: TestEntry): Promise<ImageHandle> => {
+    let h = handles.get(e.image!);
+    if (!h) {
+      h = await o.med.embedImage(path.join(o.imageFolder, e.image!), { signal: o.signal });
+      handles.set(e.image!, h);
+      imagesEncoded++;
+    }
+    return h;
+  };
+  const release = async (e: TestEntry): Promise<void> => {
+    const left = remaining.get(e.image!)! - 1;
+    remaining.set(e.image!, left);
+    if (left === 0) {
+      await handles.get(e.image!)?.dispose();
+      handles.delete(e.image!);
+    }
+  };
+
+  try {
+    for (let i = 0; i < todo.length; i += parallel) {
+      throwIfAborted(o.signal, 'evaluation');
+      const group = todo.slice(i, i + parallel);
+      const requests = [];
+      for (const e of group) requests.push({ image: await imageFor(e), question: testEntryQuestion(e) });
+      const answers = await o.med.askBatch(requests, { ...o.generation, signal: o.signal });
+      for (let k = 0; k < group.length; k++) {
+        await file.append(makeAnswerLine(group[k], answers[k].text, o.modelId));
+        progress.generatedTokens += answers[k].tokens.length;
+        await release(group[k]);
+      }
+      progress.done += group.length;
+      progress.elapsedMs = performance.now() - t0;
+      o.onProgress?.({ ...progress });
+    }
+  } finally {
+    for (const h of handles.values()) await h.dispose();
+  }
+  progress.elapsedMs = performance.now() - t0;
+  return { ...progress, answersFile: o.answersFile, imagesEncoded };
+}
