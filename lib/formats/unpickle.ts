@@ -50,9 +50,21 @@ export const SAFE_GLOBALS: Readonly<Record<string, PickleGlobal>> = {
   'builtins.tuple': { call: (items?: unknown) => (Array.isArray(items) ? [...items] : []) },
   'builtins.set': { call: (items?: unknown) => new Set(Array.isArray(items) ? items : []) },
   'builtins.frozenset': { call: (items?: unknown) => new Set(Array.isArray(items) ? items : []) },
-  // Python 2 pickles name the builtins module __builtin__.
+  'builtins.bytearray': { call: (b?: unknown) => bytesFrom(b) },
+  // Protocol 2 names the builtins module __builtin__ (Python 2 compatibility) ...
   '__builtin__.set': { call: (items?: unknown) => new Set(Array.isArray(items) ? items : []) },
+  '__builtin__.frozenset': { call: (items?: unknown) => new Set(Array.isArray(items) ? items : []) },
+  '__builtin__.bytearray': { call: (b?: unknown) => bytesFrom(b) },
+  // ... and stores bytes as _codecs.encode(latin1_text, 'latin1').
+  '_codecs.encode': { call: (s?: unknown, enc?: unknown) => bytesFrom(s, enc) },
 };
+
+function bytesFrom(b?: unknown, enc: unknown = 'latin1'): Buffer {
+  if (b === undefined) return Buffer.alloc(0);
+  if (Buffer.isBuffer(b)) return Buffer.from(b);
+  if (typeof b === 'string' && (enc === 'latin1' || enc === 'latin-1')) return Buffer.from(b, 'latin1');
+  throw llavaError('ERR_FORMAT', `The pickle builds bytes from ${typeof b} with encoding ${String(enc)}, which is not supported.`);
+}
 
 function mapFrom(items: unknown): Map<unknown, unknown> {
   const m = new Map<unknown, unknown>();
