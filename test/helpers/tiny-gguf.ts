@@ -377,9 +377,11 @@ function coerce(v: GgufScalar | GgufScalar[], to: V): GgufScalar | GgufScalar[] 
       return Number(v);
     case V.UINT64:
     case V.INT64:
-      return BigInt(typeof v === 'boolean' ? (v ? 1 : 0) : Math.trunc(Number(v)));
-    default:
-      return typeof v === 'boolean' ? (v ? 1 : 0) : Math.trunc(Number(v));
+      return BigInt(coerce(v, V.INT32) as number);
+    default: {
+      const x = typeof v === 'boolean' ? (v ? 1 : 0) : Math.trunc(Number(v));
+      return Number.isFinite(x) ? x : 1; // a string written as a number: any value will do
+    }
   }
 }
 
