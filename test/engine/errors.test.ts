@@ -2,7 +2,7 @@
  * Every engine error path gives a LlavaMedError with its stable code — never a process abort —
  * and the objects keep working afterwards.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, writeFileSync, readFileSync, copyFileSync, truncateSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ t.teardown(async () => {
 });
 
 /** The objects still work: tokenize, a greedy chain step, an image encode. */
-async function stillWorks(t: Tap): Promise<void> {
+async function stillWorks(t: Test): Promise<void> {
   t.same(Array.from(await model.tokenize('Hello world')), [15043, 3186], 'model still tokenizes');
   const ctx = await Context.create(model, { contextSize: 256 });
   const s = llm.chainTokens[0]!;
@@ -30,7 +30,6 @@ async function stillWorks(t: Tap): Promise<void> {
   using e = await proj.encode(testImage(28, 28), 28, 28);
   t.equal(e.nTokens, 4, 'projector still encodes');
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 t.test('missing file → ERR_FILE_NOT_FOUND (model and mmproj)', async (t) => {
   await failsWith(t, () => Model.load(join(dir, 'nope.gguf')), 'ERR_FILE_NOT_FOUND', 'missing model');
