@@ -162,7 +162,7 @@ export class Context {
    * Appends text tokens to sequence `seq`. `logits`: which positions keep logits
    * ('last' for generation, 'all' for scoring a continuation, or 'none').
    */
-  decode(tokens: ArrayLike<number>, opts: { seq?: number; logits?: 'last' | 'all' | 'none'; signal?: AbortSignal } = {}): Promise<{ ms: number }> {
+  async decode(tokens: ArrayLike<number>, opts: { seq?: number; logits?: 'last' | 'all' | 'none'; signal?: AbortSignal } = {}): Promise<{ ms: number }> {
     const seq = opts.seq ?? 0;
     this.checkSeq(seq);
     const ids = Int32Array.from(tokens);
@@ -197,7 +197,7 @@ export class Context {
   }
 
   /** Appends image features (from Projector.encode) to sequence `seq`. */
-  decodeImage(image: ImageEmbedding, opts: { seq?: number; signal?: AbortSignal } = {}): Promise<{ ms: number }> {
+  async decodeImage(image: ImageEmbedding, opts: { seq?: number; signal?: AbortSignal } = {}): Promise<{ ms: number }> {
     const seq = opts.seq ?? 0;
     this.checkSeq(seq);
     image.assertLive();
@@ -228,7 +228,7 @@ export class Context {
    * One generation step for one or more sequences: feeds each entry's token at the end of
    * its sequence (one batch), then samples each sequence's next token.
    */
-  step(entries: readonly StepEntry[], opts: { signal?: AbortSignal } = {}): Promise<SampledToken[]> {
+  async step(entries: readonly StepEntry[], opts: { signal?: AbortSignal } = {}): Promise<SampledToken[]> {
     if (entries.length === 0) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'step needs at least one entry.'));
     const seen = new Set<number>();
     for (const e of entries) {
@@ -270,7 +270,7 @@ export class Context {
   }
 
   /** Drops positions [from, to) of sequence `seq` (to = -1: to the end). */
-  trim(seq: number, from: number): Promise<void> {
+  async trim(seq: number, from: number): Promise<void> {
     this.checkSeq(seq);
     if (!Number.isInteger(from) || from < 0) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'from must be an integer >= 0.'));
     return this.queue.run(async () => {
@@ -281,7 +281,7 @@ export class Context {
   }
 
   /** Makes sequence `dst` share the first `n` cached tokens of `src` (no recompute). */
-  copyPrefix(src: number, dst: number, n: number): Promise<void> {
+  async copyPrefix(src: number, dst: number, n: number): Promise<void> {
     this.checkSeq(src);
     this.checkSeq(dst);
     return this.queue.run(async () => {
@@ -314,7 +314,7 @@ export class Context {
     return this.queue.run(async () => this.native.perfReset());
   }
 
-  setThreads(threads: number, threadsBatch = threads): Promise<void> {
+  async setThreads(threads: number, threadsBatch = threads): Promise<void> {
     positiveInt(threads, 'threads', 1, 1024);
     positiveInt(threadsBatch, 'threadsBatch', 1, 1024);
     return this.queue.run(async () => this.native.setThreads(threads, threadsBatch));

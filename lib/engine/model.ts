@@ -69,8 +69,8 @@ export class Model {
   }
 
   /** SentencePiece/BPE tokenization. `parseSpecial` lets `<im_start>` and the like become single tokens. */
-  tokenize(text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Promise<Int32Array> {
-    if (typeof text !== 'string') return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'text must be a string.'));
+  async tokenize(text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Promise<Int32Array> {
+    if (typeof text !== 'string') throw llavaError('ERR_INVALID_ARGUMENT', 'text must be a string.');
     return this.queue.run(() => this.native.tokenize(text, opts.addSpecial ?? false, opts.parseSpecial ?? false));
   }
 
@@ -82,7 +82,7 @@ export class Model {
   }
 
   /** The raw bytes of each token (a piece may hold part of a UTF-8 character). */
-  tokenPieces(tokens: ArrayLike<number>, opts: { special?: boolean } = {}): Promise<Buffer[]> {
+  async tokenPieces(tokens: ArrayLike<number>, opts: { special?: boolean } = {}): Promise<Buffer[]> {
     const ids = this.checkTokens(tokens);
     return this.queue.run(() => this.native.tokenPieces(ids, opts.special ?? false));
   }

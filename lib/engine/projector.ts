@@ -94,7 +94,7 @@ export class Projector {
    * Encodes RGB pixels that are already preprocessed to imageSize x imageSize (lib/image
    * does that); native code never resizes.
    */
-  encode(rgb: Uint8Array, width: number, height: number, opts: { signal?: AbortSignal } = {}): Promise<ImageEmbedding> {
+  async encode(rgb: Uint8Array, width: number, height: number, opts: { signal?: AbortSignal } = {}): Promise<ImageEmbedding> {
     if (!(rgb instanceof Uint8Array)) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'rgb must be a Uint8Array or Buffer.'));
     if (width !== this.imageSize || height !== this.imageSize || rgb.length !== width * height * 3) {
       return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `the encoder takes ${this.imageSize}x${this.imageSize} RGB (${this.imageSize * this.imageSize * 3} bytes); got ${width}x${height} with ${rgb.length} bytes. Preprocess with lib/image first.`));
