@@ -33,7 +33,7 @@ export function cmakeDefinitions(gpu, { portable = false, extra = process.env.LL
     GGML_CUDA: gpu === 'cuda' ? 'ON' : 'OFF',
     GGML_VULKAN: gpu === 'vulkan' ? 'ON' : 'OFF',
     GGML_METAL: gpu === 'metal' ? 'ON' : 'OFF',
-    LLAVA_MED_PORTABLE: portable ? 'ON' : 'OFF',
+    GGML_NATIVE: portable ? 'OFF' : 'ON',
     CMAKE_BUILD_TYPE: 'Release',
   };
   const out = Object.entries(defs).map(([k, v]) => `--CD${k}=${v}`);
