@@ -43,3 +43,18 @@ if (r.status !== 0) {
   log('Set LLAVA_MED_SKIP_BUILD=1 to install without the addon (conversion and evaluation still work).');
   process.exit(r.status ?? 1);
 }
+
+// Installed as a dependency (not a git checkout): keep only the addon. The llama.cpp clone
+// (~200 MB) and the object files are not needed at run time.
+if (!fs.existsSync(path.join(root, '.git')) && env.LLAVA_MED_KEEP_BUILD !== '1') {
+  const addon = path.join(root, 'build', 'Release', 'llava_med.node');
+  const keep = path.join(root, 'build', 'llava_med.node.keep');
+  fs.renameSync(addon, keep);
+  for (const e of fs.readdirSync(path.join(root, 'build'))) {
+    if (e !== 'llava_med.node.keep') fs.rmSync(path.join(root, 'build', e), { recursive: true, force: true });
+  }
+  fs.mkdirSync(path.dirname(addon), { recursive: true });
+  fs.renameSync(keep, addon);
+  fs.rmSync(path.join(root, 'deps'), { recursive: true, force: true });
+  log('removed the build tree and llama.cpp source (set LLAVA_MED_KEEP_BUILD=1 to keep them)');
+}
