@@ -48,7 +48,7 @@ export interface LlavaMedOptions {
   mmproj: string;
   /** CPU threads for decoding and the vision encoder. Default: available cores. */
   threads?: number;
-  /** Context length in tokens. Default 2048 (the original's model_max_length). */
+  /** Context length in tokens, shared by all sequences. Default 2048 (the original's model_max_length) per sequence. */
   contextSize?: number;
   /** Parallel sequences (for askBatch). Default 1. */
   sequences?: number;
@@ -194,8 +194,10 @@ export class LlavaMed {
       progress('projector')(1);
       throwIfAborted(opts.signal, 'load');
       const variant = opts.variant ?? detectVariant(model, projector);
+      // The KV cache is shared by all sequences: give each the original's 2048 positions.
+      const perSequence = Math.min(2048, Math.max(model.info.nCtxTrain, 512));
       context = await Context.create(model, {
-        contextSize: opts.contextSize ?? Math.min(2048, Math.max(model.info.nCtxTrain, 512)),
+        contextSize: opts.contextSize ?? perSequence * (opts.sequences ?? 1),
         batchSize: opts.batchSize,
         sequences: opts.sequences,
         threads,

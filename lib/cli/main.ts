@@ -27,6 +27,8 @@ interface ModelFlags {
   variant?: 'v0' | 'v1.5';
   verbose?: boolean;
   loadMode?: 'none' | 'mmap' | 'auto';
+  /** Parallel sequences (eval answer --parallel). */
+  sequences?: number;
 }
 
 function modelOptions(cmd: Command): Command {
@@ -52,6 +54,7 @@ export async function loadFromFlags(f: ModelFlags, signal?: AbortSignal): Promis
       gpuLayers: f.gpuLayers,
       variant: f.variant,
       loadMode: f.loadMode,
+      sequences: f.sequences,
       logger: f.verbose ? (level, msg) => process.stderr.write(`[${level}] ${msg}\n`) : undefined,
       onProgress: (p) => p.phase === 'model' && bar.update(Math.round(p.fraction * 100), 100),
       signal,
