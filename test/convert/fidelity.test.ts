@@ -22,6 +22,7 @@ import { makeTinyV0, TINY_CLIP, TINY_LLM, type TinyV0 } from '../helpers/tiny-hf
 import {
   clipMeanStd,
   fmt,
+  ggmlGelu,
   normalizedPixels,
   promptEmbeds,
   refGreedy,
@@ -33,7 +34,7 @@ import {
   type PromptIds,
   type RefModel,
 } from '../helpers/fidelity.js';
-import { compare, project, type ClipVisionConfig, type LlamaConfig } from '../reference/index.js';
+import { compare, linear, project, type ClipVisionConfig, type LlamaConfig } from '../reference/index.js';
 
 const SEED = 11;
 const GREEDY = 16;
@@ -85,7 +86,7 @@ t.test('the fixtures are what the gate needs', async (t) => {
   t.equal(ref.embeds[0]!.length, TINY_LLM.hidden, 'projected to the LLM width');
   // The greedy check is only meaningful if the reference never nearly ties: every step's top-2
   // margin must dwarf the logit error (asserted against the measured error below).
-  t.ok(Math.min(...refPath.margins) > 0.02, `reference greedy top-2 margins ≥ ${fmt(Math.min(...refPath.margins))}`);
+  t.ok(Math.min(...refPath.margins) > 0.01, `reference greedy top-2 margins ≥ ${fmt(Math.min(...refPath.margins))}`);
   t.ok(new Set(refPath.ids).size > 4, `the reference path is not a constant loop (${refPath.ids.join(' ')})`);
 });
 
@@ -157,13 +158,19 @@ t.test('error by stage (F32): CLIP tower, projector, LLM', async (t) => {
   const e = await runEngine({ model: r.model, mmproj: r.mmproj, rgb, size, ids });
   const clip = compare(feats, ref.features).relError;
   const proj = compare(e.embeds, project(m.projector, feats, 'linear')).relError;
+  // The converted projector is W·GELU(x) − W·GELU(−x) + b; with ggml's GELU (fp16 table) simulated:
+  const W = m.projector.get('model.mm_projector.weight')!;
+  const b = m.projector.get('model.mm_projector.bias')!;
+  const ggmlProj = feats.map((f) => linear(f.map((x) => ggmlGelu(x) - ggmlGelu(-x)), W, b));
+  const projGgml = compare(e.embeds, ggmlProj).relError;
   const llm = compare(e.logits, refLogits(m, ids, e.embeds)).relError;
   const total = compare(e.logits, ref.logits).relError;
-  t.comment(`v0 F32 by stage: CLIP hidden_states[-2] rel ${fmt(clip)}; projector alone (reference Linear on the engine's CLIP features) ${fmt(proj)}; LLM alone (reference LLM on the engine's embeddings) ${fmt(llm)}; end to end ${fmt(total)}`);
+  t.comment(`v0 F32 by stage: CLIP hidden_states[-2] rel ${fmt(clip)}; projector alone (reference Linear on the engine's CLIP features) ${fmt(proj)} (against [I;-I]/[W|-W] with ggml's GELU simulated: ${fmt(projGgml)}); LLM alone (reference LLM on the engine's embeddings) ${fmt(llm)}; end to end ${fmt(total)}`);
   t.ok(clip <= 1e-3, `CLIP stage ${fmt(clip)} ≤ 1e-3`);
-  t.ok(proj <= 1e-3, `[I;-I]/[W|-W] projector stage ${fmt(proj)} ≤ 1e-3 (ggml's fp16 GELU table)`);
+  t.ok(proj <= 1e-3, `[I;-I]/[W|-W] projector stage ${fmt(proj)} ≤ 1e-3`);
   t.ok(proj > 0, 'the projector stage is measured (not trivially exact)');
-  t.ok(llm <= 1e-3, `LLM stage ${fmt(llm)} ≤ 1e-3`);
+  t.ok(projGgml < proj / 5, `the projector's error is ggml's fp16 GELU table: with it simulated the error drops to ${fmt(projGgml)}`);
+  t.ok(llm <= 1e-5, `LLM stage ${fmt(llm)} ≤ 1e-5 (F32 weights, F32 KV cache, no flash attention)`);
 });
 
 t.test('the bound catches the CLS-order bug and the missing CLIP layer', async (t) => {

@@ -10,6 +10,7 @@ import { Context, Model, Projector } from '../../lib/engine/index.js';
 import { GgmlType, GgufWriter, readGgufHeader, readGgufTensorData, type GgufHeader } from '../../lib/formats/gguf.js';
 import {
   argmax,
+  geluTanh,
   buildV0Embeds,
   buildV15Embeds,
   clipVisionForward,
@@ -23,6 +24,7 @@ import {
   type ProjectorType,
   type Weights,
 } from '../reference/index.js';
+import { f16ToF32, f32ToF16 } from '../../lib/formats/half.js';
 import { rng } from './tiny-hf.js';
 
 /** CPU threads for the engine (the test machines have 2 cores, shared). */
@@ -314,6 +316,22 @@ export function margin(logits: ArrayLike<number>): number {
     } else if (v > b) b = v;
   }
   return a - b;
+}
+
+/** float → fp16 → float, the way ggml converts an f32 value (round to nearest even). */
+export function toF16(x: number): number {
+  return f16ToF32(f32ToF16(Math.fround(x)));
+}
+
+/**
+ * ggml's CPU GELU (ggml_vec_gelu_f32 with GGML_GELU_FP16): 0 below −10, x above 10, otherwise the
+ * tanh approximation read from an fp16 table at fp16(x) (the table holds fp16 values).
+ */
+export function ggmlGelu(x: number): number {
+  const xf = Math.fround(x);
+  if (xf <= -10) return 0;
+  if (xf >= 10) return xf;
+  return toF16(geluTanh(toF16(xf)));
 }
 
 export const fmt = (x: number): string => x.toExponential(2);
