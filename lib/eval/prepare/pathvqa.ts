@@ -11,25 +11,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { llavaError } from '../../errors.js';
+import { pickleToPlain, unpickle } from '../../formats/unpickle.js';
 import { isFile, type RawQuestion } from './common.js';
 import type { LoadedDataset } from './vqa-rad.js';
 
-type Unpickle = (buffer: Uint8Array, options?: { globals?: unknown }) => unknown;
+type Unpickle = (buffer: Uint8Array) => unknown;
 
-/**
- * Loaded on demand: the unpickler is another module of this package, and only PathVQA needs it.
- * The path is built at run time so this file compiles before that module exists.
- */
-async function loadUnpickle(): Promise<Unpickle> {
-  const url = new URL('../../formats/unpickle.js', import.meta.url).href;
-  try {
-    const mod = (await import(url)) as { unpickle?: Unpickle };
-    if (typeof mod.unpickle !== 'function') throw new Error('no unpickle export');
-    return mod.unpickle;
-  } catch (e) {
-    throw llavaError('ERR_DATASET', 'PathVQA: the pickle reader (lib/formats/unpickle) is not available in this build.', e);
-  }
-}
+// Dicts come out of the unpickler as Maps (pickle keys need not be strings); the records are
+// plain string-keyed dicts, so turn them into objects before validating.
+const defaultUnpickle: Unpickle = (buffer) => pickleToPlain(unpickle(buffer));
 
 const PklRecord = z.looseObject({
   image: z.string().min(1),
@@ -45,12 +35,12 @@ export function pathVqaQuestionType(question: string): string {
 }
 
 export async function loadPathVqa(src: string, unpickleImpl?: Unpickle): Promise<LoadedDataset> {
-  const unpickle = unpickleImpl ?? (await loadUnpickle());
+  const read = unpickleImpl ?? defaultUnpickle;
   const splits: Record<string, RawQuestion[]> = {};
   for (const split of SPLITS) {
     const file = join(src, 'qas', split, `${split}_qa.pkl`);
     if (!(await isFile(file))) throw llavaError('ERR_FILE_NOT_FOUND', `PathVQA: expected file not found: ${file}`);
-    const data = unpickle(await readFile(file));
+    const data = read(await readFile(file));
     if (!Array.isArray(data)) throw llavaError('ERR_DATASET', `PathVQA: ${file} does not hold a list of question records.`);
     splits[split] = data.map((rec, i) => {
       const r = PklRecord.safeParse(rec);
