@@ -168,5 +168,7 @@ export function noisePixels(width: number, height: number, seed: number, channel
 
 /** A lossless PNG of seeded noise: its decoded pixels are exactly noisePixels(w, h, seed, channels). */
 export async function noisePng(width: number, height: number, seed: number, channels: 1 | 3 | 4 = 3): Promise<Buffer> {
-  return sharp(noisePixels(width, height, seed, channels), { raw: { width, height, channels } }).png().toBuffer();
+  const img = sharp(noisePixels(width, height, seed, channels), { raw: { width, height, channels } });
+  // Without b-w, sharp writes 1-channel raw input as an RGB PNG.
+  return (channels === 1 ? img.toColourspace('b-w') : img).png().toBuffer();
 }
