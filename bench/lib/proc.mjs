@@ -1,0 +1,78 @@
+// Child-process measurement: wall time, per-line timestamps and the child's peak RSS.
+// Peak RSS comes from GNU time (/usr/bin/time -f %M, the kernel's ru_maxrss of that process)
+// when it exists, otherwise from polling /proc/<pid>/status VmHWM.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const GNU_TIME = '/usr/bin/time';
+const hasGnuTime = existsSync(GNU_TIME);
+
+function vmhwmKb(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Runs cmd; resolves { code, wallMs, peakRssMb, stdout, lines: [{t, stream, text}] } where t is
+ * ms since spawn when the line arrived. Rejects only on spawn failure; check `code`.
+ */
+export function measure(cmd, args, { env = process.env, cwd, timeoutMs = 15 * 60_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    let tmp;
+    let file = cmd;
+    let argv = args;
+    if (hasGnuTime) {
+      tmp = mkdtempSync(path.join(os.tmpdir(), 'llava-bench-'));
+      file = GNU_TIME;
+      argv = ['-f', '%M', '-o', path.join(tmp, 'rss'), cmd, ...args];
+    }
+    const t0 = performance.now();
+    const child = spawn(file, argv, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines = [];
+    let stdout = '';
+    let polled = 0;
+    const poll = hasGnuTime ? undefined : setInterval(() => { polled = Math.max(polled, vmhwmKb(child.pid)); }, 20);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    for (const stream of ['stdout', 'stderr']) {
+      let buf = '';
+      child[stream].setEncoding('utf8');
+      child[stream].on('data', (d) => {
+        const t = performance.now() - t0;
+        if (stream === 'stdout') stdout += d;
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          lines.push({ t, stream, text: buf.slice(0, i) });
+          buf = buf.slice(i + 1);
+        }
+      });
+      child[stream].on('end', () => { if (buf) lines.push({ t: performance.now() - t0, stream, text: buf }); });
+    }
+    child.on('error', (e) => { clearTimeout(timer); if (poll) clearInterval(poll); reject(e); });
+    child.on('close', (code, signal) => {
+      const wallMs = performance.now() - t0;
+      clearTimeout(timer);
+      if (poll) clearInterval(poll);
+      let kb = polled;
+      if (tmp) {
+        try {
+          const txt = readFileSync(path.join(tmp, 'rss'), 'utf8').trim().split('\n');
+          kb = Number(txt[txt.length - 1]) || 0;
+        } catch { /* killed before time wrote it */ }
+        rmSync(tmp, { recursive: true, force: true });
+      }
+      resolve({ code: code ?? (signal ? 128 : 1), signal, wallMs, peakRssMb: kb / 1024, stdout, lines });
+    });
+  });
+}
+
+/** Environment for every measured child: same OpenMP thread count for llama.cpp's pool. */
+export function childEnv(threads, extra = {}) {
+  return { ...process.env, OMP_NUM_THREADS: String(threads), ...extra };
+}

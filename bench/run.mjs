@@ -1,0 +1,479 @@
+#!/usr/bin/env node
+// npm run bench — llava-med against llama.cpp's own llama-mtmd-cli (same pinned, patched
+// source, same files, same threads) and @fugood/llama.node, measured alternately in one run,
+// each measurement in its own child process. Writes BENCHMARKS.md. See bench/README.md.
+//
+//   node bench/run.mjs [--runs 5] [--threads N] [--max-tokens 32] [--questions 20] [--images 10]
+//                      [--sequences 4] [--convert-layers 2,8] [--skip-convert] [--skip-workload]
+//                      [--skip-llamanode] [--skip-f16] [--out BENCHMARKS.md] [--label TEXT]
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { measure, childEnv } from './lib/proc.mjs';
+import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
+import { buildPeers, llamaBench } from './build-peers.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cacheDir = path.join(root, 'bench', '.cache');
+const argv = process.argv.slice(2);
+const opt = (k, d) => (argv.includes(`--${k}`) ? argv[argv.indexOf(`--${k}`) + 1] : d);
+const flag = (k) => argv.includes(`--${k}`);
+const cfg = {
+  runs: Number(opt('runs', 5)),
+  threads: Number(opt('threads', os.availableParallelism())),
+  maxTokens: Number(opt('max-tokens', 32)),
+  questions: Number(opt('questions', 20)),
+  images: Number(opt('images', 10)),
+  sequences: Number(opt('sequences', 4)),
+  convertLayers: opt('convert-layers', '2,8').split(',').map(Number).filter((n) => n > 0),
+  out: path.resolve(root, opt('out', 'BENCHMARKS.md')),
+  label: opt('label', ''),
+};
+const log = (m) => process.stderr.write(`[bench] ${m}\n`);
+const T0 = Date.now();
+
+// ---------------------------------------------------------------------------------------------
+// prerequisites
+
+function sh(cmd, args, o = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], ...o });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal})`);
+}
+
+async function prerequisites() {
+  if (!existsSync(path.join(root, 'dist', 'index.js'))) {
+    log('building dist/ (tsc)');
+    sh(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  }
+  if (!existsSync(path.join(root, 'build', 'Release', 'llava_med.node')) && !existsSync(path.join(root, 'prebuilds'))) {
+    log('building the native addon (npm run build:native)');
+    sh(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')]);
+  }
+  log('peers: llama-mtmd-cli / llama-bench (bench/build-peers.mjs; ~10 min the first time)');
+  const peers = buildPeers();
+  let llamaNode = null;
+  if (!flag('skip-llamanode')) {
+    const pkg = path.join(root, 'bench', 'peers', 'llama.node', 'node_modules', '@fugood', 'llama.node', 'package.json');
+    if (!existsSync(pkg)) {
+      log('peers: npm install @fugood/llama.node into bench/peers/llama.node');
+      const r = spawnSync('npm', ['install', '--prefix', path.join(root, 'bench', 'peers', 'llama.node'), '--no-audit', '--no-fund', `@fugood/llama.node@${LLAMA_NODE_VERSION}`], { stdio: ['ignore', 'inherit', 'inherit'] });
+      if (r.status !== 0) log('  @fugood/llama.node could not be installed: skipped');
+    }
+    if (existsSync(pkg)) llamaNode = JSON.parse(readFileSync(pkg, 'utf8')).version;
+  }
+  log('bench model (bench/models.mjs; generated once into bench/.cache)');
+  sh(process.execPath, [path.join(root, 'bench', 'models.mjs')]);
+  const { benchModels } = await import('./models.mjs');
+  const bw = path.join(root, 'bench', 'peers', 'bandwidth');
+  if (!existsSync(bw)) sh('gcc', ['-O3', '-march=native', '-fopenmp', path.join(root, 'bench', 'bandwidth.c'), '-o', bw]);
+  return { ...peers, llamaNode, models: benchModels, bandwidth: bw };
+}
+
+export const LLAMA_NODE_VERSION = '1.7.15';
+
+// Ten 224x224 radiograph-like images from the project's synthetic demo image (flips, crops,
+// rotations, contrast): square and already at the encoder size, so both sides' preprocessing is a
+// copy and "image encode" times compare the encoders.
+async function images(n) {
+  const dir = path.join(cacheDir, 'images');
+  await fs.mkdir(dir, { recursive: true });
+  const { default: sharp } = await import('sharp');
+  const src = path.join(root, 'assets', 'sample-xray.png');
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const p = path.join(dir, `img-${i}.png`);
+    if (!existsSync(p)) {
+      let img = sharp(src);
+      if (i % 2) img = img.flop();
+      if (i % 3 === 1) img = img.rotate(90);
+      const c = 16 * (i % 5);
+      img = img.extract({ left: c, top: c, width: 512 - 2 * c, height: 512 - 2 * c }).linear(1 + 0.05 * (i % 4), -4 * (i % 3));
+      await img.resize(224, 224, { kernel: 'cubic' }).removeAlpha().png().toFile(p);
+    }
+    out.push(p);
+  }
+  return out;
+}
+
+const QUESTIONS = [
+  'Is there evidence of a pneumothorax in this chest X-ray?',
+  'What abnormality is seen in the left lung?',
+  'Is the heart size normal?',
+  'Are there any signs of pleural effusion?',
+  'What imaging modality was used to acquire this image?',
+  'Is there a fracture visible in the ribs?',
+  'Describe the findings in the right lower lobe.',
+  'Is there any mass or nodule present?',
+  'Which organ is shown in this image?',
+  'Is this image normal or abnormal?',
+];
+
+// The v0 prompt as text for llama-mtmd-cli (its media marker in place of the 256 image slots),
+// passed through verbatim by a pass-through jinja chat template.
+const V0_PREAMBLE =
+  "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions.###Human: Hi!###Assistant: Hi there!  How can I help you today?\n###Human: ";
+const mtmdPrompt = (q) => `${V0_PREAMBLE}${q}\n<im_start><__media__><im_end>###`;
+const PASS_THROUGH_TEMPLATE = '{% for m in messages %}{{ m.content }}{% endfor %}';
+
+// ---------------------------------------------------------------------------------------------
+// single measurements
+
+const num = (re, s) => { const m = re.exec(s); return m ? Number(m[1]) : NaN; };
+
+async function runMtmd(P, model, mode, image, question) {
+  const args = ['-m', model, '--mmproj', P.models.mmproj, '--image', image, '-p', mtmdPrompt(question), '-n', String(cfg.maxTokens),
+    '-t', String(cfg.threads), '-tb', String(cfg.threads), '--temp', '0', '-c', '2048', '-ngl', '0', '--jinja', '--chat-template', PASS_THROUGH_TEMPLATE];
+  if (mode === 'none') args.push('--no-mmap');
+  const r = await measure(P.mtmdCli, args, { env: childEnv(cfg.threads) });
+  const all = r.lines.map((l) => l.text).join('\n');
+  if (r.code !== 0) throw new Error(`llama-mtmd-cli exited ${r.code}:\n${all.slice(-3000)}`);
+  const ready = r.lines.find((l) => /experimental CLI/.test(l.text));
+  const pe = /prompt eval time =\s*([\d.]+) ms \/\s*(\d+) tokens/.exec(all);
+  const ev = /\beval time =\s*([\d.]+) ms \/\s*(\d+) runs/.exec(all.replace(/prompt eval time/g, 'prompt_eval'));
+  const readyMs = ready ? ready.t : NaN;
+  const promptMs = pe ? Number(pe[1]) : NaN;
+  const promptTokens = pe ? Number(pe[2]) : NaN;
+  const evalMs = ev ? Number(ev[1]) : NaN;
+  const evalTokens = ev ? Number(ev[2]) : NaN;
+  return {
+    readyMs,
+    modelLoadMs: num(/load time =\s*([\d.]+) ms/, all),
+    encodeMs: num(/image slice encoded in (\d+) ms/, all),
+    imageDecodeMs: num(/image decoded \(batch 1\/1\) in (\d+) ms/, all),
+    promptTokens, promptMs, promptRate: (promptTokens / promptMs) * 1000,
+    evalTokens, evalMs, decodeRate: (evalTokens / evalMs) * 1000,
+    questionMs: r.wallMs - readyMs,
+    wallMs: r.wallMs, peakRssMb: r.peakRssMb,
+  };
+}
+
+async function runLlava(P, model, mode, image, question) {
+  const job = { model, mmproj: P.models.mmproj, threads: cfg.threads, loadMode: mode, image, question, maxTokens: cfg.maxTokens };
+  const r = await measure(process.execPath, [path.join(root, 'bench', 'child-llava.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads) });
+  const res = r.lines.find((l) => l.text.startsWith('RESULT '));
+  const ready = r.lines.find((l) => l.text.startsWith('READY '));
+  if (r.code !== 0 || !res) throw new Error(`child-llava exited ${r.code}:\n${r.lines.map((l) => l.text).join('\n').slice(-3000)}`);
+  const o = JSON.parse(res.text.slice(7));
+  const t = o.timings;
+  return {
+    readyMs: ready.t, inProcessLoadMs: o.loadMs,
+    encodeMs: t.imageEncodeMs,
+    imageDecodeMs: t.imageDecodeMs,
+    promptTokens: o.perf.promptTokens, promptMs: o.perf.promptMs, promptRate: (o.perf.promptTokens / o.perf.promptMs) * 1000,
+    evalTokens: o.perf.evalTokens, evalMs: o.perf.evalMs, decodeRate: (o.perf.evalTokens / o.perf.evalMs) * 1000,
+    generatedTokens: t.generatedTokens, totalMs: t.totalMs,
+    questionMs: r.wallMs - ready.t,
+    wallMs: r.wallMs, peakRssMb: r.peakRssMb,
+  };
+}
+
+async function runLlamaNode(P, model, mode, image, question) {
+  const job = { model, mmproj: P.models.mmproj, threads: cfg.threads, mmap: mode === 'mmap', image, prompt: mtmdPrompt(question), maxTokens: cfg.maxTokens };
+  const r = await measure(process.execPath, [path.join(root, 'bench', 'child-llamanode.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads) });
+  const err = r.lines.find((l) => l.text.startsWith('ERROR '));
+  if (err) return { error: JSON.parse(err.text.slice(6)), stderr: r.lines.filter((l) => l.stream === 'stderr').slice(-8).map((l) => l.text) };
+  const res = r.lines.find((l) => l.text.startsWith('RESULT '));
+  const ready = r.lines.find((l) => l.text.startsWith('READY '));
+  if (!res) return { error: { stage: 'process', message: `exit ${r.code} ${r.signal ?? ''}` }, stderr: r.lines.slice(-8).map((l) => l.text) };
+  const o = JSON.parse(res.text.slice(7));
+  // its prompt_ms includes the image encoder (it logs mtmd's "image slice encoded in N ms"): take it out
+  const all = r.lines.map((l) => l.text).join('\n');
+  const encodeMs = num(/image slice encoded in (\d+) ms/, all);
+  const promptMs = o.timings.prompt_ms - (Number.isFinite(encodeMs) ? encodeMs : 0);
+  return {
+    readyMs: ready.t, inProcessLoadMs: o.loadMs, encodeMs,
+    promptTokens: o.timings.prompt_n, promptMs, promptRate: (o.timings.prompt_n / promptMs) * 1000,
+    evalTokens: o.timings.predicted_n, evalMs: o.timings.predicted_ms, decodeRate: o.timings.predicted_per_second,
+    questionMs: r.wallMs - ready.t, wallMs: r.wallMs, peakRssMb: r.peakRssMb,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// phases
+
+async function figures(P, imgs) {
+  // configs measured in every round, in this order (A B A B ...)
+  const configs = [
+    { key: 'lm-q4-none', tool: 'llava-med', model: 'q4', mode: 'none' },
+    { key: 'cli-q4-none', tool: 'mtmd-cli', model: 'q4', mode: 'none' },
+    { key: 'lm-q4-mmap', tool: 'llava-med', model: 'q4', mode: 'mmap' },
+    { key: 'cli-q4-mmap', tool: 'mtmd-cli', model: 'q4', mode: 'mmap' },
+  ];
+  if (P.llamaNode) configs.push({ key: 'ln-q4-mmap', tool: 'llama.node', model: 'q4', mode: 'mmap' });
+  if (!flag('skip-f16')) {
+    configs.push(
+      { key: 'lm-f16-none', tool: 'llava-med', model: 'f16', mode: 'none' },
+      { key: 'cli-f16-none', tool: 'mtmd-cli', model: 'f16', mode: 'none' },
+    );
+  }
+  const res = Object.fromEntries(configs.map((c) => [c.key, []]));
+  const errors = {};
+  for (let round = 0; round < cfg.runs; round++) {
+    const image = imgs[round % imgs.length];
+    const q = QUESTIONS[round % QUESTIONS.length];
+    for (const c of configs) {
+      if (errors[c.key]) continue;
+      const model = P.models[c.model];
+      const fn = c.tool === 'llava-med' ? runLlava : c.tool === 'mtmd-cli' ? runMtmd : runLlamaNode;
+      const r = await fn(P, model, c.mode, image, q);
+      if (r.error) {
+        errors[c.key] = r;
+        log(`  ${c.key}: FAILED at ${r.error.stage}: ${r.error.message}`);
+        continue;
+      }
+      res[c.key].push(r);
+      log(`  round ${round + 1}/${cfg.runs} ${c.key}: ready ${fmt(r.readyMs, 0)} ms, encode ${fmt(r.encodeMs, 0)} ms, prompt ${fmt(r.promptRate)} t/s (${r.promptTokens}), decode ${fmt(r.decodeRate)} t/s (${r.evalTokens}), wall ${fmt(r.wallMs, 0)} ms, RSS ${fmt(r.peakRssMb, 0)} MB`);
+    }
+  }
+  return { configs, res, errors };
+}
+
+async function workload(P, imgs) {
+  const nImg = Math.min(cfg.images, imgs.length);
+  const items = [];
+  for (let i = 0; i < cfg.questions; i++) {
+    const img = i % nImg;
+    items.push({ image: imgs[img], question: QUESTIONS[(img + Math.floor(i / nImg)) % QUESTIONS.length] });
+  }
+  // llava-med: one persistent process; images encoded once; askBatch on parallel sequences
+  log(`workload: llava-med, ${items.length} questions over ${nImg} images, ${cfg.sequences} sequences, one process`);
+  const job = { model: P.models.q4, mmproj: P.models.mmproj, threads: cfg.threads, loadMode: 'none', sequences: cfg.sequences, maxTokens: cfg.maxTokens, items };
+  const r = await measure(process.execPath, [path.join(root, 'bench', 'child-workload.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads) });
+  const res = r.lines.find((l) => l.text.startsWith('RESULT '));
+  if (r.code !== 0 || !res) throw new Error(`child-workload exited ${r.code}:\n${r.lines.map((l) => l.text).join('\n').slice(-3000)}`);
+  const lm = { ...JSON.parse(res.text.slice(7)), wallMs: r.wallMs, peakRssMb: r.peakRssMb };
+  log(`  llava-med: ${fmt(lm.wallMs / 1000)} s wall (load ${fmt(lm.loadMs / 1000)} s, encode ${fmt(lm.encodeMs / 1000)} s, questions ${fmt(lm.questionsMs / 1000)} s)`);
+  // llama-mtmd-cli: one process per question, as the original's scripts ran the model (mmap: its default)
+  log(`workload: llama-mtmd-cli, ${items.length} sequential processes`);
+  const t0 = performance.now();
+  const cli = { prompt: 0, promptMs: 0, eval: 0, evalMs: 0, peakRssMb: 0 };
+  for (const [i, it] of items.entries()) {
+    const x = await runMtmd(P, P.models.q4, 'mmap', it.image, it.question);
+    cli.prompt += x.promptTokens; cli.promptMs += x.promptMs; cli.eval += x.evalTokens; cli.evalMs += x.evalMs;
+    cli.peakRssMb = Math.max(cli.peakRssMb, x.peakRssMb);
+    if ((i + 1) % 5 === 0) log(`  ${i + 1}/${items.length}`);
+  }
+  cli.wallMs = performance.now() - t0;
+  log(`  mtmd-cli: ${fmt(cli.wallMs / 1000)} s wall`);
+  return { items, nImg, lm, cli };
+}
+
+async function roofline(P) {
+  const r = spawnSync(P.bandwidth, ['1024', String(cfg.threads), '5'], { env: childEnv(cfg.threads), encoding: 'utf8' });
+  const bw = JSON.parse(r.stdout.trim());
+  const r1 = spawnSync(P.bandwidth, ['1024', '1', '5'], { env: childEnv(1), encoding: 'utf8' });
+  const bw1 = JSON.parse(r1.stdout.trim());
+  // bytes read per decoded token: every weight tensor except the token embedding (a row lookup)
+  const { readGgufHeader } = await import(pathToFileURL(path.join(root, 'dist', 'formats', 'gguf-read.js')).href);
+  const perToken = {};
+  for (const k of ['q4', 'f16']) {
+    const size = (await fs.stat(P.models[k])).size;
+    const h = await readGgufHeader(P.models[k]);
+    const embd = h.tensors.find((x) => x.name === 'token_embd.weight')?.byteSize ?? 0;
+    perToken[k] = { fileBytes: size, embdBytes: embd, bytes: size - embd };
+  }
+  return { bwGBs: bw.bestGBs, bw1GBs: bw1.bestGBs, perToken };
+}
+
+async function convertBench() {
+  const out = [];
+  for (const layers of cfg.convertLayers) {
+    const dir = path.join(cacheDir, `convert-${layers}L`);
+    if (!existsSync(dir)) {
+      log(`convert bench: generating the ${layers}-layer checkpoint set (once)`);
+      sh(process.execPath, [path.join(root, 'bench', 'child-convert.mjs'), 'gen', JSON.stringify({ dir, layers })]);
+    }
+    log(`convert bench: converting ${layers} layers`);
+    const r = await measure(process.execPath, [path.join(root, 'bench', 'child-convert.mjs'), 'convert', JSON.stringify({ dir, out: path.join(cacheDir, `convert-out-${layers}L`) })]);
+    const res = r.lines.find((l) => l.text.startsWith('RESULT '));
+    if (r.code !== 0 || !res) throw new Error(`convert bench failed:\n${r.lines.map((l) => l.text).join('\n').slice(-3000)}`);
+    out.push({ layers, ...JSON.parse(res.text.slice(7)), peakRssMb: r.peakRssMb });
+    log(`  ${layers} layers: ${fmt(out.at(-1).ms / 1000)} s, peak RSS ${fmt(r.peakRssMb, 0)} MB`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// report
+
+function machine() {
+  const cpus = os.cpus();
+  let model = cpus[0]?.model ?? 'unknown';
+  let flags = '';
+  try {
+    const ci = readFileSync('/proc/cpuinfo', 'utf8');
+    flags = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'f16c', 'fma'].filter((f) => new RegExp(`\\b${f}\\b`).test(ci)).join(' ');
+  } catch { /* not Linux */ }
+  const git = (a) => spawnSync('git', a, { cwd: root, encoding: 'utf8' }).stdout.trim();
+  const dirty = git(['status', '--porcelain', '--', 'lib', 'native', 'CMakeLists.txt']) ? ' (+ uncommitted changes in lib/native)' : '';
+  return {
+    cpu: model, cores: cpus.length, flags, memGB: os.totalmem() / 1e9, node: process.version, os: `${os.type()} ${os.release()}`,
+    commit: `${git(['rev-parse', '--short', 'HEAD'])}${dirty}`, date: new Date().toISOString(), load: os.loadavg(),
+  };
+}
+
+function report({ M, P, F, W, R, C, loadEnd }) {
+  const L = [];
+  const s = (key, f) => summary((F.res[key] ?? []).map(f));
+  const ratio = (a, b, f) => pairedRatios((F.res[a] ?? []).map(f), (F.res[b] ?? []).map(f));
+  const quiet = M.load[0] < M.cores * 0.75 && loadEnd[0] < M.cores * 0.75;
+  L.push('# Benchmarks', '');
+  L.push('Generated by `npm run bench` (bench/run.mjs); see bench/README.md for the method. Do not edit by hand.', '');
+  if (cfg.label) L.push(`> **${cfg.label}**`, '');
+  L.push(`> ${quiet ? 'The machine was quiet' : `**Indicative only**: the machine was shared (load average ${M.load.map((x) => x.toFixed(1)).join(', ')} at the start, ${loadEnd.map((x) => x.toFixed(1)).join(', ')} at the end, on ${M.cores} cores)`}. Ratios are paired per round (adjacent runs), which cancels most drift; absolute numbers move more.`, '');
+  L.push('| | |', '|---|---|');
+  L.push(`| machine | ${M.cpu}, ${M.cores} cores (${M.flags}), ${fmt(M.memGB)} GB RAM, ${M.os} |`);
+  L.push(`| date | ${M.date} |`, `| commit | ${M.commit} |`, `| node | ${M.node} |`);
+  L.push(`| threads | ${cfg.threads} (OMP_NUM_THREADS=${cfg.threads} for every process) |`);
+  L.push(`| runs | ${cfg.runs} per figure, alternating llava-med / llama-mtmd-cli${P.llamaNode ? ' / llama.node' : ''} in each round; median (min–max) |`);
+  L.push(`| model | random weights, real shapes: CLIP ViT-L/14-224 (24 layers, 1024 wide, F16) + v0 projector; LLaMA-7B-shaped LLM with 4 layers (4096 wide, FFN 11008, vocab 32004), Q4_K_M ${fmt(R.perToken.q4.fileBytes / 1e6, 0)} MB and F16 ${fmt(R.perToken.f16.fileBytes / 1e6, 0)} MB |`);
+  L.push(`| peers | llama-mtmd-cli built from the same patched llama.cpp tree (deps/llama.cpp, Release, GGML_NATIVE, OpenMP, static); @fugood/llama.node ${P.llamaNode ?? '(not installed)'} (its prebuilt CPU binary, its own llama.cpp) |`);
+  L.push(`| question | v0 prompt, ${cfg.maxTokens} new tokens max, greedy; 224×224 PNG images |`, '');
+
+  L.push('## Single question, one process per run', '');
+  L.push('Each run is a fresh process (so peak RSS is per run): load model + projector, encode one image, evaluate the prompt, generate.', '');
+  const rows = [
+    ['ready (spawn → loaded), ms', (r) => r.readyMs, 0, 'lower'],
+    ['image encode, ms', (r) => r.encodeMs, 0, 'lower'],
+    ['prompt eval, tokens/s', (r) => r.promptRate, 1, 'higher'],
+    ['decode, tokens/s', (r) => r.decodeRate, 1, 'higher'],
+    ['question after load (ready → exit), ms', (r) => r.questionMs, 0, 'lower'],
+    ['end to end (spawn → exit), ms', (r) => r.wallMs, 0, 'lower'],
+    ['peak RSS, MB', (r) => r.peakRssMb, 0, 'lower'],
+  ];
+  const pairs = [['q4', 'none'], ['q4', 'mmap'], ...(flag('skip-f16') ? [] : [['f16', 'none']])];
+  for (const [m, mode] of pairs) {
+    const a = `lm-${m}-${mode}`;
+    const b = `cli-${m}-${mode}`;
+    L.push(`### ${m === 'q4' ? 'Q4_K_M' : 'F16'}, load mode ${mode === 'none' ? "'none' (weights read into memory; mtmd-cli --no-mmap)" : "'mmap'"}`, '');
+    L.push('| figure | llava-med | llama-mtmd-cli | llava-med / mtmd-cli |', '|---|---|---|---|');
+    for (const [name, f, d, better] of rows) {
+      const sa = s(a, f);
+      const sb = s(b, f);
+      const r = ratio(a, b, f);
+      L.push(`| ${name} | ${fmtS(sa, d)} | ${fmtS(sb, d)} | ${fmtR(r)} ${better === 'higher' ? '(≥ 1 is better)' : '(≤ 1 is better)'} |`);
+    }
+    const pa = F.res[a]?.[0];
+    const pb = F.res[b]?.[0];
+    if (pa && pb) L.push('', `Prompt tokens evaluated: llava-med ${pa.promptTokens} (image ${256} + text), mtmd-cli ${pb.promptTokens}; decode steps: ${pa.evalTokens} vs ${pb.evalTokens}. llava-med's image encode includes PNG decode and preprocessing (sharp); mtmd-cli's is its "image slice encoded" (encoder only).`);
+    L.push('');
+  }
+  // target summary
+  const t = (a, b, f) => ratio(a, b, f).median;
+  const none = (f) => t('lm-q4-none', 'cli-q4-none', f);
+  const mm = (f) => t('lm-q4-mmap', 'cli-q4-mmap', f);
+  const lmNoneDecode = s('lm-q4-none', (r) => r.decodeRate).median;
+  const lmMmapDecode = s('lm-q4-mmap', (r) => r.decodeRate).median;
+  const lmNoneWall = s('lm-q4-none', (r) => r.wallMs).median;
+  const lmMmapWall = s('lm-q4-mmap', (r) => r.wallMs).median;
+  const lmNoneRss = s('lm-q4-none', (r) => r.peakRssMb).median;
+  const lmMmapRss = s('lm-q4-mmap', (r) => r.peakRssMb).median;
+  L.push('### Targets (Q4_K_M, medians of paired ratios)', '');
+  L.push('| target | load mode none | load mode mmap | met? |', '|---|---|---|---|');
+  const ok = (c) => (c ? 'yes' : '**no**');
+  for (const [name, f] of [['image encode ≤ 1.00× time', (r) => r.encodeMs], ['prompt eval ≥ 1.00× rate', (r) => r.promptRate], ['decode ≥ 1.00× rate', (r) => r.decodeRate]]) {
+    const higher = !name.includes('encode');
+    const pass = (x) => (higher ? x >= 1 : x <= 1);
+    L.push(`| ${name} | ${fmt(none(f), 2)} | ${fmt(mm(f), 2)} | ${ok(pass(none(f)) && pass(mm(f)))} |`);
+  }
+  L.push(`| load (ready) within 5 % | ${fmt(none((r) => r.readyMs), 2)} | ${fmt(mm((r) => r.readyMs), 2)} | ${ok(none((r) => r.readyMs) <= 1.05 && mm((r) => r.readyMs) <= 1.05)} |`);
+  const rssD = (m) => s(`lm-q4-${m}`, (r) => r.peakRssMb).median - s(`cli-q4-${m}`, (r) => r.peakRssMb).median;
+  L.push(`| peak RSS ≤ mtmd-cli + 100 MB | ${fmt(rssD('none'), 0)} MB | ${fmt(rssD('mmap'), 0)} MB | ${ok(rssD('none') <= 100 && rssD('mmap') <= 100)} |`, '');
+  L.push(`**Default load mode.** llava-med 'none' vs 'mmap' in this run: decode ${fmt(lmNoneDecode)} vs ${fmt(lmMmapDecode)} tokens/s, end to end ${fmt(lmNoneWall, 0)} vs ${fmt(lmMmapWall, 0)} ms, peak RSS ${fmt(lmNoneRss, 0)} vs ${fmt(lmMmapRss, 0)} MB. ` +
+    `(Peak RSS counts file-backed mapped pages too, so 'mmap' RSS includes the page-cache pages of the weights it touched.)`, '');
+
+  if (Object.keys(F.errors).length) {
+    L.push('### Failures', '');
+    for (const [k, e] of Object.entries(F.errors)) L.push(`- ${k}: failed at \`${e.error.stage}\`: ${e.error.message}`, ...(e.stderr?.length ? ['', '  ```', ...e.stderr.map((x) => `  ${x}`), '  ```'] : []));
+    L.push('');
+  }
+  const ln = F.res['ln-q4-mmap'] ?? [];
+  if (ln.length) {
+    L.push('### @fugood/llama.node (Q4_K_M, its default mmap)', '');
+    L.push('| figure | llama.node | llava-med (mmap) / llama.node |', '|---|---|---|');
+    for (const [name, f, d, better] of rows) {
+      L.push(`| ${name} | ${fmtS(s('ln-q4-mmap', f), d)} | ${fmtR(ratio('lm-q4-mmap', 'ln-q4-mmap', f))} ${better === 'higher' ? '(≥ 1 is better)' : '(≤ 1 is better)'} |`);
+    }
+    L.push('', `llama.node's prompt timings come from its completion() result (prompt_n ${ln[0].promptTokens}); it embeds its own llama.cpp (build 10257, not our pinned tree). Its prompt_ms includes the image encoder; the encode time it logs (mtmd's \"image slice encoded\") is subtracted.`, '');
+  }
+
+  // roofline
+  L.push('## Decode roofline', '');
+  L.push(`Streaming-read bandwidth (bench/bandwidth.c, 1 GiB buffer, best of 5): **${fmt(R.bwGBs)} GB/s** with ${cfg.threads} threads, ${fmt(R.bw1GBs)} GB/s with 1.`, '');
+  L.push('Bytes read per decoded token ≈ every weight except the token-embedding table (one row is read). KV cache reads (< 1 MB at this context fill) are ignored.', '');
+  L.push('| model | bytes/token | bound (tokens/s) | llava-med decode | fraction | mtmd-cli decode | fraction |', '|---|---|---|---|---|---|---|');
+  for (const [k, label] of [['q4', 'Q4_K_M'], ['f16', 'F16']]) {
+    if (k === 'f16' && flag('skip-f16')) continue;
+    const bytes = R.perToken[k].bytes;
+    const bound = (R.bwGBs * 1e9) / bytes;
+    const a = s(`lm-${k}-none`, (r) => r.decodeRate).median;
+    const b = s(`cli-${k}-none`, (r) => r.decodeRate).median;
+    L.push(`| ${label} (load mode none) | ${fmt(bytes / 1e6, 0)} MB | ${fmt(bound)} | ${fmt(a)} | **${fmt((a / bound) * 100, 0)} %** | ${fmt(b)} | ${fmt((b / bound) * 100, 0)} % |`);
+  }
+  L.push('');
+
+  // workload
+  if (W) {
+    const lm = W.lm;
+    const promptRate = s('lm-q4-none', (r) => r.promptRate).median;
+    const decodeRate = s('lm-q4-none', (r) => r.decodeRate).median;
+    const encode = s('lm-q4-none', (r) => r.encodeMs).median;
+    const prefillTok = lm.imageTokens + lm.promptTokens;
+    const boundMs = (prefillTok / promptRate) * 1000 + (lm.generatedTokens / decodeRate) * 1000;
+    const boundEncMs = boundMs + W.nImg * encode;
+    const n = W.items.length;
+    L.push('## Workload: many questions', '');
+    L.push(`${n} questions over ${W.nImg} images${n < 100 ? ` (**scaled down from 100** to fit the run time on ${M.cores} cores; \`--questions 100\` runs the full design)` : ''}, Q4_K_M, ${cfg.maxTokens} new tokens max.`, '');
+    L.push(`- llama-mtmd-cli: one process per question, sequentially, as the original's scripts run the model (its default mmap, so the page cache is warm after the first).`);
+    L.push(`- llava-med: one persistent instance (load mode 'none'), each image encoded once (embedImage), questions answered with askBatch on ${cfg.sequences} parallel sequences.`, '');
+    L.push('| | llama-mtmd-cli | llava-med | ratio |', '|---|---|---|---|');
+    L.push(`| total wall time | ${fmt(W.cli.wallMs / 1000)} s | ${fmt(lm.wallMs / 1000)} s | ${fmt(W.cli.wallMs / lm.wallMs, 2)}× faster |`);
+    L.push(`| questions / minute | ${fmt((n / W.cli.wallMs) * 60000, 2)} | ${fmt((n / lm.wallMs) * 60000, 2)} | |`);
+    L.push(`| peak RSS | ${fmt(W.cli.peakRssMb, 0)} MB (largest process) | ${fmt(lm.peakRssMb, 0)} MB | |`, '');
+    L.push(`llava-med breakdown: process start + load ${fmt((lm.wallMs - lm.encodeMs - lm.questionsMs) / 1000)} s, ${lm.images} image encodes ${fmt(lm.encodeMs / 1000)} s, questions ${fmt(lm.questionsMs / 1000)} s; ` +
+      `prefilled ${prefillTok} tokens (${lm.imageTokens} image + ${lm.promptTokens} text; ${lm.reusedTokens} reused from the KV cache), generated ${lm.generatedTokens}.`, '');
+    L.push(`Compute bound = prefill tokens ÷ single-question prompt rate (${fmt(promptRate)} t/s) + generated tokens ÷ single-sequence decode rate (${fmt(decodeRate)} t/s) = ${fmt(boundMs / 1000)} s; with the ${W.nImg} image encodes (${fmt(encode, 0)} ms each): ${fmt(boundEncMs / 1000)} s.`, '');
+    L.push(`- question phase vs bound (askBatch time against prefill + decode): **${fmt((boundMs / lm.questionsMs) * 100, 0)} %**`);
+    L.push(`- whole process vs bound with encodes (includes process start and load): **${fmt((boundEncMs / lm.wallMs) * 100, 0)} %** (target ≥ 90 %)`, '');
+  }
+
+  if (C?.length) {
+    L.push('## Converter (bench/convert)', '');
+    L.push('`convertV0` (delta fold + GGUF write, F16 out) on generated checkpoint sets of 4096 width (vocab 32000 + 4, CLIP ViT-L/14-224 included), each in a fresh process; input = base + delta + CLIP safetensors, output = LLM + mmproj GGUF.', '');
+    L.push('| LLM layers | input | output | time | input MB/s | output MB/s | peak RSS |', '|---|---|---|---|---|---|---|');
+    for (const c of C) {
+      L.push(`| ${c.layers} | ${fmt(c.inBytes / 1e9, 2)} GB | ${fmt(c.outBytes / 1e9, 2)} GB | ${fmt(c.ms / 1000)} s | ${fmt(c.inBytes / 1e6 / (c.ms / 1000), 0)} | ${fmt(c.outBytes / 1e6 / (c.ms / 1000), 0)} | ${fmt(c.peakRssMb, 0)} MB |`);
+    }
+    const grow = C.length > 1 ? C.at(-1).peakRssMb - C[0].peakRssMb : 0;
+    L.push('', `Peak RSS ${C.every((c) => c.peakRssMb < 2048) ? 'stays under 2 GB' : '**exceeds 2 GB**'}; from ${C[0].layers} to ${C.at(-1)?.layers} layers it changes by ${fmt(grow, 0)} MB (target: no growth with model size). RSS includes page-cache pages of memory-mapped inputs, if the reader maps them.`, '');
+  }
+  L.push(`Total bench time: ${fmt((Date.now() - T0) / 60000)} min.`, '');
+  return L.join('\n');
+}
+
+async function main() {
+  const M = machine();
+  log(`machine: ${M.cpu}, ${M.cores} cores, load ${M.load.map((x) => x.toFixed(2)).join(' ')}`);
+  const P = await prerequisites();
+  P.llamaBench = llamaBench;
+  const imgs = await images(Math.max(cfg.images, 1));
+  log('roofline: memory bandwidth');
+  const R = await roofline(P);
+  log(`  ${fmt(R.bwGBs)} GB/s (${cfg.threads} threads)`);
+  log(`figures: ${cfg.runs} rounds`);
+  const F = await figures(P, imgs);
+  const W = flag('skip-workload') ? null : await workload(P, imgs);
+  const C = flag('skip-convert') ? null : await convertBench();
+  const loadEnd = os.loadavg();
+  const md = report({ M, P, F, W, R, C, loadEnd });
+  await fs.writeFile(cfg.out, md);
+  await fs.writeFile(path.join(cacheDir, 'last-run.json'), JSON.stringify({ cfg, M, F, W, R, C, loadEnd }, null, 1));
+  log(`wrote ${path.relative(root, cfg.out)} (${fmt((Date.now() - T0) / 60000)} min)`);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => { process.stderr.write(`${e.stack ?? e}\n`); process.exit(1); });
+}
