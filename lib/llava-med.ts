@@ -19,7 +19,7 @@ import {
   type SampledToken,
 } from './engine/index.js';
 import { OperationQueue } from './engine/lifecycle.js';
-import { loadImage, preprocess, type ImageInput } from './image/index.js';
+import { loadAndPreprocess, type ImageInput } from './image/index.js';
 import { generate, type GenerationResult, type StopReason } from './answer/generate.js';
 import { KvReuse, type LoadStats, type PromptItem } from './answer/kv-reuse.js';
 import { withTokenizer } from './answer/prompt-ids.js';
@@ -247,9 +247,9 @@ export class LlavaMed {
   // ---- images ---------------------------------------------------------------------------
 
   private async encode(image: ImageInput, signal?: AbortSignal): Promise<ImageEmbedding> {
-    const rgb = await loadImage(image, { maxPixels: this.maxImagePixels });
+    // Decoding and the Pillow-exact resample run in a worker thread (lib/image/offthread.ts).
+    const px = await loadAndPreprocess({ input: image, maxPixels: this.maxImagePixels, preprocess: { variant: this.variant, imageSize: this.projector.imageSize } });
     throwIfAborted(signal, 'image encode');
-    const px = preprocess(rgb, { variant: this.variant, imageSize: this.projector.imageSize });
     return this.projector.encode(px.data, px.width, px.height, { signal });
   }
 

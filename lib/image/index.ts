@@ -5,3 +5,4 @@ export { preprocess, preprocessV0, preprocessV15, V0_IMAGE_SIZE, V15_IMAGE_SIZE 
 export { shortestEdgeSize, centerCropOffsets, clipResizeAndCrop } from './clip-processor.js';
 export { expandToSquare, padColourFor, V15_PAD_RGB, V15_PAD_GREY } from './expand-square.js';
 export { pillowBicubicResize } from './pillow-bicubic.js';
+export { loadAndPreprocess, type PreprocessJob } from './offthread.js';
