@@ -188,13 +188,31 @@ t.test('the bound catches the CLS-order bug and the missing CLIP layer', async (
   }
 });
 
-t.test('F16 KV cache (the engine default) for comparison', async (t) => {
+t.test('F16 KV cache and flash attention (the engine defaults) for comparison', async (t) => {
   const r = await convert('st', 'f32');
-  const e = await runEngine({ model: r.model, mmproj: r.mmproj, rgb, size, ids, greedy: GREEDY, kvCacheType: 'f16' });
-  const cl = compare(e.logits, ref.logits);
-  t.comment(`v0 F32 GGUF with an F16 KV cache: logits rel ${fmt(cl.relError)}`);
-  t.ok(cl.relError <= 2e-3, `logits rel error ${fmt(cl.relError)} ≤ 2e-3 with an F16 KV cache`);
-  t.same(e.greedy, refPath.ids, 'greedy still identical');
+  for (const [kv, fa] of [['f16', 'off'], ['f16', 'auto']] as const) {
+    const e = await runEngine({ model: r.model, mmproj: r.mmproj, rgb, size, ids, greedy: GREEDY, kvCacheType: kv, flashAttn: fa });
+    const cl = compare(e.logits, ref.logits).relError;
+    const llm = compare(e.logits, refLogits(m, ids, e.embeds)).relError;
+    t.comment(`v0 F32 GGUF, ${kv.toUpperCase()} KV cache, flash attention ${fa}: logits rel ${fmt(cl)} (LLM stage alone ${fmt(llm)})`);
+    t.ok(cl <= 2e-3, `logits rel error ${fmt(cl)} ≤ 2e-3`);
+    t.ok(llm > 1e-6, `an F16 KV cache is visible in the LLM stage (${fmt(llm)})`);
+    t.same(e.greedy, refPath.ids, 'greedy still identical');
+  }
+});
+
+// lib/engine documents kvCacheType 'f32' as the setting "for bit-faithful reference comparisons", but
+// with the default flashAttn 'auto' (flash attention enabled on the CPU backend) llama.cpp casts an
+// F32 KV cache to F16 before attending (src/llama-graph.cpp build_attn_mha: `if (k->type ==
+// GGML_TYPE_F32) k = ggml_cast(ctx0, k, GGML_TYPE_F16)`), so the request is silently ignored.
+t.test("kvCacheType 'f32' with the default flashAttn gives F32 attention", async (t) => {
+  const r = await convert('st', 'f32');
+  const e = await runEngine({ model: r.model, mmproj: r.mmproj, rgb, size, ids, kvCacheType: 'f32', flashAttn: 'auto' });
+  const f16 = await runEngine({ model: r.model, mmproj: r.mmproj, rgb, size, ids, kvCacheType: 'f16', flashAttn: 'auto' });
+  const llm = compare(e.logits, refLogits(m, ids, e.embeds)).relError;
+  t.comment(`v0 F32 GGUF, F32 KV cache, flash attention auto: LLM stage ${fmt(llm)}; logits vs an F16 KV cache differ by ${fmt(compare(e.logits, f16.logits).relError)}`);
+  t.ok(llm <= 1e-5, `LLM stage ${fmt(llm)} ≤ 1e-5 as with flashAttn 'off'`);
+  t.notSame(e.logits, f16.logits, "an F32 KV cache gives other logits than an F16 one");
 });
 
 t.test('the GGUF carries the LLaVA-Med v0 metadata the gate relied on', async (t) => {
