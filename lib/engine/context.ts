@@ -121,6 +121,7 @@ export class Context {
 
   /** Tokens currently held by sequence `seq`. */
   length(seq = 0): number {
+    this.queue.assertOpen();
     this.checkSeq(seq);
     return this.lengths[seq];
   }
