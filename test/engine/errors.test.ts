@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Context, Model, Projector, checkProjectorFile } from '../../lib/engine/index.js';
 import { GgufValueType as V, readGgufHeader } from '../../lib/formats/gguf.js';
-import { makeTinyMmproj, testImage } from '../helpers/tiny-gguf.js';
+import { makeTinyLlamaGguf, makeTinyMmproj, testImage } from '../helpers/tiny-gguf.js';
 import { failsWith, followChain, greedy, rejectsWith, tinyPair } from './util.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'llava-engine-errors-'));
@@ -235,5 +235,16 @@ t.test('a corrupt file in the middle of the tensor data with a valid header stil
   const buf = readFileSync(llm.path);
   writeFileSync(p, buf.subarray(0, buf.length - 4096));
   await failsWith(t, () => Model.load(p), 'ERR_GGUF_CORRUPT', 'data section short by 4 KiB');
+  await stillWorks(t);
+});
+
+t.test('files that pass the TS checks but llama.cpp / mtmd refuse → ERR_MODEL_LOAD / ERR_MMPROJ_LOAD', async (t) => {
+  const noOutputNorm = await makeTinyLlamaGguf(undefined, { omitTensors: ['output_norm.weight'] });
+  const e1 = await failsWith(t, () => Model.load(noOutputNorm.path), 'ERR_MODEL_LOAD', 'model without output_norm.weight');
+  t.match(e1?.message ?? '', noOutputNorm.path, 'the message names the file');
+  // attn_out is the one layer tensor clip.cpp requires itself (a clean throw); the others it
+  // loads as optional and then crashes on: see process.test.ts, which runs those in children.
+  const noOut = await makeTinyMmproj(undefined, { omitTensors: ['v.blk.1.attn_out.weight'] });
+  await failsWith(t, () => Projector.load(model, noOut.path), 'ERR_MMPROJ_LOAD', 'mmproj without v.blk.1.attn_out.weight');
   await stillWorks(t);
 });

@@ -114,6 +114,8 @@ export interface TinyLlamaOptions {
   variant?: string | null;
   /** Number of ordinary tokens in the chain cycle (chain mode). Default 50. */
   chainLength?: number;
+  /** Leave these tensors out (the TS header check passes; llama.cpp's loader refuses the file). */
+  omitTensors?: string[];
 }
 
 export interface TinyLlama {
@@ -130,6 +132,7 @@ export interface TinyLlama {
 
 type ResolvedLlama = Required<Omit<TinyLlamaOptions, 'variant'>> & { variant: string | null };
 
+
 function resolveLlama(o: TinyLlamaOptions): ResolvedLlama {
   return {
     mode: o.mode ?? 'chain',
@@ -143,6 +146,7 @@ function resolveLlama(o: TinyLlamaOptions): ResolvedLlama {
     addedTokens: o.addedTokens ?? true,
     variant: o.variant === undefined ? 'v0' : o.variant,
     chainLength: o.chainLength ?? 50,
+    omitTensors: o.omitTensors ?? [],
   };
 }
 
@@ -295,9 +299,10 @@ export async function makeTinyLlamaGguf(path: string | undefined, options: TinyL
   w.addBool('tokenizer.ggml.add_bos_token', true);
   w.addBool('tokenizer.ggml.add_eos_token', false);
   if (o.variant !== null) w.addString('llava_med.variant', o.variant);
-  for (const t of tensors) w.addTensorInfo(t.name, t.type, t.ne);
+  const kept = tensors.filter((t) => !o.omitTensors.includes(t.name));
+  for (const t of kept) w.addTensorInfo(t.name, t.type, t.ne);
   await w.writeHeader();
-  for (const t of tensors) await w.writeTensor(t.name, t.data());
+  for (const t of kept) await w.writeTensor(t.name, t.data());
   await w.finish();
   return result;
 }
