@@ -39,7 +39,10 @@ export async function ensureBenchModels({ force = false } = {}) {
     t = Date.now();
     const out = path.join(work, 'gguf');
     await convertV0({ base: src.base, delta: src.delta, vision: src.vision, out, name: NAME, outtype: 'f16' });
-    await fs.rm(path.join(work, 'hf'), { recursive: true, force: true });
+    // keep the checkpoint set: bench/convert converts it again (its 4-layer size)
+    const keep = path.join(cacheDir, `convert-${BENCH_DIMS.layers}L`);
+    if (existsSync(keep)) await fs.rm(path.join(work, 'hf'), { recursive: true, force: true });
+    else await fs.rename(path.join(work, 'hf'), keep);
     await fs.rename(path.join(out, `${NAME}.gguf`), path.join(out, path.basename(benchModels.f16)));
     log(`  ${((Date.now() - t) / 1000).toFixed(1)} s; quantizing to Q4_K_M`);
     t = Date.now();
