@@ -1,0 +1,142 @@
+/** askBatch vs sequential ask; abort; FIFO queueing; dispose during calls; await using. */
+import t from 'tap';
+import { LlavaMed } from '../../lib/llava-med.js';
+import { loadTiny, noisePng, rejectsCode, spyEngine } from './util.js';
+
+const GEN = { temperature: 0, maxTokens: 12, stop: [] as string[] };
+
+t.test('askBatch with 3 sequences = sequential ask at temperature 0', async (t) => {
+  for (const variant of ['v0', 'v1.5'] as const) {
+    const { med: seq } = await loadTiny(variant);
+    const { med: par } = await loadTiny(variant, { sequences: 3 });
+    t.equal(par.context.sequences, 3);
+    const reqs = [
+      { image: await noisePng(30, 30, 51), question: 'What is shown?' },
+      { image: await noisePng(36, 28, 52), question: 'Is there a fracture?' },
+      { image: await noisePng(30, 30, 51), question: 'Where is the heart?' },
+      { image: await noisePng(28, 40, 53), question: 'Is it normal?' }, // a 4th: runs as a second group
+    ];
+    const expected = [];
+    for (const r of reqs) expected.push(await seq.ask(r.image, r.question, GEN));
+    const spy = spyEngine(par);
+    const got = await par.askBatch(reqs, GEN);
+    spy.stop();
+    t.equal(got.length, 4, `${variant}: one answer per request, in order`);
+    t.ok(spy.steps.some((s) => s.length === 3), `${variant}: sequences advanced together in one step`);
+    for (let i = 0; i < reqs.length; i++) {
+      t.same(got[i]!.tokens, expected[i]!.tokens, `${variant}: request ${i}: same tokens as sequential ask`);
+      t.equal(got[i]!.text, expected[i]!.text, `${variant}: request ${i}: same text`);
+      t.equal(got[i]!.stopReason, expected[i]!.stopReason);
+    }
+    if (variant === 'v0') t.ok(got[1]!.timings.reusedTokens > 0, 'v0: the system prompt is shared across sequences');
+    // The batched instance still answers single questions the same.
+    t.same((await par.ask(reqs[1]!.image, reqs[1]!.question, GEN)).tokens, expected[1]!.tokens, `${variant}: ask after askBatch`);
+    await rejectsCode(t, par.askBatch([{ image: reqs[0]!.image, question: '' }], GEN), 'ERR_INVALID_ARGUMENT', 'empty question in a batch');
+    await seq.dispose();
+    await par.dispose();
+  }
+});
+
+t.test('abort: mid-stream and before start', async (t) => {
+  const { med } = await loadTiny('v0');
+  t.teardown(() => med.dispose());
+  const png = await noisePng(30, 30, 61);
+  const base = await med.ask(png, 'What is shown?', { ...GEN, maxTokens: 40 });
+  const ac = new AbortController();
+  const spy = spyEngine(med);
+  let chunks = 0;
+  const err = await rejectsCode(
+    t,
+    (async () => {
+      for await (const _ of med.stream(png, 'What is shown?', { ...GEN, maxTokens: 40, signal: ac.signal })) {
+        chunks++;
+        ac.abort();
+      }
+    })(),
+    'ERR_ABORTED',
+    'abort after the first chunk',
+  );
+  spy.stop();
+  t.ok(err, 'rejected');
+  t.ok(chunks >= 1, `got ${chunks} chunk(s) before the abort took effect`);
+  t.ok(spy.steps.length < 39, `generation stopped early (${spy.steps.length} steps)`);
+  await rejectsCode(t, med.ask(png, 'What is shown?', { ...GEN, signal: AbortSignal.abort() }), 'ERR_ABORTED', 'already-aborted signal (ask)');
+  await rejectsCode(t, med.score(png, 'What is shown?', ['yes'], { signal: AbortSignal.abort() }), 'ERR_ABORTED', 'already-aborted signal (score)');
+  await rejectsCode(t, med.embedImage(png, { signal: AbortSignal.abort() }), 'ERR_ABORTED', 'already-aborted signal (embedImage)');
+  const ac2 = new AbortController();
+  const p = med.ask(png, 'What is shown?', { ...GEN, maxTokens: 40, signal: ac2.signal });
+  setImmediate(() => ac2.abort());
+  const e2 = await p.then(() => undefined, (e: unknown) => e);
+  t.ok(e2 === undefined || (e2 as { code?: string }).code === 'ERR_ABORTED', 'abort while running: ERR_ABORTED (or done already)');
+  const after = await med.ask(png, 'What is shown?', { ...GEN, maxTokens: 40 });
+  t.same(after.tokens, base.tokens, 'the instance answers exactly as before the aborts');
+});
+
+t.test('FIFO: calls resolve in call order', async (t) => {
+  const { med } = await loadTiny('v0');
+  t.teardown(() => med.dispose());
+  const png = await noisePng(30, 30, 62);
+  const order: string[] = [];
+  const ps = [
+    med.ask(png, 'First, long?', { ...GEN, maxTokens: 60 }).then(() => order.push('ask-long')),
+    med.score(png, 'Second?', ['yes']).then(() => order.push('score')),
+    med.ask(png, 'Third, short?', { ...GEN, maxTokens: 1 }).then(() => order.push('ask-short')),
+    med.ask(png, 'Fourth?', { ...GEN, maxTokens: 1 }).then(() => order.push('ask-short-2')),
+  ];
+  await Promise.all(ps);
+  t.same(order, ['ask-long', 'score', 'ask-short', 'ask-short-2'], 'in call order, although later calls are shorter');
+});
+
+t.test('dispose during a call; await using', async (t) => {
+  const { med } = await loadTiny('v0');
+  const png = await noisePng(30, 30, 63);
+  const it = med.stream(png, 'What is shown?', { ...GEN, maxTokens: 30 });
+  const first = await it.next(); // the call is now running
+  t.equal(first.done, false);
+  const queued = med.ask(png, 'Queued?', GEN);
+  const queuedScore = med.score(png, 'Queued?', ['yes']);
+  const disposed = med.dispose();
+  t.equal(med.disposed, true, 'disposed as soon as dispose() is called');
+  let rest = '';
+  for (;;) {
+    const r = await it.next();
+    if (r.done) break;
+    rest += r.value;
+  }
+  t.pass('the running stream ran to its end');
+  t.type(rest, 'string');
+  await rejectsCode(t, queued, 'ERR_DISPOSED', 'a queued ask');
+  await rejectsCode(t, queuedScore, 'ERR_DISPOSED', 'a queued score');
+  await disposed;
+  t.equal(med.context.disposed, true, 'the context is freed');
+  t.equal(med.model.disposed, true, 'the model is freed');
+  await rejectsCode(t, med.ask(png, 'After?', GEN), 'ERR_DISPOSED', 'ask after dispose');
+  await rejectsCode(t, med.score(png, 'After?', ['yes']), 'ERR_DISPOSED', 'score after dispose');
+  await rejectsCode(t, med.embedImage(png), 'ERR_DISPOSED', 'embedImage after dispose');
+  await rejectsCode(t, med.askBatch([{ image: png, question: 'q?' }]), 'ERR_DISPOSED', 'askBatch after dispose');
+  await rejectsCode(t, () => med.chat(png), 'ERR_DISPOSED', 'chat after dispose');
+  await med.dispose(); // idempotent
+  t.pass('dispose twice is fine');
+
+  // A running ask (not a stream) completes with its answer.
+  const { med: m2 } = await loadTiny('v0');
+  const spy = spyEngine(m2);
+  const running = m2.ask(png, 'What is shown?', { ...GEN, maxTokens: 30 });
+  while (spy.fed.length === 0) await new Promise((r) => setImmediate(r)); // wait until it reaches the engine
+  const d2 = m2.dispose();
+  const a = await running;
+  t.equal(a.tokens.length, 30, 'the running ask completed normally');
+  await d2;
+  spy.stop();
+
+  let ref: LlavaMed | undefined;
+  {
+    const tiny = (await loadTiny('v0')).tiny;
+    await using m3 = await LlavaMed.load({ model: tiny.model, mmproj: tiny.mmproj, threads: 1, contextSize: 512 });
+    ref = m3;
+    t.equal((await m3.ask(png, 'What?', { ...GEN, maxTokens: 2 })).tokens.length, 2);
+  }
+  t.equal(ref.disposed, true, 'await using disposed the instance');
+  t.equal(ref.model.disposed, true, 'and freed the model');
+  await rejectsCode(t, ref.ask(png, 'What?', GEN), 'ERR_DISPOSED', 'ask after await using');
+});
