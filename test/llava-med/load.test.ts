@@ -1,0 +1,48 @@
+/** LlavaMed.load errors, variant detection and override. */
+import t from 'tap';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { LlavaMed } from '../../lib/llava-med.js';
+import { flatten, loadTiny, noisePng, rejectsCode, spyEngine, tinyV0, tinyV15 } from './util.js';
+
+t.test('load errors', async (t) => {
+  const v0 = await tinyV0();
+  const v15 = await tinyV15();
+  const load = (model: string, mmproj: string, extra = {}) => LlavaMed.load({ model, mmproj, threads: 1, contextSize: 512, ...extra });
+  await rejectsCode(t, load(v0.model, v15.mmproj), 'ERR_MMPROJ_MISMATCH', 'v0 model + v1.5 mmproj');
+  await rejectsCode(t, load(v15.model, v0.mmproj), 'ERR_MMPROJ_MISMATCH', 'v1.5 model + v0 mmproj');
+  const missing = join(tmpdir(), 'llava-med-no-such-file.gguf');
+  await rejectsCode(t, load(missing, v0.mmproj), 'ERR_FILE_NOT_FOUND', 'missing model');
+  await rejectsCode(t, load(v0.model, missing), 'ERR_FILE_NOT_FOUND', 'missing mmproj');
+  const swapped = await rejectsCode(t, load(v0.mmproj, v0.model), 'ERR_INVALID_ARGUMENT', 'model and mmproj swapped');
+  t.match(swapped?.message, /projector \(mmproj\) file; pass it as `mmproj`/, 'the message says how to fix it');
+  await rejectsCode(t, load(v0.model, v0.mmproj, { variant: 'v2' }), 'ERR_INVALID_ARGUMENT', 'unknown variant');
+  await rejectsCode(t, LlavaMed.load({ model: v0.model } as never), 'ERR_INVALID_ARGUMENT', 'no mmproj');
+  await rejectsCode(t, load(v0.model, v0.mmproj, { signal: AbortSignal.abort() }), 'ERR_ABORTED', 'aborted load');
+  await rejectsCode(t, load(v15.model, v15.mmproj, { variant: 'v0' }), 'ERR_MMPROJ_MISMATCH', 'v1.5 files forced to v0 (no <im_start> token)');
+  // Still loads fine afterwards.
+  const ok = await load(v0.model, v0.mmproj);
+  t.equal(ok.variant, 'v0');
+  await ok.dispose();
+});
+
+t.test('variant detection and override', async (t) => {
+  const { med: auto, tiny } = await loadTiny('v0');
+  t.equal(auto.variant, 'v0', 'detected from llava_med.variant');
+  t.equal(auto.imageTokens, 4);
+  await auto.dispose();
+  const { med } = await loadTiny(tiny, { variant: 'v1.5' });
+  t.teardown(() => med.dispose());
+  t.equal(med.variant, 'v1.5', 'the override wins');
+  const h = await med.embedImage(await noisePng(30, 30, 71));
+  const spy = spyEngine(med);
+  const a = await med.ask(h, 'What is shown?', { maxTokens: 3 });
+  spy.stop();
+  const sp = async (s: string) => Array.from(await med.model.tokenize(s, { addSpecial: false, parseSpecial: false }));
+  t.same(
+    flatten(spy.fed),
+    [med.model.info.bos, ...(await sp('[INST] ')), 'IMG', ...(await sp('\nWhat is shown? [/INST]'))],
+    'the v1.5 prompt layout is used with the override',
+  );
+  t.equal(a.tokens.length, 3);
+});
