@@ -8,7 +8,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { convertV15, type ConvertResult } from '../../lib/convert/index.js';
-import { makeTinyV15, TINY_CLIP, TINY_LLM } from '../helpers/tiny-hf.js';
+import { clipWeights, makeTinyV15, TINY_CLIP, TINY_LLM } from '../helpers/tiny-hf.js';
 import {
   clipMeanStd,
   fmt,
@@ -63,10 +63,12 @@ t.test('fixture sanity: GQA, margins', async (t) => {
   t.equal(ref.embeds[0]!.length, TINY_LLM.hidden);
   t.ok(Math.min(...refPath.margins) > 0.01, `reference greedy top-2 margins ≥ ${fmt(Math.min(...refPath.margins))}`);
   t.ok(new Set(refPath.ids).size > 4, `the reference path is not a constant loop (${refPath.ids.join(' ')})`);
-  // The converter must take the separate CLIP folder, not the stale tower inside the checkpoint:
-  // the two differ, so using the wrong one would break the image bound below.
-  const inner = tiny.weights.has('model.vision_tower.vision_tower.vision_model.pre_layrnorm.weight');
-  t.notOk(inner, 'the reference weights are the LLM + projector only (the tower comes from vision/)');
+  // The converter must take the separate CLIP folder, not the stale tower inside the checkpoint
+  // (tiny-hf writes it from seed + 7): features from that tower are far outside the bound, so the
+  // F32 test below would catch the converter using it.
+  const stale = runReference({ ...m, vision: clipWeights({ seed: SEED + 7 }) }, pixels, ids);
+  const off = compare(stale.embeds, ref.embeds).relError;
+  t.ok(off > 100 * 1e-3, `the checkpoint's own tower gives embeddings ${fmt(off)} away`);
 });
 
 t.test('F32 GGUF: embeddings, logits, 16 greedy tokens', async (t) => {
