@@ -15,7 +15,7 @@
  * and renames it, so concurrent test processes never see half-written files.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,10 +69,28 @@ const SOURCE_HASH = createHash('sha256')
 
 const CACHE_DIR = join(tmpdir(), 'llava-med-tiny-gguf');
 
+let pruned = false;
+
+/** Removes fixtures an older version of this generator wrote (an hour old or more). */
+function pruneCache(): void {
+  if (pruned) return;
+  pruned = true;
+  for (const f of readdirSync(CACHE_DIR)) {
+    if (f.includes(SOURCE_HASH)) continue;
+    const p = join(CACHE_DIR, f);
+    try {
+      if (Date.now() - statSync(p).mtimeMs > 3600_000) unlinkSync(p);
+    } catch {
+      // another process removed it
+    }
+  }
+}
+
 function cachePath(kind: string, opts: object): string {
   mkdirSync(CACHE_DIR, { recursive: true });
-  const key = createHash('sha256').update(JSON.stringify([kind, opts, SOURCE_HASH])).digest('hex').slice(0, 16);
-  return join(CACHE_DIR, `${kind}-${key}.gguf`);
+  pruneCache();
+  const key = createHash('sha256').update(JSON.stringify([kind, opts])).digest('hex').slice(0, 16);
+  return join(CACHE_DIR, `${kind}-${SOURCE_HASH}-${key}.gguf`);
 }
 
 // ---- vocabulary ------------------------------------------------------------------------------
