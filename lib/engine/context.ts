@@ -21,7 +21,7 @@ export interface ContextOptions {
   threads?: number;
   threadsBatch?: number;
   flashAttn?: 'auto' | 'on' | 'off';
-  /** KV cache element types; 'f32' for bit-faithful reference comparisons. Default 'f16'. */
+  /** KV cache element types; 'f32' for bit-faithful reference comparisons (turns flash attention off unless flashAttn is given). Default 'f16'. */
   kvCacheType?: KvCacheType | { k: KvCacheType; v: KvCacheType };
 }
 
@@ -104,7 +104,9 @@ export class Context {
     const threadsBatch = positiveInt(opts.threadsBatch, 'threadsBatch', threads, 1024);
     const kv = typeof opts.kvCacheType === 'string' || opts.kvCacheType === undefined ? { k: opts.kvCacheType ?? 'f16', v: opts.kvCacheType ?? 'f16' } : opts.kvCacheType;
     for (const t of [kv.k, kv.v]) if (!KV_TYPES.includes(t)) throw llavaError('ERR_INVALID_ARGUMENT', `kvCacheType must be one of ${KV_TYPES.join(', ')}.`);
-    const flashAttn = opts.flashAttn ?? 'auto';
+    // llama.cpp's flash attention casts an F32 KV cache to F16 before attending, which would
+    // make kvCacheType 'f32' a no-op: asking for F32 means attention without it.
+    const flashAttn = opts.flashAttn ?? (kv.k === 'f32' || kv.v === 'f32' ? 'off' : 'auto');
     if (!['auto', 'on', 'off'].includes(flashAttn)) throw llavaError('ERR_INVALID_ARGUMENT', "flashAttn must be 'auto', 'on' or 'off'.");
     const native = await model.addon
       .createContext(model.nativeHandle(), { nCtx, nBatch, nUbatch, nSeqMax, threads, threadsBatch, flashAttn, typeK: kv.k, typeV: kv.v, kvUnified: true })

@@ -201,16 +201,16 @@ t.test('F16 KV cache and flash attention (the engine defaults) for comparison', 
   }
 });
 
-// lib/engine documents kvCacheType 'f32' as the setting "for bit-faithful reference comparisons", but
-// with the default flashAttn 'auto' (flash attention enabled on the CPU backend) llama.cpp casts an
-// F32 KV cache to F16 before attending (src/llama-graph.cpp build_attn_mha: `if (k->type ==
-// GGML_TYPE_F32) k = ggml_cast(ctx0, k, GGML_TYPE_F16)`), so the request is silently ignored.
+// With flash attention on (what 'auto' picks on the CPU backend) llama.cpp casts an F32 KV cache to
+// F16 before attending (src/llama-graph.cpp build_attn_mha: `if (k->type == GGML_TYPE_F32) k =
+// ggml_cast(ctx0, k, GGML_TYPE_F16)`), so Context.create turns flash attention off for an F32 cache
+// unless the caller chose: the default must give real F32 attention.
 t.test("kvCacheType 'f32' with the default flashAttn gives F32 attention", async (t) => {
   const r = await convert('st', 'f32');
-  const e = await runEngine({ model: r.model, mmproj: r.mmproj, rgb, size, ids, kvCacheType: 'f32', flashAttn: 'auto' });
+  const e = await runEngine({ model: r.model, mmproj: r.mmproj, rgb, size, ids, kvCacheType: 'f32', flashAttn: 'default' });
   const f16 = await runEngine({ model: r.model, mmproj: r.mmproj, rgb, size, ids, kvCacheType: 'f16', flashAttn: 'auto' });
   const llm = compare(e.logits, refLogits(m, ids, e.embeds)).relError;
-  t.comment(`v0 F32 GGUF, F32 KV cache, flash attention auto: LLM stage ${fmt(llm)}; logits vs an F16 KV cache differ by ${fmt(compare(e.logits, f16.logits).relError)}`);
+  t.comment(`v0 F32 GGUF, F32 KV cache, flash attention default: LLM stage ${fmt(llm)}; logits vs an F16 KV cache differ by ${fmt(compare(e.logits, f16.logits).relError)}`);
   t.ok(llm <= 1e-5, `LLM stage ${fmt(llm)} ≤ 1e-5 as with flashAttn 'off'`);
   t.notSame(e.logits, f16.logits, "an F32 KV cache gives other logits than an F16 one");
 });

@@ -265,7 +265,8 @@ export interface EngineOptions {
    * Default 'off': with flash attention llama.cpp casts an F32 KV cache to F16 before attending
    * (src/llama-graph.cpp build_attn_mha), so only 'off' gives F32 attention.
    */
-  flashAttn?: 'auto' | 'on' | 'off';
+  /** 'default' leaves it to Context.create (which turns it off for an F32 KV cache). */
+  flashAttn?: 'auto' | 'on' | 'off' | 'default';
 }
 
 /** Encode the image, decode before / image / after, read the logits and (optionally) decode greedily. */
@@ -273,7 +274,7 @@ export async function runEngine(o: EngineOptions): Promise<EngineRun> {
   const model = await Model.load(o.model, { loadMode: 'none' });
   try {
     const proj = await Projector.load(model, o.mmproj, { threads: THREADS });
-    const ctx = await Context.create(model, { contextSize: 256, batchSize: 256, kvCacheType: o.kvCacheType ?? 'f32', flashAttn: o.flashAttn ?? 'off', threads: THREADS });
+    const ctx = await Context.create(model, { contextSize: 256, batchSize: 256, kvCacheType: o.kvCacheType ?? 'f32', flashAttn: o.flashAttn === 'default' ? undefined : (o.flashAttn ?? 'off'), threads: THREADS });
     try {
       using emb = await proj.encode(o.rgb, o.size, o.size);
       const embeds = rowsOf(emb.toFloat32Array(), emb.nEmbd).map((r) => Float32Array.from(r));
