@@ -20,7 +20,7 @@ import {
 } from './engine/index.js';
 import { OperationQueue } from './engine/lifecycle.js';
 import { loadAndPreprocess, type ImageInput } from './image/index.js';
-import { generate, type GenerationResult, type StopReason } from './answer/generate.js';
+import { generate, type StopReason } from './answer/generate.js';
 import { KvReuse, type LoadStats, type PromptItem } from './answer/kv-reuse.js';
 import { withTokenizer } from './answer/prompt-ids.js';
 import {
@@ -311,58 +311,18 @@ export class LlavaMed {
     return { maxTokens, stop };
   }
 
-  /** Runs one question on sequence 0 with the instance queue held. */
+  /** Runs one conversation on sequence 0, with the instance queue held. */
   private async run(
     image: ImageArg,
     history: readonly ChatTurn[],
     opts: GenerationOptions,
     onText?: (t: string) => void,
     shouldStop?: () => boolean,
-  ): Promise<Answer & { raw: GenerationResult }> {
-    const t0 = performance.now();
+  ): Promise<Answer> {
     const limits = this.generationLimits(opts);
     validateQuestion(history[history.length - 1]?.question);
-    return this.queue.run(async () => {
-      const { embedding, owned } = await this.resolveImage(image, opts.signal);
-      try {
-        const items = await this.promptItems(embedding, history);
-        const sampler = this.samplerFor(opts);
-        try {
-          const stats = await this.kv.load(0, items, opts.signal).catch(async (e) => {
-            await this.kv.reset(0);
-            throw e;
-          });
-          const first = await this.context.sample(sampler, { signal: opts.signal });
-          const [res] = await generate(this.context, [{ seq: 0, sampler, first, ...limits, onText, shouldStop }], opts.signal);
-          this.kv.appendDecoded(0, res.tokens);
-          throwIfAborted(opts.signal, 'generation');
-          return {
-            text: this.variant === 'v0' ? postprocessV0(res.text) : postprocessV15(res.text),
-            tokens: res.tokens,
-            stopReason: res.stopReason,
-            raw: res,
-            timings: {
-              imageEncodeMs: owned ? embedding.encodeMs : 0,
-              imageTokens: stats.imageTokens,
-              imageDecodeMs: stats.imageDecodeMs,
-              promptTokens: stats.promptTokens,
-              promptMs: stats.promptMs,
-              reusedTokens: stats.reused,
-              generatedTokens: res.tokens.length,
-              generateMs: res.ms,
-              totalMs: performance.now() - t0,
-            },
-          };
-        } finally {
-          sampler.dispose();
-        }
-      } finally {
-        if (owned) {
-          await this.kv.forgetImage(embedding);
-          embedding.dispose();
-        }
-      }
-    }, opts.signal);
+    const [answer] = await this.queue.run(() => this.runJobs([{ image, history, onText, shouldStop }], opts, limits), opts.signal);
+    return answer;
   }
 
   /**
@@ -378,14 +338,19 @@ export class LlavaMed {
     const width = this.context.sequences;
     const out: Answer[] = [];
     for (let start = 0; start < requests.length; start += width) {
-      const group = requests.slice(start, start + width);
-      out.push(...(await this.queue.run(() => this.runGroup(group, opts, limits), opts.signal)));
+      const jobs = requests.slice(start, start + width).map((r) => ({ image: r.image, history: [{ question: r.question }] }));
+      out.push(...(await this.queue.run(() => this.runJobs(jobs, opts, limits), opts.signal)));
     }
     return out;
   }
 
-  private async runGroup(
-    group: readonly { image: ImageArg; question: string }[],
+  /**
+   * The one answering path: job i runs on sequence i. Each prompt is loaded (reusing cached
+   * prefixes) and its first token sampled right away — the next load overwrites the logits —
+   * then all sequences generate together.
+   */
+  private async runJobs(
+    jobs: readonly { image: ImageArg; history: readonly ChatTurn[]; onText?: (t: string) => void; shouldStop?: () => boolean }[],
     opts: GenerationOptions,
     limits: { maxTokens: number; stop: string[] },
   ): Promise<Answer[]> {
@@ -394,10 +359,10 @@ export class LlavaMed {
     const samplers: Sampler[] = [];
     try {
       const prepared: { seq: number; sampler: Sampler; first: SampledToken; stats: LoadStats; encodeMs: number }[] = [];
-      for (let seq = 0; seq < group.length; seq++) {
-        const { embedding, owned: own } = await this.resolveImage(group[seq].image, opts.signal);
+      for (let seq = 0; seq < jobs.length; seq++) {
+        const { embedding, owned: own } = await this.resolveImage(jobs[seq].image, opts.signal);
         if (own) owned.push(embedding);
-        const items = await this.promptItems(embedding, [{ question: group[seq].question }]);
+        const items = await this.promptItems(embedding, jobs[seq].history);
         const sampler = this.samplerFor(opts);
         samplers.push(sampler);
         const stats = await this.kv.load(seq, items, opts.signal).catch(async (e) => {
@@ -407,7 +372,11 @@ export class LlavaMed {
         const first = await this.context.sample(sampler, { signal: opts.signal });
         prepared.push({ seq, sampler, first, stats, encodeMs: own ? embedding.encodeMs : 0 });
       }
-      const results = await generate(this.context, prepared.map((p) => ({ seq: p.seq, sampler: p.sampler, first: p.first, ...limits })), opts.signal);
+      const results = await generate(
+        this.context,
+        prepared.map((p) => ({ seq: p.seq, sampler: p.sampler, first: p.first, ...limits, onText: jobs[p.seq].onText, shouldStop: jobs[p.seq].shouldStop })),
+        opts.signal,
+      );
       throwIfAborted(opts.signal, 'generation');
       return results.map((res, i) => {
         this.kv.appendDecoded(i, res.tokens);
@@ -439,9 +408,8 @@ export class LlavaMed {
   }
 
   /** Answers one question about one image. */
-  async ask(image: ImageArg, question: string, opts: GenerationOptions = {}): Promise<Answer> {
-    const { raw: _raw, ...answer } = await this.run(image, [{ question }], opts);
-    return answer;
+  ask(image: ImageArg, question: string, opts: GenerationOptions = {}): Promise<Answer> {
+    return this.run(image, [{ question }], opts);
   }
 
   /**
@@ -539,7 +507,7 @@ export class ChatSession {
   }
 
   async ask(question: string, opts: GenerationOptions = {}): Promise<Answer> {
-    const { raw: _raw, ...a } = await this.med.runTurn(this.image, [...this.turns, { question }], opts);
+    const a = await this.med.runTurn(this.image, [...this.turns, { question }], opts);
     this.turns.push({ question, answer: a.text });
     return a;
   }
