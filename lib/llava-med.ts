@@ -496,28 +496,57 @@ function validateQuestion(q: unknown): asserts q is string {
   if (typeof q !== 'string' || q.trim().length === 0) throw llavaError('ERR_INVALID_ARGUMENT', 'The question must be a non-empty string.');
 }
 
-/** Multi-turn chat about one image (v0: '###'-separated Human/Assistant turns; v1.5: [INST] turns). */
+/**
+ * Multi-turn chat about one image (v0: '###'-separated Human/Assistant turns; v1.5: [INST]
+ * turns). The image is encoded once, on the first turn, and each turn reuses the KV cache of
+ * the conversation so far. dispose() frees the image the session encoded itself.
+ */
 export class ChatSession {
   private readonly turns: ChatTurn[] = [];
+  private handle?: Promise<ImageHandle>;
+  private readonly ownsHandle: boolean;
   /** @internal */
-  constructor(private readonly med: LlavaMed, private readonly image: ImageArg) {}
+  constructor(private readonly med: LlavaMed, private readonly image: ImageArg) {
+    this.ownsHandle = !(image instanceof ImageHandle);
+    if (!this.ownsHandle) this.handle = Promise.resolve(image as ImageHandle);
+  }
 
   get history(): readonly ChatTurn[] {
     return this.turns;
   }
 
+  private imageHandle(signal?: AbortSignal): Promise<ImageHandle> {
+    this.handle ??= this.med.embedImage(this.image as ImageInput, { signal }).catch((e) => {
+      this.handle = undefined; // a failed encode (e.g. aborted) may be retried by the next turn
+      throw e;
+    });
+    return this.handle;
+  }
+
   async ask(question: string, opts: GenerationOptions = {}): Promise<Answer> {
-    const a = await this.med.runTurn(this.image, [...this.turns, { question }], opts);
+    const a = await this.med.runTurn(await this.imageHandle(opts.signal), [...this.turns, { question }], opts);
     this.turns.push({ question, answer: a.text });
     return a;
   }
 
   stream(question: string, opts: GenerationOptions = {}): AsyncIterableIterator<string> {
     return streamFrom(async (onText, shouldStop) => {
-      const r = await this.med.runTurn(this.image, [...this.turns, { question }], opts, onText, shouldStop);
+      const r = await this.med.runTurn(await this.imageHandle(opts.signal), [...this.turns, { question }], opts, onText, shouldStop);
       this.turns.push({ question, answer: r.text });
       return r;
     });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.ownsHandle && this.handle) {
+      const h = await this.handle.catch(() => undefined);
+      this.handle = undefined;
+      await h?.dispose();
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
   }
 }
 
