@@ -257,6 +257,11 @@ export class LlavaMed {
   async embedImage(image: ImageInput, opts: { signal?: AbortSignal } = {}): Promise<ImageHandle> {
     this.queue.assertOpen();
     const e = await this.encode(image, opts.signal);
+    if (this.queue.isClosed) {
+      // dispose() ran while this image was encoding: nothing would free it later.
+      e.dispose();
+      this.queue.assertOpen();
+    }
     const h = new ImageHandle(e, this);
     this.images.add(h);
     return h;

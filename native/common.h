@@ -182,16 +182,25 @@ class PromiseWorker : public Napi::AsyncWorker {
     }
 
   private:
+    // Settling can fail when the environment is going away (a worker thread terminated while
+    // this call ran): nothing may escape, or std::terminate takes the whole process down.
     void OnOK() override {
         Napi::Env env = Env();
         try {
             deferred_.Resolve(Result(env));
         } catch (const Napi::Error & e) {
-            deferred_.Reject(e.Value());
+            try {
+                deferred_.Reject(e.Value());
+            } catch (...) {
+            }
+        } catch (...) {
         }
     }
     void OnError(const Napi::Error & e) override {
-        deferred_.Reject(MakeError(Env(), code_, e.Message()).Value());
+        try {
+            deferred_.Reject(MakeError(Env(), code_, e.Message()).Value());
+        } catch (...) {
+        }
     }
 
     Napi::Promise::Deferred deferred_;

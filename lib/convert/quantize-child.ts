@@ -2,7 +2,10 @@
 import { loadAddon } from '../engine/binding.js';
 import type { QuantizeJob } from './quantize.js';
 
-const send = (m: unknown) => process.send?.(m);
+// Logs may still arrive while the channel closes: a send then must be dropped, not raise.
+const send = (m: unknown) => {
+  if (process.connected) process.send?.(m, undefined, undefined, () => {});
+};
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '{}') as QuantizeJob;
@@ -17,6 +20,7 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   }
   addon.setLogger(null, 'error');
+  await new Promise((r) => setImmediate(r)); // let queued log callbacks run before closing the channel
   process.disconnect?.();
 }
 

@@ -7,7 +7,7 @@ import { llavaError, throwIfAborted } from '../errors.js';
 import { AbortLink, OperationQueue, abortedError } from './lifecycle.js';
 import type { Model } from './model.js';
 import type { KvCacheType, NativeContext, NativePerf, NativeSampler, NativeSamplerOptions } from './native-types.js';
-import type { ImageEmbedding } from './projector.js';
+import { ImageEmbedding } from './projector.js';
 
 export interface ContextOptions {
   /** Context length in tokens (KV cache cells, shared by all sequences). Default 2048. */
@@ -68,6 +68,11 @@ export class Sampler {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+function asSampler(s: unknown): Sampler {
+  if (!(s instanceof Sampler)) throw llavaError('ERR_INVALID_ARGUMENT', 'expected a Sampler from Context.createSampler().');
+  return s;
 }
 
 const KV_TYPES: readonly KvCacheType[] = ['f16', 'f32', 'bf16', 'q8_0', 'q4_0'];
@@ -168,6 +173,7 @@ export class Context {
   async decode(tokens: ArrayLike<number>, opts: { seq?: number; logits?: 'last' | 'all' | 'none'; signal?: AbortSignal } = {}): Promise<{ ms: number }> {
     const seq = opts.seq ?? 0;
     this.checkSeq(seq);
+    if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') throw llavaError('ERR_INVALID_ARGUMENT', 'tokens must be an array of token ids.');
     const ids = Int32Array.from(tokens);
     if (ids.length === 0) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'decode needs at least one token.'));
     const nVocab = this.model.info.nVocab;
@@ -175,6 +181,7 @@ export class Context {
       if (ids[i] !== tokens[i] || ids[i] < 0 || ids[i] >= nVocab) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `token ${String(tokens[i])} at index ${i} is not a valid id.`));
     }
     const mode = opts.logits ?? 'last';
+    if (mode !== 'last' && mode !== 'all' && mode !== 'none') throw llavaError('ERR_INVALID_ARGUMENT', `logits must be 'last', 'all' or 'none', not ${JSON.stringify(mode)}.`);
     if (mode === 'all' && ids.length > this.batchSize) {
       return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `logits for every position need at most batchSize (${this.batchSize}) tokens per decode.`));
     }
@@ -203,6 +210,7 @@ export class Context {
   async decodeImage(image: ImageEmbedding, opts: { seq?: number; signal?: AbortSignal } = {}): Promise<{ ms: number }> {
     const seq = opts.seq ?? 0;
     this.checkSeq(seq);
+    if (!(image instanceof ImageEmbedding)) throw llavaError('ERR_INVALID_ARGUMENT', 'decodeImage expects an ImageEmbedding from Projector.encode().');
     image.assertLive();
     return this.queue.run(async () => {
       this.checkRoom(seq, image.nTokens);
@@ -222,7 +230,7 @@ export class Context {
 
   /** Samples from the logits left by the last decode (index -1 = its last output). */
   async sample(sampler: Sampler, opts: { index?: number; signal?: AbortSignal } = {}): Promise<SampledToken> {
-    const native = sampler.live();
+    const native = asSampler(sampler).live();
     const r = await this.queue.run(() => this.native.sample([native], Int32Array.of(opts.index ?? -1)), opts.signal);
     return { token: r.tokens[0], piece: r.pieces[0], eog: r.eog[0] === 1 };
   }
@@ -232,14 +240,15 @@ export class Context {
    * its sequence (one batch), then samples each sequence's next token.
    */
   async step(entries: readonly StepEntry[], opts: { signal?: AbortSignal } = {}): Promise<SampledToken[]> {
-    if (entries.length === 0) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'step needs at least one entry.'));
+    if (!Array.isArray(entries) || entries.length === 0) throw llavaError('ERR_INVALID_ARGUMENT', 'step needs a non-empty array of { seq, token, sampler }.');
     const seen = new Set<number>();
     for (const e of entries) {
+      if (e === null || typeof e !== 'object' || !Number.isInteger(e.token)) throw llavaError('ERR_INVALID_ARGUMENT', 'each step entry must be { seq, token, sampler }.');
       this.checkSeq(e.seq);
       if (seen.has(e.seq)) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `sequence ${e.seq} appears twice in one step.`));
       seen.add(e.seq);
     }
-    const natives = entries.map((e) => e.sampler.live());
+    const natives = entries.map((e) => asSampler(e.sampler).live());
     return this.queue.run(async () => {
       for (const e of entries) this.checkRoom(e.seq, 1);
       const starts = entries.map((e) => this.lengths[e.seq]);

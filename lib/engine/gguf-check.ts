@@ -156,17 +156,13 @@ export async function checkProjectorFile(path: string): Promise<ProjectorFileInf
     const kv = h.kv.get(k);
     if (!kv || !Array.isArray(kv.value) || kv.value.length < 3) throw llavaError('ERR_GGUF_CORRUPT', `${path}: ${k} must hold 3 floats.`);
   }
-  const mm2 = h.tensors.find((t) => t.name === 'mm.2.weight');
-  const mm0 = h.tensors.find((t) => t.name === 'mm.0.weight');
-  // clip_n_mmproj_embd() dereferences mm.2 for 'mlp' projectors: a missing one crashes.
-  if (!mm0 || !mm2 || mm2.shape.length !== 2) {
-    throw llavaError('ERR_GGUF_CORRUPT', `${path}: the 'mlp' projector needs tensors mm.0.weight and mm.2.weight.`);
-  }
   const imageSize = Number(h.kv.get('clip.vision.image_size')!.value);
   const patchSize = Number(h.kv.get('clip.vision.patch_size')!.value);
   if (patchSize <= 0 || imageSize <= 0 || imageSize % patchSize !== 0) {
     throw llavaError('ERR_GGUF_CORRUPT', `${path}: image_size ${imageSize} is not a multiple of patch_size ${patchSize}.`);
   }
+  checkLlavaTensors(h, imageSize, patchSize);
+  const mm2 = h.tensors.find((t) => t.name === 'mm.2.weight')!;
   const v = h.kv.get('llava_med.variant');
   return {
     header: h,
@@ -176,6 +172,45 @@ export async function checkProjectorFile(path: string): Promise<ProjectorFileInf
     nEmbdOut: mm2.shape[1],
     variant: v?.type === T.STRING ? (v.value as string) : undefined,
   };
+}
+
+/**
+ * clip.cpp loads most LLaVA tensors as optional and the graph then uses them anyway: a missing
+ * one is a null pointer (a crash), a wrong shape a GGML_ASSERT (an abort). So the whole set the
+ * llava graph reads is required here, with the shapes it assumes (ggml order, ne[0] first).
+ */
+function checkLlavaTensors(h: GgufHeader, imageSize: number, patchSize: number): void {
+  const byName = new Map(h.tensors.map((t) => [t.name, t.shape]));
+  const d = Number(h.kv.get('clip.vision.embedding_length')!.value);
+  const ff = Number(h.kv.get('clip.vision.feed_forward_length')!.value);
+  const layers = Number(h.kv.get('clip.vision.block_count')!.value);
+  const nPos = (imageSize / patchSize) ** 2 + (byName.has('v.class_embd') ? 1 : 0);
+  const need = (name: string, shape?: number[] | ((s: number[]) => boolean)) => {
+    const got = byName.get(name);
+    if (!got) throw llavaError('ERR_GGUF_CORRUPT', `${h.path}: tensor '${name}' is missing; this projector cannot run (reconvert it with \`llava-med convert\`).`);
+    const ok = shape === undefined || (typeof shape === 'function' ? shape(got) : shape.length === got.length && shape.every((x, i) => x === got[i]));
+    if (!ok) throw llavaError('ERR_GGUF_CORRUPT', `${h.path}: tensor '${name}' has shape [${got.join(', ')}], which does not fit embedding_length ${d}, feed_forward_length ${ff}, image_size ${imageSize}, patch_size ${patchSize}.`);
+  };
+  const vec = (n: number) => (s: number[]) => s[0] === n && s.slice(1).every((x) => x === 1);
+  need('v.patch_embd.weight', (s) => s[0] === patchSize && s[1] === patchSize && s[2] === 3 && s[3] === d);
+  need('v.position_embd.weight', [d, nPos]);
+  if (byName.has('v.class_embd')) need('v.class_embd', vec(d));
+  for (let i = 0; i < layers; i++) {
+    const b = `v.blk.${i}.`;
+    for (const x of ['attn_q', 'attn_k', 'attn_v', 'attn_out']) need(`${b}${x}.weight`, [d, d]);
+    for (const x of ['ln1', 'ln2']) {
+      need(`${b}${x}.weight`, vec(d));
+      need(`${b}${x}.bias`, vec(d));
+    }
+    // The legacy converter swapped the ffn names; clip.cpp accepts either order.
+    const up = byName.get(`${b}ffn_up.weight`);
+    need(`${b}ffn_up.weight`, (s) => s.length === 2 && ((s[0] === d && s[1] === ff) || (s[0] === ff && s[1] === d)));
+    need(`${b}ffn_down.weight`, (s) => s.length === 2 && s[0] === up![1] && s[1] === up![0]);
+  }
+  need('mm.0.weight', (s) => s.length === 2 && s[0] === d);
+  const hidden = byName.get('mm.0.weight')![1];
+  need('mm.0.bias', vec(hidden));
+  need('mm.2.weight', (s) => s.length === 2 && s[0] === hidden);
 }
 
 /** Refuses a projector that does not fit the model, before anything runs. */

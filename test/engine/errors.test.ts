@@ -242,9 +242,15 @@ t.test('files that pass the TS checks but llama.cpp / mtmd refuse → ERR_MODEL_
   const noOutputNorm = await makeTinyLlamaGguf(undefined, { omitTensors: ['output_norm.weight'] });
   const e1 = await failsWith(t, () => Model.load(noOutputNorm.path), 'ERR_MODEL_LOAD', 'model without output_norm.weight');
   t.match(e1?.message ?? '', noOutputNorm.path, 'the message names the file');
-  // attn_out is the one layer tensor clip.cpp requires itself (a clean throw); the others it
-  // loads as optional and then crashes on: see process.test.ts, which runs those in children.
+  // attn_out is the one layer tensor clip.cpp requires itself (a clean throw, ERR_MMPROJ_LOAD from
+  // the native layer); the others it loads as optional and then crashes on (mmproj-crash.test.ts).
+  // gguf-check.ts now refuses every missing llava tensor before native code runs.
   const noOut = await makeTinyMmproj(undefined, { omitTensors: ['v.blk.1.attn_out.weight'] });
-  await failsWith(t, () => Projector.load(model, noOut.path), 'ERR_MMPROJ_LOAD', 'mmproj without v.blk.1.attn_out.weight');
+  await failsWith(t, () => Projector.load(model, noOut.path), 'ERR_GGUF_CORRUPT', 'mmproj without v.blk.1.attn_out.weight (TS check)');
+  const native = await model.addon.loadProjector(model.nativeHandle(), noOut.path, {}).then(
+    () => undefined,
+    (e: { code?: string }) => e,
+  );
+  t.equal(native?.code, 'ERR_MMPROJ_LOAD', 'the native loader maps clip.cpp\'s refusal to ERR_MMPROJ_LOAD');
   await stillWorks(t);
 });
