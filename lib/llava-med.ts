@@ -59,6 +59,12 @@ export interface LlavaMedOptions {
   /** How weights are read: 'none' copies them into memory (default, measured faster here), 'mmap' maps the file. */
   loadMode?: LoadMode;
   kvCacheType?: KvCacheType;
+  /**
+   * Flash attention. Default: 'off' on CPU — llama.cpp's CPU kernel switches to a split-KV path
+   * once the cache holds 512 cells, so greedy answers would depend on what earlier questions
+   * left in the cache; 'auto' when layers are offloaded to a GPU.
+   */
+  flashAttn?: 'auto' | 'on' | 'off';
   /** Largest accepted image, in pixels (checked before decoding). Default 100 MP. */
   maxImagePixels?: number;
   logger?: Logger;
@@ -202,6 +208,7 @@ export class LlavaMed {
         sequences: opts.sequences,
         threads,
         kvCacheType: opts.kvCacheType,
+        flashAttn: opts.flashAttn ?? ((opts.gpuLayers ?? 0) !== 0 ? 'auto' : 'off'),
       });
       progress('context')(1);
       const ids = await LlavaMed.promptIds(model, variant);

@@ -27,6 +27,7 @@ interface ModelFlags {
   variant?: 'v0' | 'v1.5';
   verbose?: boolean;
   loadMode?: 'none' | 'mmap' | 'auto';
+  flashAttn?: 'auto' | 'on' | 'off';
   /** Parallel sequences (eval answer --parallel). */
   sequences?: number;
 }
@@ -40,6 +41,7 @@ function modelOptions(cmd: Command): Command {
     .option('--gpu-layers <n>', 'layers to offload to the GPU', num('gpu-layers', true))
     .addOption(new Option('--variant <v>', 'LLaVA-Med variant (default: from the GGUF)').choices(['v0', 'v1.5']))
     .addOption(new Option('--load-mode <mode>', 'how weights are read').choices(['none', 'mmap', 'auto']))
+    .addOption(new Option('--flash-attn <mode>', 'flash attention (default: off on CPU, for reproducible answers)').choices(['auto', 'on', 'off']))
     .option('-v, --verbose', 'print llama.cpp logs to stderr');
 }
 
@@ -55,6 +57,7 @@ export async function loadFromFlags(f: ModelFlags, signal?: AbortSignal): Promis
       variant: f.variant,
       loadMode: f.loadMode,
       sequences: f.sequences,
+      flashAttn: f.flashAttn,
       logger: f.verbose ? (level, msg) => process.stderr.write(`[${level}] ${msg}\n`) : undefined,
       onProgress: (p) => p.phase === 'model' && bar.update(Math.round(p.fraction * 100), 100),
       signal,
