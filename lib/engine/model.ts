@@ -43,10 +43,24 @@ export class Model {
     const file = await checkModelFile(path);
     const addon = loadAddon();
     using link = new AbortLink(opts.signal);
+    // Native progress arrives through a thread-safe function, which may be delivered after the
+    // load's promise settles: report 0 first and 1 last from here, and drop late updates, so
+    // callers see a complete, ordered sequence.
+    let last = -1;
+    let settled = false;
+    const report = (p: number) => {
+      if (settled || !opts.onProgress || p < last) return;
+      last = p;
+      opts.onProgress(p);
+    };
+    report(0);
     let native: NativeModel;
     try {
-      native = await addon.loadModel(path, { gpuLayers, loadMode, vocabOnly: opts.vocabOnly ?? false }, opts.onProgress, link.flag);
+      native = await addon.loadModel(path, { gpuLayers, loadMode, vocabOnly: opts.vocabOnly ?? false }, opts.onProgress ? report : undefined, link.flag);
+      if (last < 1) report(1);
+      settled = true;
     } catch (e) {
+      settled = true;
       if (link.aborted) throw abortedError('model load', opts.signal);
       throw fromNative(e);
     }

@@ -115,7 +115,10 @@ switch (scenario) {
     let tok = (await ctx.sample(s)).token;
     for (let i = 0; i < 5; i++) tok = (await ctx.step([{ seq: 0, token: tok, sampler: s }]))[0].token;
     result.badModel = await codeOf(Model.load(args.badModel));
-    result.badMmproj = await codeOf(Projector.load(model, args.badMmproj));
+    // gguf-check refuses this file in TS; the native loader is called directly so that clip.cpp's
+    // own refusal (and whatever it logs) is exercised too.
+    result.badMmprojChecked = await codeOf(Projector.load(model, args.badMmproj));
+    result.badMmproj = await codeOf(model.addon.loadProjector(model.nativeHandle(), args.badMmproj, {}));
     result.full = await codeOf(ctx.decode(tokens(2000)));
     s.dispose();
     e.dispose();

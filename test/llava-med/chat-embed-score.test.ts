@@ -103,7 +103,7 @@ function logSoftmaxAt(logits: Float32Array, target: number): number {
 }
 
 async function manualScore(med: LlavaMed, before: number[], image: Parameters<Context['decodeImage']>[0], after: number[], cand: number[]): Promise<number> {
-  const ctx = await Context.create(med.model, { contextSize: med.context.contextSize, batchSize: med.context.batchSize, threads: 1 });
+  const ctx = await Context.create(med.model, { contextSize: med.context.contextSize, batchSize: med.context.batchSize, threads: 1, flashAttn: 'off' /* as LlavaMed on CPU */ });
   try {
     await ctx.decode(before, { logits: 'none' });
     await ctx.decodeImage(image);

@@ -21,7 +21,7 @@ const sp = async (med: LlavaMed, text: string): Promise<number[]> => Array.from(
 
 /** Runs before + image + after on a fresh context shaped like LlavaMed's; returns the last position's logits. */
 async function manualLogits(med: LlavaMed, image: ImageHandle, before: number[], after: number[]): Promise<Float32Array> {
-  const ctx = await Context.create(med.model, { contextSize: med.context.contextSize, batchSize: med.context.batchSize, threads: 1 });
+  const ctx = await Context.create(med.model, { contextSize: med.context.contextSize, batchSize: med.context.batchSize, threads: 1, flashAttn: 'off' /* as LlavaMed on CPU */ });
   try {
     await ctx.decode(before, { logits: 'none' });
     await ctx.decodeImage(image.embedding);
