@@ -126,9 +126,9 @@ const PASS_THROUGH_TEMPLATE = '{% for m in messages %}{{ m.content }}{% endfor %
 
 const num = (re, s) => { const m = re.exec(s); return m ? Number(m[1]) : NaN; };
 
-async function runMtmd(P, model, mode, image, question) {
+export async function runMtmd(P, model, mode, image, question) {
   const args = ['-m', model, '--mmproj', P.models.mmproj, '--image', image, '-p', mtmdPrompt(question), '-n', String(cfg.maxTokens),
-    '-t', String(cfg.threads), '-tb', String(cfg.threads), '--temp', '0', '-c', '2048', '-ngl', '0', '--jinja', '--chat-template', PASS_THROUGH_TEMPLATE];
+    '-t', String(cfg.threads), '-tb', String(cfg.threads), '--temp', '0', '-c', '2048', '-ngl', '0', '--perf', '-lv', '4', '--jinja', '--chat-template', PASS_THROUGH_TEMPLATE];
   if (mode === 'none') args.push('--no-mmap');
   const r = await measure(P.mtmdCli, args, { env: childEnv(cfg.threads) });
   const all = r.lines.map((l) => l.text).join('\n');
@@ -144,7 +144,7 @@ async function runMtmd(P, model, mode, image, question) {
   return {
     readyMs,
     modelLoadMs: num(/load time =\s*([\d.]+) ms/, all),
-    encodeMs: num(/image slice encoded in (\d+) ms/, all),
+    encodeMs: num(/(?:mtmd batch encoding done|image slice encoded) in (\d+) ms/, all),
     imageDecodeMs: num(/image decoded \(batch 1\/1\) in (\d+) ms/, all),
     promptTokens, promptMs, promptRate: (promptTokens / promptMs) * 1000,
     evalTokens, evalMs, decodeRate: (evalTokens / evalMs) * 1000,
