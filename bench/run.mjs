@@ -5,14 +5,14 @@
 //
 //   node bench/run.mjs [--runs 5] [--threads N] [--max-tokens 32] [--questions 20] [--images 10]
 //                      [--sequences 4] [--convert-layers 1,4] [--skip-convert] [--skip-workload]
-//                      [--skip-llamanode] [--llamanode-runs 1] [--skip-f16] [--out BENCHMARKS.md] [--label TEXT]
+//                      [--skip-llamanode] [--llamanode-runs 1] [--spincount 100|default] [--skip-f16] [--out BENCHMARKS.md] [--label TEXT]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { measure, childEnv } from './lib/proc.mjs';
+import { measure, childEnv, setSpinCount } from './lib/proc.mjs';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
 import { buildPeers, llamaBench } from './build-peers.mjs';
 
@@ -31,6 +31,8 @@ const cfg = {
   // llama.node's prebuilt linux-x64 binary is a baseline x86-64 build (no FMA/F16C/AVX2 code):
   // one run takes minutes here, so it runs in the first N rounds only
   llamaNodeRuns: Number(opt('llamanode-runs', 1)),
+  // libgomp spin count for every measured process ('default' = leave unset); see lib/proc.mjs
+  spin: opt('spincount', '100'),
   convertLayers: opt('convert-layers', '1,4').split(',').map(Number).filter((n) => n > 0),
   out: path.resolve(root, opt('out', 'BENCHMARKS.md')),
   label: opt('label', ''),
@@ -331,7 +333,7 @@ export function report({ M, P, F, W, R, C, loadEnd }) {
   L.push('| | |', '|---|---|');
   L.push(`| machine | ${M.cpu}, ${M.cores} cores (${M.flags}), ${fmt(M.memGB)} GB RAM, ${M.os} |`);
   L.push(`| date | ${M.date} |`, `| commit | ${M.commit} |`, `| node | ${M.node} |`);
-  L.push(`| threads | ${cfg.threads} (OMP_NUM_THREADS=${cfg.threads} for every process) |`);
+  L.push(`| threads | ${cfg.threads} (OMP_NUM_THREADS=${cfg.threads}${cfg.spin === 'default' ? '' : `, GOMP_SPINCOUNT=${cfg.spin}`} for every process; see bench/README.md on the spin count) |`);
   L.push(`| runs | ${cfg.runs} per figure, alternating llava-med / llama-mtmd-cli${P.llamaNode ? ' / llama.node' : ''} in each round; median (min–max) |`);
   L.push(`| model | random weights, real shapes: CLIP ViT-L/14-224 (24 layers, 1024 wide, F16) + v0 projector; LLaMA-7B-shaped LLM with 4 layers (4096 wide, FFN 11008, vocab 32004), Q4_K_M ${fmt(R.perToken.q4.fileBytes / 1e6, 0)} MB and F16 ${fmt(R.perToken.f16.fileBytes / 1e6, 0)} MB |`);
   L.push(`| peers | llama-mtmd-cli built from the same patched llama.cpp tree (deps/llama.cpp, Release, GGML_NATIVE, OpenMP, static); @fugood/llama.node ${P.llamaNode ?? '(not installed)'} (its prebuilt CPU binary, its own llama.cpp) |`);
@@ -459,6 +461,7 @@ export function report({ M, P, F, W, R, C, loadEnd }) {
 }
 
 async function main() {
+  setSpinCount(cfg.spin === 'default' ? null : cfg.spin);
   const M = machine();
   log(`machine: ${M.cpu}, ${M.cores} cores, load ${M.load.map((x) => x.toFixed(2)).join(' ')}`);
   const P = await prerequisites();

@@ -72,7 +72,20 @@ export function measure(cmd, args, { env = process.env, cwd, timeoutMs = 15 * 60
   });
 }
 
-/** Environment for every measured child: same OpenMP thread count for llama.cpp's pool. */
-export function childEnv(threads, extra = {}) {
-  return { ...process.env, OMP_NUM_THREADS: String(threads), ...extra };
+/**
+ * Environment for every measured child: the same OpenMP thread count and the same libgomp spin
+ * policy for all tools. GOMP_SPINCOUNT (default here: 100, libgomp's own "throttled" value) matters
+ * on a shared machine: with libgomp's default (300000 spins at each barrier) a thread whose partner
+ * was descheduled spins away its time slice; llama-mtmd-cli's decode measured 2.3 tokens/s with the
+ * default and 15.8 with GOMP_SPINCOUNT=100 in the same minute (perf: 81 % of samples in libgomp).
+ * `spin: null` leaves the user's environment as it is.
+ */
+export function childEnv(threads, extra = {}, spin = currentSpin) {
+  const env = { ...process.env, OMP_NUM_THREADS: String(threads), ...extra };
+  if (spin !== null && spin !== undefined && env.GOMP_SPINCOUNT === undefined) env.GOMP_SPINCOUNT = String(spin);
+  return env;
+}
+let currentSpin = '100';
+export function setSpinCount(v) {
+  currentSpin = v;
 }
