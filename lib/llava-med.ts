@@ -209,6 +209,10 @@ export class LlavaMed {
         threads,
         kvCacheType: opts.kvCacheType,
         flashAttn: opts.flashAttn ?? ((opts.gpuLayers ?? 0) !== 0 ? 'auto' : 'off'),
+        // A buffer per sequence keeps each sequence's cells in single-sequence order, so batched
+        // answers equal sequential ones (a shared buffer interleaves them and changes the order
+        // in which attention sums, enough to flip a greedy near-tie).
+        kvUnified: (opts.sequences ?? 1) === 1,
       });
       progress('context')(1);
       const ids = await LlavaMed.promptIds(model, variant);

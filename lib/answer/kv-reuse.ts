@@ -60,7 +60,8 @@ export class KvReuse {
     const cap = items.length - 1;
     let keep = Math.min(KvReuse.lcp(this.contents[seq], items), cap);
     let source = seq;
-    for (let s = 0; s < this.contents.length; s++) {
+    // Another sequence's cells can only be shared within one KV buffer.
+    for (let s = 0; s < (this.ctx.kvUnified ? this.contents.length : 0); s++) {
       if (s === seq) continue;
       const l = Math.min(KvReuse.lcp(this.contents[s], items), cap);
       if (l > keep) {

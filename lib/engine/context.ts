@@ -23,6 +23,12 @@ export interface ContextOptions {
   flashAttn?: 'auto' | 'on' | 'off';
   /** KV cache element types; 'f32' for bit-faithful reference comparisons (turns flash attention off unless flashAttn is given). Default 'f16'. */
   kvCacheType?: KvCacheType | { k: KvCacheType; v: KvCacheType };
+  /**
+   * One KV buffer shared by all sequences (default true) or one per sequence (contextSize is then
+   * split evenly). Separate buffers lay each sequence's cells out exactly as a single-sequence
+   * context would, so attention sums in the same order and parallel answers match sequential ones.
+   */
+  kvUnified?: boolean;
 }
 
 export type SamplerOptions = Partial<NativeSamplerOptions>;
@@ -96,6 +102,8 @@ export class Context {
     readonly contextSize: number,
     readonly batchSize: number,
     readonly sequences: number,
+    /** One KV buffer for all sequences (prefixes can then be shared between sequences). */
+    readonly kvUnified: boolean,
   ) {
     this.lengths = new Array(sequences).fill(0);
   }
@@ -114,12 +122,12 @@ export class Context {
     const flashAttn = opts.flashAttn ?? (kv.k === 'f32' || kv.v === 'f32' ? 'off' : 'auto');
     if (!['auto', 'on', 'off'].includes(flashAttn)) throw llavaError('ERR_INVALID_ARGUMENT', "flashAttn must be 'auto', 'on' or 'off'.");
     const native = await model.addon
-      .createContext(model.nativeHandle(), { nCtx, nBatch, nUbatch, nSeqMax, threads, threadsBatch, flashAttn, typeK: kv.k, typeV: kv.v, kvUnified: true })
+      .createContext(model.nativeHandle(), { nCtx, nBatch, nUbatch, nSeqMax, threads, threadsBatch, flashAttn, typeK: kv.k, typeV: kv.v, kvUnified: opts.kvUnified ?? true })
       .catch((e) => {
         throw llavaError((e as { code?: string }).code === 'ERR_CONTEXT_CREATE' ? 'ERR_CONTEXT_CREATE' : 'ERR_NATIVE', (e as Error).message, e);
       });
     const info = native.info();
-    return new Context(native, model, info.nCtx, info.nBatch, info.nSeqMax);
+    return new Context(native, model, info.nCtx, info.nBatch, info.nSeqMax, opts.kvUnified ?? true);
   }
 
   get disposed(): boolean {
@@ -296,6 +304,8 @@ export class Context {
   async copyPrefix(src: number, dst: number, n: number): Promise<void> {
     this.checkSeq(src);
     this.checkSeq(dst);
+    // llama.cpp GGML_ASSERTs (aborting the process) on a partial copy between separate buffers.
+    if (!this.kvUnified) throw llavaError('ERR_INVALID_ARGUMENT', 'copyPrefix needs a context created with kvUnified: true.');
     return this.queue.run(async () => {
       if (n > this.lengths[src]) throw llavaError('ERR_INVALID_ARGUMENT', `sequence ${src} holds only ${this.lengths[src]} tokens.`);
       this.native.seqRm(dst, -1, -1);
