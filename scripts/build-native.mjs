@@ -45,10 +45,13 @@ export function cmakeDefinitions(gpu, { portable = false, extra = process.env.LL
 // distro packages install them next to the binary (<prefix>/include/node): use those, so a
 // source build needs no network.
 export function buildEnv(env = process.env) {
-  if (env.npm_config_nodedir) return env;
+  // ccache hashes absolute paths unless told a base directory: with it, a second checkout in
+  // another folder (CI's fresh clone, a reinstall) reuses the cached objects.
+  const out = { CCACHE_BASEDIR: root, ...env };
+  if (out.npm_config_nodedir) return out;
   const prefix = path.resolve(path.dirname(process.execPath), '..');
-  if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) return { ...env, npm_config_nodedir: prefix };
-  return env;
+  if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) out.npm_config_nodedir = prefix;
+  return out;
 }
 
 function main() {
