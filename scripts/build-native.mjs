@@ -60,6 +60,12 @@ function main() {
   const jobs = String(Number(process.env.LLAVA_MED_JOBS) || os.availableParallelism?.() || os.cpus().length);
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
   const out = flag('--out') ? args[args.indexOf('--out') + 1] : 'build';
+  // A configure step that failed leaves CMakeCache.txt without a build file, and cmake-js then
+  // skips configuring forever: start that folder over.
+  const outDir = path.resolve(root, out);
+  if (fs.existsSync(path.join(outDir, 'CMakeCache.txt')) && !['build.ninja', 'Makefile'].some((f) => fs.existsSync(path.join(outDir, f)))) {
+    fs.rmSync(outDir, { recursive: true, force: true });
+  }
   const cli = [cmakeJs, 'build', '--out', out, '--parallel', jobs, ...cmakeDefinitions(gpu, { portable: flag('--portable') })];
   process.stderr.write(`[build-native] backend=${gpu} jobs=${jobs} out=${out}\n`);
   const r = spawnSync(process.execPath, cli, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: buildEnv() });
