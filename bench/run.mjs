@@ -377,7 +377,7 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }) {
     const boot = s(a, (r) => r.readyMs - r.inProcessLoadMs);
     const tl = s(b, (r) => r.modelLoadMs);
     L.push('', `Load split: llava-med's \`LlavaMed.load()\` in process ${fmtS(ipl, 0)} ms, node start + imports ${fmtS(boot, 0)} ms; mtmd-cli's llama.cpp model load (t_load) ${fmtS(tl, 0)} ms of its ready time.`);
-    if (pa && pb) L.push('', `Prompt tokens evaluated: llava-med ${pa.promptTokens} (image ${256} + text), mtmd-cli ${pb.promptTokens}; decode steps: ${pa.evalTokens} vs ${pb.evalTokens}. llava-med's image encode includes PNG decode and preprocessing (sharp); mtmd-cli's is its "image slice encoded" (encoder only).`);
+    if (pa && pb) L.push('', `Prompt tokens evaluated: llava-med ${pa.promptTokens} (image ${256} + text), mtmd-cli ${pb.promptTokens}; decode steps: ${pa.evalTokens} vs ${pb.evalTokens}. Image encode is the encoder alone on both sides: llava-med's \`mtmd_encode_chunk\` time (native), mtmd-cli's \"mtmd batch encoding done\" (\`mtmd_batch_encode\`); PNG decoding and preprocessing are outside both.`);
     L.push('');
   }
   // target summary
