@@ -102,6 +102,24 @@ class Cursor {
     return (await this.bytes(Number(len), what)).toString('utf8');
   }
 
+  /**
+   * The same as string() when the whole string is already in the buffered window, without an
+   * await per element (a 32k-token vocabulary is 32k strings); undefined (nothing consumed)
+   * when it is not, so the caller falls back to string().
+   */
+  stringIfBuffered(max: number, what: string): string | undefined {
+    const have = this.bufStart + this.buf.length - this.pos;
+    if (have < 8) return undefined;
+    const o = this.pos - this.bufStart;
+    const len = this.buf.readBigUInt64LE(o);
+    if (len > BigInt(max)) this.corrupt(`${what} claims ${len} bytes, more than the limit of ${max}.`);
+    if (len > BigInt(this.remaining() - 8)) this.corrupt(`${what} claims ${len} bytes but only ${this.remaining() - 8} remain in the file.`);
+    const n = Number(len);
+    if (have < 8 + n) return undefined;
+    this.pos += 8 + n;
+    return this.buf.toString('utf8', o + 8, o + 8 + n);
+  }
+
   /** Reads one scalar of a fixed-size type from the buffered window (need() must have been called). */
   scalar(type: GgufValueType): GgufScalar {
     switch (type) {
@@ -155,7 +173,9 @@ async function readKv(c: Cursor, key: string, o: Required<ReadGgufOptions>): Pro
   const count = Number(n);
   const values: GgufScalar[] = new Array(count);
   if (elemType === GgufValueType.STRING) {
-    for (let i = 0; i < count; i++) values[i] = await c.string(o.maxStringBytes, `element ${i} of '${key}'`);
+    for (let i = 0; i < count; i++) {
+      values[i] = c.stringIfBuffered(o.maxStringBytes, `element ${i} of '${key}'`) ?? (await c.string(o.maxStringBytes, `element ${i} of '${key}'`));
+    }
   } else {
     // Fixed-size elements: one bounds check for the whole array (already proven to fit in the file).
     await c.need(count * minElem, `array '${key}'`);

@@ -15,7 +15,12 @@
  * yields the palette colour of the transparent index (PNG palettes match).
  */
 import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
+import type SharpModule from 'sharp';
+
+// sharp (libvips) costs 50-250 ms and ~25 MB to import; LlavaMed decodes in a worker thread, so
+// the main thread should not pay for it at load time.
+let sharpModule: Promise<typeof SharpModule> | undefined;
+const loadSharp = (): Promise<typeof SharpModule> => (sharpModule ??= import('sharp').then((m) => m.default));
 import { llavaError, isLlavaMedError } from '../errors.js';
 import type { ImageInput, LoadImageOptions, PillowMode, RawPixels, RgbImage } from './types.js';
 
@@ -127,6 +132,7 @@ async function decodeEncoded(bytes: Uint8Array, maxPixels: number): Promise<RgbI
   const limit = Number.isFinite(maxPixels) ? maxPixels : false;
   // failOn 'error': fail on truncated or corrupt data like Pillow does, but tolerate libjpeg/libpng warnings
   // that Pillow also tolerates. ignoreIcc / autoOrient false: Pillow applies neither.
+  const sharp = await loadSharp();
   const open = () => sharp(bytes, { failOn: 'error', limitInputPixels: limit, ignoreIcc: true, autoOrient: false, pages: 1 });
   try {
     const meta = await open().metadata();
