@@ -18,7 +18,9 @@ export const llamaBench = path.join(buildDir, 'bin', 'llama-bench');
 
 function run(cmd, args, opts = {}) {
   process.stderr.write(`[build-peers] ${cmd} ${args.join(' ')}\n`);
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+  // CCACHE_BASEDIR: a fresh clone in another folder reuses the cached objects (as the addon build does).
+  const env = { CCACHE_BASEDIR: root, ...process.env };
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], env, ...opts });
   if (r.status !== 0) throw new Error(`${cmd} failed (${r.status ?? r.signal})`);
 }
 
