@@ -12,14 +12,11 @@ import { copyFile, mkdir, readdir, rename, rm, rmdir, writeFile } from 'node:fs/
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { llavaError, throwIfAborted } from '../errors.js';
-import { openHfCheckpoint } from '../formats/hf-checkpoint.js';
 import { writeSafetensors } from '../formats/safetensors.js';
 import type { CheckpointReader, TensorData } from '../formats/tensor.js';
 import { DTYPE_BYTES, numel } from '../formats/tensor.js';
-import { checkV0Base } from './base-check.js';
-import { foldTensor, planFold } from './delta-fold.js';
-import { readLlmConfig, readOptionalJson } from './hf-config.js';
-import { extraTokens, readHfTokenizer } from './hf-tokenizer.js';
+import { foldTensor } from './delta-fold.js';
+import { openV0Checkpoints, readV0Configs } from './v0-pair.js';
 import type { ProgressCallback } from './types.js';
 
 export interface FoldDeltaOptions {
@@ -58,25 +55,15 @@ export async function foldDelta(o: FoldDeltaOptions): Promise<FoldDeltaResult> {
   throwIfAborted(o.signal, 'delta fold');
   o.onProgress?.({ phase: 'check', tensorsDone: 0, tensorsTotal: 0, bytesDone: 0, bytesTotal: 0 });
   await ensureEmptyTarget(o.out);
-  const baseCfg = await readLlmConfig(o.base);
-  const deltaCfg = await readLlmConfig(o.delta);
-  const tokenizer = await readHfTokenizer(o.delta);
-  const baseAdded = ((await readOptionalJson(join(o.base, 'added_tokens.json'))) ?? {}) as Record<string, unknown>;
+  const configs = await readV0Configs(o.base, o.delta);
 
   let base: CheckpointReader | undefined;
   let delta: CheckpointReader | undefined;
   const tmp = join(dirname(o.out), `.${basename(o.out)}.${randomBytes(6).toString('hex')}.partial`);
   try {
-    const b: CheckpointReader = (base = await openHfCheckpoint(o.base));
-    const d: CheckpointReader = (delta = await openHfCheckpoint(o.delta));
-    const embed = 'model.embed_tokens.weight';
-    if (!b.has(embed)) throw llavaError('ERR_WRONG_BASE', `${o.base} has no ${embed}; it is not a LLaMA checkpoint in HF format.`);
-    if (!d.has(embed)) throw llavaError('ERR_CONVERT', `${o.delta} has no ${embed}; it is not a LLaVA-Med delta.`);
-    checkV0Base(
-      { dir: o.base, config: baseCfg, embedRows: b.get(embed).shape[0]!, addedTokens: Object.keys(baseAdded).length },
-      { dir: o.delta, config: deltaCfg, embedRows: d.get(embed).shape[0]!, extraTokens: extraTokens(tokenizer).length },
-    );
-    const plan = planFold(b, d);
+    const { base: b, delta: d, plan } = await openV0Checkpoints(o.base, o.delta, configs);
+    base = b;
+    delta = d;
 
     // Group into shards by stored size, in delta order.
     const shards: (typeof plan)[] = [];

@@ -11,14 +11,13 @@ import { join } from 'node:path';
 import { llavaError, throwIfAborted } from '../errors.js';
 import { openHfCheckpoint } from '../formats/hf-checkpoint.js';
 import type { CheckpointReader } from '../formats/tensor.js';
-import { checkV0Base } from './base-check.js';
-import { planFold, foldTensor } from './delta-fold.js';
+import { foldTensor } from './delta-fold.js';
+import { openV0Checkpoints, readV0Configs } from './v0-pair.js';
 import { readClipConfig, readLlmConfig, type ClipFolderConfig, type LlmConfig } from './hf-config.js';
-import { extraTokens, readHfTokenizer } from './hf-tokenizer.js';
+import { readHfTokenizer } from './hf-tokenizer.js';
 import { writeLlmGguf, type LlmGgufResult } from './llm-gguf.js';
 import { writeMmprojGguf, type MmprojGgufResult, type ProjectorSpec } from './mmproj-gguf.js';
 import { defaultProvenance, type SourceRef } from './provenance.js';
-import { readOptionalJson } from './hf-config.js';
 import type { ConvertPhase, LazyTensor, LlavaMedVariant, OutType, ProgressCallback, WarningCallback } from './types.js';
 
 export type { ConvertProgress, ConvertPhase, OutType, ProgressCallback, WarningCallback, LlavaMedVariant, LazyTensor } from './types.js';
@@ -133,11 +132,9 @@ export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
   }
   throwIfAborted(o.signal, 'conversion');
   o.onProgress?.({ phase: 'check', tensorsDone: 0, tensorsTotal: 0, bytesDone: 0, bytesTotal: 0 });
-  const baseCfg = await readLlmConfig(o.base);
-  const deltaCfg = await readLlmConfig(o.delta);
+  const configs = await readV0Configs(o.base, o.delta);
+  const { baseCfg, deltaCfg, tokenizer } = configs;
   checkLlavaV0Delta(o.delta, deltaCfg);
-  const tokenizer = await readHfTokenizer(o.delta);
-  const baseAdded = ((await readOptionalJson(join(o.base, 'added_tokens.json'))) ?? {}) as Record<string, unknown>;
   const clip = await readClipConfig(o.vision);
   checkClipWidth(clip, deltaCfg.mm_hidden_size, o.vision);
 
@@ -145,17 +142,10 @@ export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
   let delta: CheckpointReader | undefined;
   let clipW: CheckpointReader | undefined;
   try {
-    const b: CheckpointReader = (base = await openHfCheckpoint(o.base));
-    const d: CheckpointReader = (delta = await openHfCheckpoint(o.delta));
+    const { base: b, delta: d, plan } = await openV0Checkpoints(o.base, o.delta, configs);
+    base = b;
+    delta = d;
     const cw: CheckpointReader = (clipW = await openHfCheckpoint(o.vision));
-    const embed = 'model.embed_tokens.weight';
-    if (!b.has(embed)) throw llavaError('ERR_WRONG_BASE', `${o.base} has no ${embed}; it is not a LLaMA checkpoint in HF format.`);
-    if (!d.has(embed)) throw llavaError('ERR_CONVERT', `${o.delta} has no ${embed}; it is not a LLaVA-Med delta.`);
-    checkV0Base(
-      { dir: o.base, config: baseCfg, embedRows: b.get(embed).shape[0]!, addedTokens: Object.keys(baseAdded).length },
-      { dir: o.delta, config: deltaCfg, embedRows: d.get(embed).shape[0]!, extraTokens: extraTokens(tokenizer).length },
-    );
-    const plan = planFold(b, d);
     throwIfAborted(o.signal, 'conversion');
     const folded: LazyTensor[] = plan.map((e) => ({ name: e.name, shape: e.shape, read: () => foldTensor(e, b, d) }));
     const sources: SourceRef[] = [

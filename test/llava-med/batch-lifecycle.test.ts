@@ -16,7 +16,7 @@ t.test('askBatch with 3 sequences = sequential ask at temperature 0', async (t) 
       { image: await noisePng(30, 30, 51), question: 'Where is the heart?' },
       { image: await noisePng(28, 40, 53), question: 'Is it normal?' }, // a 4th: runs as a second group
     ];
-    const expected = [];
+    const expected: Awaited<ReturnType<typeof seq.ask>>[] = [];
     for (const r of reqs) expected.push(await seq.ask(r.image, r.question, GEN));
     const spy = spyEngine(par);
     const got = await par.askBatch(reqs, GEN);
