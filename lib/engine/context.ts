@@ -3,7 +3,7 @@
  * image embeddings, sampling steps and logits. Calls run one at a time in call order (FIFO).
  * Each sequence's length is tracked here so callers can append without counting positions.
  */
-import { llavaError, throwIfAborted } from '../errors.js';
+import { llavaError } from '../errors.js';
 import { AbortLink, OperationQueue, abortedError } from './lifecycle.js';
 import type { Model } from './model.js';
 import type { KvCacheType, NativeContext, NativePerf, NativeSampler, NativeSamplerOptions } from './native-types.js';
