@@ -6,6 +6,9 @@
 #include <napi.h>
 
 #include <atomic>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -147,6 +150,13 @@ class BusyLease {
 // Base class for every blocking call: runs Run() on the libuv thread pool and settles a
 // Promise. Errors carry a code; C++ exceptions from llama.cpp are caught and become
 // ERR_NATIVE so they never unwind into Node.
+// Returns freed heap pages of every malloc arena to the OS (glibc only; elsewhere a no-op).
+inline void ReleaseFreedHeap() {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
 class PromiseWorker : public Napi::AsyncWorker {
   public:
     explicit PromiseWorker(Napi::Env env)
@@ -179,7 +189,14 @@ class PromiseWorker : public Napi::AsyncWorker {
         } catch (...) {
             SetError("unknown native exception");
         }
+        if (trimAfter_) ReleaseFreedHeap();
     }
+
+    // Workers that allocate and free large temporaries (load, encode, free) set this so the
+    // freed memory goes back to the OS: each libuv thread has its own glibc arena, and freed
+    // chunks in a thread arena stay resident until trimmed, unlike one process heap reused by
+    // every phase in a single-threaded tool.
+    bool trimAfter_ = false;
 
   private:
     // Settling can fail when the environment is going away (a worker thread terminated while

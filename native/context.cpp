@@ -174,6 +174,7 @@ static ggml_type KvType(Napi::Env env, const std::string & s) {
 class CreateContextWorker : public PromiseWorker {
   public:
     CreateContextWorker(const Napi::CallbackInfo & info) : PromiseWorker(info.Env()) {
+        trimAfter_ = true;
         Napi::Env env = info.Env();
         model_ = Model::FromValue(env, info[0])->Ptr(env, "createContext");
         Napi::Object o = ArgObject(info, 1, "options");
@@ -408,6 +409,7 @@ Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
 class DecodeEmbeddingWorker : public ContextWorker {
   public:
     DecodeEmbeddingWorker(const Napi::CallbackInfo & info, Context * self, ContextPtr h) : ContextWorker(info, self, h, 3) {
+        trimAfter_ = true;
         Napi::Env env = info.Env();
         emb_ = Embedding::Get(env, info[0]);
         seq_ = ArgInt(info, 1, "seq");

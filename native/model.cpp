@@ -97,6 +97,7 @@ static Napi::Object BuildInfo(Napi::Env env, const llama_model * model) {
 class LoadModelWorker : public PromiseWorker {
   public:
     LoadModelWorker(const Napi::CallbackInfo & info) : PromiseWorker(info.Env()) {
+        trimAfter_ = true;
         Napi::Env env = info.Env();
         path_ = ArgString(info, 0, "path");
         Napi::Object o = ArgObject(info, 1, "options");
@@ -313,7 +314,7 @@ Napi::Value Model::TokenPieces(const Napi::CallbackInfo & info) {
 // lot of memory, which must not stall the event loop.
 class ReleaseWorker : public PromiseWorker {
   public:
-    ReleaseWorker(Napi::Env env, std::shared_ptr<void> victim) : PromiseWorker(env), victim_(std::move(victim)) {}
+    ReleaseWorker(Napi::Env env, std::shared_ptr<void> victim) : PromiseWorker(env), victim_(std::move(victim)) { trimAfter_ = true; }
 
   protected:
     void Run() override { victim_.reset(); }
