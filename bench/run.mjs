@@ -188,6 +188,17 @@ async function runLlava(P, model, mode, image, question) {
   };
 }
 
+// llama-bench's decode test (tg) at the depth of a v0 question: the language model alone, no
+// image, no sampling — the issue's floor for decode speed ("never below llama-bench's best mode").
+const LB_DEPTH = 495;
+async function runLlamaBench(P, model, modes, reps) {
+  const args = ['-m', model, '-p', '0', '-n', String(cfg.maxTokens), '-d', String(LB_DEPTH), '-t', String(cfg.threads),
+    '-fa', [...new Set(modes.map((m) => m.fa))].join(','), '-lm', [...new Set(modes.map((m) => m.lm))].join(','), '-r', String(reps), '-o', 'json'];
+  const r = await measure(P.llamaBench, args, { env: childEnv(cfg.threads) });
+  if (r.code !== 0) return { error: { stage: 'llama-bench', message: `exited ${r.code}` }, stderr: r.lines.filter((l) => l.stream === 'stderr').slice(-8).map((l) => l.text) };
+  return JSON.parse(r.stdout).map((x) => ({ fa: x.flash_attn ? 'on' : 'off', lm: x.load_mode ?? (x.use_mmap ? 'mmap' : 'none'), decodeRate: x.avg_ts, sd: x.stddev_ts, samples: x.samples_ts }));
+}
+
 async function runLlamaNode(P, model, mode, image, question) {
   const job = { model, mmproj: P.models.mmproj, threads: cfg.threads, mmap: mode === 'mmap', image, prompt: mtmdPrompt(question), maxTokens: cfg.maxTokens };
   const r = await measure(process.execPath, [path.join(root, 'bench', 'child-llamanode.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads) });
@@ -221,6 +232,19 @@ async function figures(P, imgs) {
     { key: 'cli-q4-mmap', tool: 'mtmd-cli', model: 'q4', mode: 'mmap' },
   ];
   if (P.llamaNode) configs.push({ key: 'ln-q4-mmap', tool: 'llama.node', model: 'q4', mode: 'mmap' });
+  // llama-bench: its four modes (flash attention on/off x load none/mmap) once, 3 repetitions
+  // each; the fastest then runs once per round, next to llava-med's own decode
+  let lbScan = null;
+  if (P.llamaBench && existsSync(P.llamaBench)) {
+    const modes = ['on', 'off'].flatMap((fa) => ['none', 'mmap'].map((lm) => ({ fa, lm })));
+    const scan = await runLlamaBench(P, P.models.q4, modes, 3);
+    if (!scan.error) {
+      lbScan = scan;
+      const best = scan.reduce((a, b) => (b.decodeRate > a.decodeRate ? b : a));
+      log(`  llama-bench modes: ${scan.map((x) => `fa ${x.fa} ${x.lm} ${fmt(x.decodeRate)}`).join(', ')} t/s; best: fa ${best.fa}, ${best.lm}`);
+      configs.splice(2, 0, { key: 'lb-q4', tool: 'llama-bench', model: 'q4', mode: best });
+    } else log(`  llama-bench failed: ${scan.error.message}`);
+  }
   if (!flag('skip-f16')) {
     configs.push(
       { key: 'lm-f16-none', tool: 'llava-med', model: 'f16', mode: 'none' },
@@ -246,17 +270,18 @@ async function figures(P, imgs) {
       if (c.tool === 'llama.node' && round >= cfg.llamaNodeRuns) continue;
       const model = P.models[c.model];
       const fn = c.tool === 'llava-med' ? runLlava : c.tool === 'mtmd-cli' ? runMtmd : runLlamaNode;
-      const r = await fn(P, model, c.mode, image, q);
+      const r = c.tool === 'llama-bench' ? await runLlamaBench(P, model, [c.mode], 1).then((x) => (x.error ? x : x[0])) : await fn(P, model, c.mode, image, q);
       if (r.error) {
         errors[c.key] = r;
         log(`  ${c.key}: FAILED at ${r.error.stage}: ${r.error.message}`);
         continue;
       }
       res[c.key].push(r);
+      if (c.tool === 'llama-bench') { log(`  round ${round + 1}/${cfg.runs} ${c.key}: decode ${fmt(r.decodeRate)} t/s`); continue; }
       log(`  round ${round + 1}/${cfg.runs} ${c.key}: ready ${fmt(r.readyMs, 0)} ms, encode ${fmt(r.encodeMs, 0)} ms, prompt ${fmt(r.promptRate)} t/s (${r.promptTokens}), decode ${fmt(r.decodeRate)} t/s (${r.evalTokens}), wall ${fmt(r.wallMs, 0)} ms, RSS ${fmt(r.peakRssMb, 0)} MB`);
     }
   }
-  return { configs, res, errors };
+  return { configs, res, errors, lbScan };
 }
 
 const settle = () => new Promise((r) => setTimeout(r, cfg.settleMs));
@@ -459,6 +484,16 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }) {
     const a = s(`lm-${k}-none`, (r) => r.decodeRate).median;
     const b = s(`cli-${k}-none`, (r) => r.decodeRate).median;
     L.push(`| ${label} (load mode none) | ${fmt(bytes / 1e6, 0)} MB | ${fmt(bound)} | ${fmt(a)} | **${fmt((a / bound) * 100, 0)} %** | ${fmt(b)} | ${fmt((b / bound) * 100, 0)} % |`);
+  }
+  if (F.lbScan && F.res['lb-q4']?.length) {
+    const best = F.configs.find((c) => c.key === 'lb-q4').mode;
+    const lb = s('lb-q4', (r) => r.decodeRate);
+    const bound = (R.bwGBs * 1e9) / R.perToken.q4.bytes;
+    const r = ratio('lm-q4-none', 'lb-q4', (x) => x.decodeRate);
+    L.push('', `**llama-bench** (tg${cfg.maxTokens} at depth ${LB_DEPTH}, the language model alone; Q4_K_M): ` +
+      F.lbScan.map((x) => `flash attention ${x.fa}, load ${x.lm}: ${fmt(x.decodeRate)} ± ${fmt(x.sd)} t/s`).join('; ') +
+      `. Its best mode (flash attention ${best.fa}, load ${best.lm}) ran once per round: ${fmtS(lb)} t/s = ${fmt((lb.median / bound) * 100, 0)} % of the bound. ` +
+      `llava-med's decode (load mode none) / llama-bench best, paired per round: ${fmtR(r)} (target ≥ 1.00: ${r.median >= 1 ? 'met' : '**not met**'}).`);
   }
   L.push('');
 
