@@ -258,7 +258,8 @@ export class LlavaMed {
   // ---- images ---------------------------------------------------------------------------
 
   private async encode(image: ImageInput, signal?: AbortSignal): Promise<ImageEmbedding> {
-    // Decoding and the Pillow-exact resample run in a worker thread (lib/image/offthread.ts).
+    // sharp decodes (async); one native call converts the samples and does the Pillow-exact pad/resize/crop
+    // on the libuv pool (native/image.cpp): the event loop never waits, and no worker isolate is kept.
     const px = await loadAndPreprocess({ input: image, maxPixels: this.maxImagePixels, preprocess: { variant: this.variant, imageSize: this.projector.imageSize } });
     throwIfAborted(signal, 'image encode');
     return this.projector.encode(px.data, px.width, px.height, { signal });

@@ -1,5 +1,6 @@
 // Entry point of llava_med.node: one wrapped class per llama.cpp object (Model, Projector,
-// Context, Sampler, Embedding), every blocking call an AsyncWorker returning a Promise.
+// Context, Sampler, Embedding), every blocking call an AsyncWorker returning a Promise; plus
+// quantize and the image preprocessing (image.cpp).
 #include <napi.h>
 
 #include <vector>
@@ -53,6 +54,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     InitContext(env, exports);
     InitSampler(env, exports);
     InitQuantize(env, exports);
+    InitImage(env, exports);
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
     exports.Set("backends", Napi::Function::New(env, Backends, "backends"));
     return exports;

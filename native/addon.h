@@ -53,5 +53,6 @@ Napi::Object InitProjector(Napi::Env env, Napi::Object exports);
 Napi::Object InitContext(Napi::Env env, Napi::Object exports);
 Napi::Object InitSampler(Napi::Env env, Napi::Object exports);
 Napi::Object InitQuantize(Napi::Env env, Napi::Object exports);
+Napi::Object InitImage(Napi::Env env, Napi::Object exports);
 
 }  // namespace lm

@@ -131,6 +131,24 @@ export interface NativeQuantizeOptions {
   keepF16?: string[];
 }
 
+/**
+ * preprocessImage's spec (native/image.cpp): decoded samples in, Pillow-exact RGB out. 16-bit
+ * samples are native-endian uint16. Output: width*height*3 bytes for 'none', imageSize^2*3 else.
+ */
+export interface NativeImageSpec {
+  width: number;
+  height: number;
+  /** 1-2 = grey (+ alpha), 3-4 = RGB(A) or CMYK; bands past the third are dropped. */
+  channels: number;
+  depth: 8 | 16;
+  /** rgb: 8-bit as is; high16: v >> 8; clip16: min(v, 255) (Pillow mode 'I'); cmyk: Pillow's cmyk2rgb. */
+  convert: 'rgb' | 'high16' | 'clip16' | 'cmyk';
+  /** none: conversion only; v0: shortest edge + centre crop; v1.5: expand to square with `pad`, then v0. */
+  geometry: 'none' | 'v0' | 'v1.5';
+  imageSize?: number;
+  pad?: readonly [number, number, number];
+}
+
 export interface NativeAddon {
   setLogger(fn: ((level: string, text: string) => void) | null, minLevel: string): void;
   loadModel(
@@ -148,6 +166,7 @@ export interface NativeAddon {
   createContext(model: NativeModel, options: Partial<NativeContextOptions>): Promise<NativeContext>;
   Sampler: new (model: NativeModel, options: Partial<NativeSamplerOptions>) => NativeSampler;
   quantize(input: string, output: string, options: NativeQuantizeOptions, abort?: AbortFlag): Promise<void>;
+  preprocessImage(samples: Uint8Array, spec: NativeImageSpec): Promise<Buffer>;
   systemInfo(): string;
   backends(): { name: string; description: string; type: string }[];
 }

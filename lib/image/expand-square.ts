@@ -1,5 +1,6 @@
 /**
- * LLaVA-1.5's expand2square (llava/mm_utils.py), used by LLaVA-Med v1.5 with image_aspect_ratio 'pad'.
+ * The pad colour of LLaVA-1.5's expand2square (llava/mm_utils.py), used by LLaVA-Med v1.5 with
+ * image_aspect_ratio 'pad'. The padding itself happens in native/image.cpp (geometry 'v1.5').
  *
  * The canvas is created in the source's Pillow mode with background (122, 116, 104) = int(255 * CLIP mean),
  * or int(255 * mean(mean)) = 114 for mode 'L'. Because model_vqa.py pads before any convert('RGB'), the
@@ -15,7 +16,7 @@
  * We always use d // 2 (what LLaVA-1.5 itself does), so results are deterministic; a 1 px shift is within
  * the original's own run-to-run variation.
  */
-import type { PillowMode, RgbImage } from './types.js';
+import type { PillowMode } from './types.js';
 
 export const V15_PAD_RGB: readonly [number, number, number] = [122, 116, 104];
 export const V15_PAD_GREY = 114;
@@ -31,23 +32,4 @@ export function padColourFor(mode: PillowMode | undefined): [number, number, num
     default:
       return [...V15_PAD_RGB];
   }
-}
-
-export function expandToSquare(img: RgbImage, background: readonly [number, number, number]): RgbImage {
-  const { width: w, height: h } = img;
-  if (w === h) return img;
-  const side = Math.max(w, h);
-  const data = Buffer.allocUnsafe(side * side * 3);
-  for (let i = 0; i < side * side * 3; i += 3) {
-    data[i] = background[0];
-    data[i + 1] = background[1];
-    data[i + 2] = background[2];
-  }
-  const x0 = w > h ? 0 : Math.floor((h - w) / 2);
-  const y0 = w > h ? Math.floor((w - h) / 2) : 0;
-  for (let y = 0; y < h; y++) {
-    const from = y * w * 3;
-    img.data.copy(data, ((y0 + y) * side + x0) * 3, from, from + w * 3);
-  }
-  return { data, width: side, height: side, ...(img.sourceMode ? { sourceMode: img.sourceMode } : {}) };
 }

@@ -1,7 +1,8 @@
 /**
  * Decode an image to 8-bit RGB the way the original pipeline did: `PIL.Image.open(path)` followed by
- * `convert('RGB')` (inside CLIPImageProcessor). sharp does the decoding; where sharp's defaults differ from
- * Pillow, we ask sharp for the untouched samples and convert them as Pillow does:
+ * `convert('RGB')` (inside CLIPImageProcessor). sharp does the decoding (here, on its own threads); where
+ * sharp's defaults differ from Pillow, we ask sharp for the untouched samples, and native/image.cpp converts
+ * them as Pillow does, on the libuv thread pool (decodeSamples says how; the conversion is its `convert`):
  *
  *  - EXIF Orientation is NOT applied: Image.open does not rotate, so LLaVA-Med saw the stored pixels.
  *  - Embedded ICC profiles are ignored (Pillow's convert('RGB') does not colour-manage).
@@ -17,12 +18,14 @@
 import { readFile } from 'node:fs/promises';
 import type SharpModule from 'sharp';
 
-// sharp (libvips) costs 50-250 ms and ~25 MB to import; LlavaMed decodes in a worker thread, so
-// the main thread should not pay for it at load time.
+import { llavaError, isLlavaMedError } from '../errors.js';
+import { runNative } from './native.js';
+import type { DecodedSamples, ImageInput, LoadImageOptions, PillowMode, RawPixels, RgbImage } from './types.js';
+
+// sharp (libvips) costs 50-250 ms and ~25 MB to import: paid at the first image, not when
+// llava-med is imported.
 let sharpModule: Promise<typeof SharpModule> | undefined;
 const loadSharp = (): Promise<typeof SharpModule> => (sharpModule ??= import('sharp').then((m) => m.default));
-import { llavaError, isLlavaMedError } from '../errors.js';
-import type { ImageInput, LoadImageOptions, PillowMode, RawPixels, RgbImage } from './types.js';
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 
@@ -47,13 +50,23 @@ function isRawPixels(x: unknown): x is RawPixels {
   return typeof x === 'object' && x !== null && !ArrayBuffer.isView(x) && 'data' in x;
 }
 
-/** Load a file path, an encoded image buffer, or raw pixels as 8-bit RGB. */
-export async function loadImage(input: ImageInput, opts?: LoadImageOptions): Promise<RgbImage> {
+/**
+ * Decode a file path, an encoded image buffer, or raw pixels, without converting a pixel: the samples plus
+ * how to turn them into Pillow's RGB. The pixel limit is checked from the header, before decoding.
+ */
+export async function decodeSamples(input: ImageInput, opts?: LoadImageOptions): Promise<DecodedSamples> {
   const maxPixels = maxPixelsOf(opts);
   if (typeof input === 'string') return decodeEncoded(await readImageFile(input), maxPixels);
   if (input instanceof Uint8Array) return decodeEncoded(input, maxPixels);
-  if (isRawPixels(input)) return fromRawPixels(input, maxPixels);
+  if (isRawPixels(input)) return rawSamples(input, maxPixels);
   throw llavaError('ERR_INVALID_ARGUMENT', 'loadImage expects a file path, a Buffer/Uint8Array of an encoded image, or { data, width, height, channels }.');
+}
+
+/** Load a file path, an encoded image buffer, or raw pixels as 8-bit RGB. */
+export async function loadImage(input: ImageInput, opts?: LoadImageOptions): Promise<RgbImage> {
+  const d = await decodeSamples(input, opts);
+  const data = await runNative(d.samples, { width: d.width, height: d.height, channels: d.channels, depth: d.depth, convert: d.convert, geometry: 'none' });
+  return { data, width: d.width, height: d.height, sourceMode: d.sourceMode };
 }
 
 async function readImageFile(path: string): Promise<Uint8Array> {
@@ -67,7 +80,7 @@ async function readImageFile(path: string): Promise<Uint8Array> {
   }
 }
 
-export function fromRawPixels(raw: RawPixels, maxPixels = DEFAULT_MAX_PIXELS): RgbImage {
+function rawSamples(raw: RawPixels, maxPixels: number): DecodedSamples {
   const { data, width, height, channels } = raw;
   if (!(data instanceof Uint8Array)) throw llavaError('ERR_INVALID_ARGUMENT', 'Raw pixels: data must be a Buffer or Uint8Array of 8-bit samples.');
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
@@ -85,49 +98,10 @@ export function fromRawPixels(raw: RawPixels, maxPixels = DEFAULT_MAX_PIXELS): R
     );
   }
   const mode: PillowMode = (['L', 'LA', 'RGB', 'RGBA'] as const)[channels - 1]!;
-  return { data: toRgb(data, width * height, channels, (v) => v), width, height, sourceMode: mode };
+  return { samples: data, width, height, channels, depth: 8, convert: 'rgb', sourceMode: mode };
 }
 
-/** Keep the first 3 channels (replicating grey), through `map` (8-bit reduction of 16-bit samples). */
-function toRgb(src: ArrayLike<number>, n: number, channels: number, map: (v: number) => number): Buffer {
-  const out = Buffer.allocUnsafe(n * 3);
-  const grey = channels <= 2;
-  for (let i = 0, s = 0, o = 0; i < n; i++, s += channels) {
-    if (grey) {
-      const v = map(src[s]!);
-      out[o++] = v;
-      out[o++] = v;
-      out[o++] = v;
-    } else {
-      out[o++] = map(src[s]!);
-      out[o++] = map(src[s + 1]!);
-      out[o++] = map(src[s + 2]!);
-    }
-  }
-  return out;
-}
-
-/** Pillow Convert.c cmyk2rgb: MULDIV255(a, b) = ((t >> 8) + t) >> 8 with t = a * b + 128. */
-function cmykToRgb(src: Uint8Array, n: number, channels: number): Buffer {
-  const out = Buffer.allocUnsafe(n * 3);
-  for (let i = 0, s = 0, o = 0; i < n; i++, s += channels) {
-    const nk = 255 - src[s + 3]!;
-    for (let c = 0; c < 3; c++) {
-      const t = src[s + c]! * nk + 128;
-      const v = nk - (((t >> 8) + t) >> 8);
-      out[o++] = v < 0 ? 0 : v;
-    }
-  }
-  return out;
-}
-
-function u16View(b: Buffer): Uint16Array {
-  // sharp returns native-endian samples; copy when the Buffer is not 2-byte aligned.
-  const aligned = b.byteOffset % 2 === 0 ? b : Buffer.from(b);
-  return new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2);
-}
-
-async function decodeEncoded(bytes: Uint8Array, maxPixels: number): Promise<RgbImage> {
+async function decodeEncoded(bytes: Uint8Array, maxPixels: number): Promise<DecodedSamples> {
   if (bytes.length === 0) throw llavaError('ERR_IMAGE_EMPTY', 'Image data is empty (0 bytes).');
   const limit = Number.isFinite(maxPixels) ? maxPixels : false;
   // failOn 'error': fail on truncated or corrupt data like Pillow does, but tolerate libjpeg/libpng warnings
@@ -147,7 +121,7 @@ async function decodeEncoded(bytes: Uint8Array, maxPixels: number): Promise<RgbI
     if (meta.space === 'cmyk') {
       // pipelineColourspace keeps libvips from colour-managing CMYK -> sRGB; we get the (de-inverted) samples.
       const { data, info } = await open().pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });
-      return { data: cmykToRgb(data, info.width * info.height, info.channels), width: info.width, height: info.height, sourceMode: 'CMYK' };
+      return { samples: data, width: info.width, height: info.height, channels: info.channels, depth: 8, convert: 'cmyk', sourceMode: 'CMYK' };
     }
     if (meta.depth === 'ushort' && (meta.space === 'grey16' || meta.space === 'rgb16')) {
       const grey = meta.space === 'grey16';
@@ -155,19 +129,17 @@ async function decodeEncoded(bytes: Uint8Array, maxPixels: number): Promise<RgbI
         .toColourspace(grey ? 'grey16' : 'rgb16')
         .raw({ depth: 'ushort' })
         .toBuffer({ resolveWithObject: true });
-      const samples = u16View(data);
       // 16-bit grey without alpha is Pillow mode 'I': convert('RGB') clips. Everything else keeps the high byte.
       const clipping = grey && !hasAlpha;
-      const map = clipping ? (v: number) => (v > 255 ? 255 : v) : (v: number) => v >> 8;
       const mode: PillowMode = clipping ? 'I' : hasAlpha ? 'RGBA' : 'RGB';
-      return { data: toRgb(samples, info.width * info.height, info.channels, map), width: info.width, height: info.height, sourceMode: mode };
+      return { samples: data, width: info.width, height: info.height, channels: info.channels, depth: 16, convert: clipping ? 'clip16' : 'high16', sourceMode: mode };
     }
     const { data, info } = await open().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.width * info.height !== n) throw llavaError('ERR_IMAGE_DECODE', 'Decoded size does not match the image header.');
     const greySource = meta.space === 'b-w';
     const mode: PillowMode = meta.isPalette ? 'P' : greySource ? (hasAlpha ? 'LA' : 'L') : hasAlpha ? 'RGBA' : 'RGB';
-    // toColourspace('srgb') already replicated grey into 3 bands; toRgb keeps bands 0..2 and drops alpha.
-    return { data: toRgb(data, n, info.channels, (v) => v), width: info.width, height: info.height, sourceMode: mode };
+    // toColourspace('srgb') already replicated grey into 3 bands; the conversion keeps bands 0..2 and drops alpha.
+    return { samples: data, width: info.width, height: info.height, channels: info.channels, depth: 8, convert: 'rgb', sourceMode: mode };
   } catch (e) {
     if (isLlavaMedError(e)) throw e;
     const msg = (e as Error).message ?? String(e);

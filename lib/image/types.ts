@@ -2,6 +2,7 @@
  * Shared shapes for lib/image. Every image leaving this folder is 8-bit, interleaved, 3-channel RGB,
  * because that is what Pillow's convert('RGB') handed to CLIPImageProcessor in the original pipeline.
  */
+import type { NativeImageSpec } from '../engine/native-types.js';
 
 /**
  * What Pillow's `Image.open` would have reported as `mode` for the same source. Only v1.5 cares: its
@@ -16,6 +17,21 @@ export interface RgbImage {
   height: number;
   /** Pillow mode of the source this came from, when known (loadImage always sets it). */
   sourceMode?: PillowMode;
+}
+
+/**
+ * What sharp decoded, before any pixel is converted: the samples exactly as sharp returned them and
+ * how Pillow's convert('RGB') would turn them into RGB (done natively, with the geometry).
+ */
+export interface DecodedSamples {
+  /** Interleaved, row-major; 16-bit samples are native-endian uint16 (sharp's raw ushort output). */
+  samples: Uint8Array;
+  width: number;
+  height: number;
+  channels: number;
+  depth: 8 | 16;
+  convert: NativeImageSpec['convert'];
+  sourceMode: PillowMode;
 }
 
 /** Raw, already-decoded 8-bit pixels supplied by the caller (interleaved, row-major). */

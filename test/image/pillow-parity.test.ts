@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import sharp from 'sharp';
-import { loadImage, preprocess } from '../../lib/image/index.js';
+import { loadAndPreprocess, loadImage, preprocess } from '../../lib/image/index.js';
 import type { PreprocessVariant } from '../../lib/image/index.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'image');
@@ -37,9 +37,13 @@ for (const c of manifest.cases) {
     const rgb = await loadImage(path.join(root, c.input));
     t.equal(rgb.sourceMode, c.pillowMode, 'Pillow mode of the source is identified');
     t.same([rgb.width, rgb.height], c.size, 'decoded size as Pillow reports it (no EXIF rotation)');
-    const out = preprocess(rgb, { variant: c.variant, imageSize: c.imageSize });
+    const out = await preprocess(rgb, { variant: c.variant, imageSize: c.imageSize });
     t.equal(out.width, c.imageSize);
     t.equal(out.height, c.imageSize);
+    // What LlavaMed.encode uses: decode + one native call (conversion and geometry together).
+    const direct = await loadAndPreprocess({ input: path.join(root, c.input), preprocess: { variant: c.variant, imageSize: c.imageSize } });
+    t.same([direct.width, direct.height], [c.imageSize, c.imageSize]);
+    t.ok(direct.data.equals(out.data), 'loadAndPreprocess gives the same bytes as loadImage + preprocess');
     const exp = await expectedRgb(c.expected);
     t.equal(out.data.length, exp.length, 'same byte count');
     let max = 0;

@@ -16,7 +16,7 @@ t.test('assets/sample-xray.png', async (t) => {
   let grey = true;
   for (let i = 0; i < img.data.length; i += 3) if (img.data[i] !== img.data[i + 1] || img.data[i] !== img.data[i + 2]) grey = false;
   t.ok(grey, 'R = G = B everywhere');
-  const v0 = preprocess(img, { variant: 'v0' });
-  const v15 = preprocess(img, { variant: 'v1.5' });
+  const v0 = await preprocess(img, { variant: 'v0' });
+  const v15 = await preprocess(img, { variant: 'v1.5' });
   t.same([v0.width, v15.width], [224, 336]);
 });
