@@ -196,30 +196,42 @@ export class LlavaMed {
     let context: Context | undefined;
     try {
       model = await Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal });
-      projector = await Projector.load(model, opts.mmproj, { threads, useGpu: (opts.gpuLayers ?? 0) !== 0, signal: opts.signal });
-      progress('projector')(1);
-      throwIfAborted(opts.signal, 'load');
-      const variant = opts.variant ?? detectVariant(model, projector);
-      // The KV cache is shared by all sequences: give each the original's 2048 positions.
+      // The projector and the context need only the model: create them side by side (the
+      // projector reads its file and runs a warm-up encode while the KV cache is allocated).
       const perSequence = Math.min(2048, Math.max(model.info.nCtxTrain, 512));
-      context = await Context.create(model, {
-        contextSize: opts.contextSize ?? perSequence * (opts.sequences ?? 1),
-        batchSize: opts.batchSize,
-        sequences: opts.sequences,
-        threads,
-        kvCacheType: opts.kvCacheType,
-        flashAttn: opts.flashAttn ?? ((opts.gpuLayers ?? 0) !== 0 ? 'auto' : 'off'),
-        // A buffer per sequence keeps each sequence's cells in single-sequence order, so batched
-        // answers equal sequential ones (a shared buffer interleaves them and changes the order
-        // in which attention sums, enough to flip a greedy near-tie).
-        kvUnified: (opts.sequences ?? 1) === 1,
-      });
+      const loaded = model;
+      const [p, c] = await Promise.allSettled([
+        (async () => Projector.load(loaded, opts.mmproj, { threads, useGpu: (opts.gpuLayers ?? 0) !== 0, signal: opts.signal }))(),
+        (async () =>
+          Context.create(loaded, {
+            // The KV cache is shared by all sequences: give each the original's 2048 positions.
+            contextSize: opts.contextSize ?? perSequence * (opts.sequences ?? 1),
+            batchSize: opts.batchSize,
+            sequences: opts.sequences,
+            threads,
+            kvCacheType: opts.kvCacheType,
+            flashAttn: opts.flashAttn ?? ((opts.gpuLayers ?? 0) !== 0 ? 'auto' : 'off'),
+            // A buffer per sequence keeps each sequence's cells in single-sequence order, so batched
+            // answers equal sequential ones (a shared buffer interleaves them and changes the order
+            // in which attention sums, enough to flip a greedy near-tie).
+            kvUnified: (opts.sequences ?? 1) === 1,
+          }))(),
+      ]);
+      // keep what did load, so the catch below frees it when the other failed
+      if (p.status === 'fulfilled') projector = p.value;
+      if (c.status === 'fulfilled') context = c.value;
+      if (p.status === 'rejected') throw p.reason;
+      if (c.status === 'rejected') throw c.reason;
+      const [proj, ctx] = [p.value, c.value];
+      progress('projector')(1);
       progress('context')(1);
+      throwIfAborted(opts.signal, 'load');
+      const variant = opts.variant ?? detectVariant(model, proj);
       const ids = await LlavaMed.promptIds(model, variant);
-      if (variant === 'v0' && projector.imageTokens + 2 > context.contextSize) {
-        throw llavaError('ERR_INVALID_ARGUMENT', `contextSize ${context.contextSize} cannot hold one image (${projector.imageTokens} tokens).`);
+      if (variant === 'v0' && proj.imageTokens + 2 > ctx.contextSize) {
+        throw llavaError('ERR_INVALID_ARGUMENT', `contextSize ${ctx.contextSize} cannot hold one image (${proj.imageTokens} tokens).`);
       }
-      return new LlavaMed(model, projector, context, variant, ids, opts.maxImagePixels ?? 100_000_000, removeLogger);
+      return new LlavaMed(model, proj, ctx, variant, ids, opts.maxImagePixels ?? 100_000_000, removeLogger);
     } catch (e) {
       await context?.dispose();
       await projector?.dispose();

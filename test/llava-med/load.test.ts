@@ -20,6 +20,10 @@ t.test('load errors', async (t) => {
   await rejectsCode(t, LlavaMed.load({ model: v0.model } as never), 'ERR_INVALID_ARGUMENT', 'no mmproj');
   await rejectsCode(t, load(v0.model, v0.mmproj, { signal: AbortSignal.abort() }), 'ERR_ABORTED', 'aborted load');
   await rejectsCode(t, load(v15.model, v15.mmproj, { variant: 'v0' }), 'ERR_MMPROJ_MISMATCH', 'v1.5 files forced to v0 (no <im_start> token)');
+  // The projector and the context load side by side: a failure of either rejects the load
+  // (the projector's error first when both fail) and frees the one that did load.
+  await rejectsCode(t, load(v0.model, v0.mmproj, { contextSize: -1 }), 'ERR_INVALID_ARGUMENT', 'bad contextSize while the projector loads');
+  await rejectsCode(t, load(v0.model, missing, { contextSize: -1 }), 'ERR_FILE_NOT_FOUND', 'both fail: the projector error wins');
   // Still loads fine afterwards.
   const ok = await load(v0.model, v0.mmproj);
   t.equal(ok.variant, 'v0');
