@@ -64,7 +64,7 @@ async function prerequisites() {
     log('building the native addon (npm run build:native)');
     sh(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')]);
   }
-  log('peers: llama-mtmd-cli / llama-bench (bench/build-peers.mjs; ~10 min the first time)');
+  log('peers: llama-mtmd-cli / llama-bench (bench/build-peers.mjs; ~2 min the first time after npm install with ccache, ~10 min without)');
   const peers = buildPeers();
   let llamaNode = null;
   if (!flag('skip-llamanode')) {
