@@ -33,7 +33,6 @@ function has(cmd) {
 }
 
 export function buildPeers({ jobs = os.availableParallelism(), force = false } = {}) {
-  if (!force && fs.existsSync(mtmdCli) && fs.existsSync(llamaBench)) return { mtmdCli, llamaBench };
   const src = path.join(root, 'deps', 'llama.cpp');
   if (!fs.existsSync(path.join(src, 'CMakeLists.txt'))) {
     // same source the addon builds from: node-llama-cpp's bundle + native/patches
@@ -48,8 +47,12 @@ export function buildPeers({ jobs = os.availableParallelism(), force = false } =
     CMAKE_CXX_FLAGS: '-DBUILDING_NODE_EXTENSION',
   };
   const gen = has('ninja') ? ['-G', 'Ninja'] : [];
-  fs.mkdirSync(buildDir, { recursive: true });
-  run('cmake', ['-S', root, '-B', buildDir, ...gen, ...Object.entries(defs).map(([k, v]) => `-D${k}=${v}`)]);
+  if (force || !fs.existsSync(path.join(buildDir, 'CMakeCache.txt'))) {
+    fs.mkdirSync(buildDir, { recursive: true });
+    run('cmake', ['-S', root, '-B', buildDir, ...gen, ...Object.entries(defs).map(([k, v]) => `-D${k}=${v}`)]);
+  }
+  // Always (incremental, ~1 s when nothing changed): the peers must match the current patched
+  // tree, e.g. after native/patches changed and scripts/llama-source.mjs re-created deps/llama.cpp.
   run('cmake', ['--build', buildDir, '--parallel', String(jobs), '--target', 'llama-mtmd-cli', 'llama-bench']);
   return { mtmdCli, llamaBench };
 }
