@@ -11,6 +11,7 @@ import { f32ToF16Buffer } from '../formats/half.js';
 import { writeHfCheckpoint } from '../formats/hf-checkpoint.js';
 import { writeSentencePieceModel } from '../formats/sentencepiece.js';
 import type { TensorData } from '../formats/tensor.js';
+import { rng } from './rng.js';
 
 export interface SyntheticV0Dims {
   hidden: number;
@@ -39,17 +40,6 @@ export const BENCH_DIMS: SyntheticV0Dims = {
   clipHidden: 1024, clipLayers: 24, clipHeads: 16, clipIntermediate: 4096, imageSize: 224, patchSize: 14,
 };
 
-// mulberry32: a tiny seeded generator; reproducible weights need no crypto quality.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function tensor(r: () => number, name: string, shape: number[], scale: number, center = 0): TensorData {
   const n = shape.reduce((a, b) => a * b, 1);

@@ -22,6 +22,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GgmlType, GgufValueType as V, GgufWriter, readGgufHeader, type GgufScalar } from '../../lib/formats/gguf.js';
 import { f32ToF16Buffer } from '../../lib/formats/half.js';
+export { rng } from '../../lib/demo/rng.js';
+import { rng } from '../../lib/demo/rng.js';
 
 export const SPM_VOCAB_PATH = fileURLToPath(new URL('../../deps/llama.cpp/models/ggml-vocab-llama-spm.gguf', import.meta.url));
 
@@ -37,17 +39,6 @@ export const IM_PATCH_ID = 32001;
 export const IM_START_ID = 32002;
 export const IM_END_ID = 32003;
 
-/** mulberry32: small, fast, deterministic across platforms. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(r: () => number): () => number {
   return () => {

@@ -24,6 +24,8 @@ import { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from '../../lib/formats/half
 import type { DType, TensorData } from '../../lib/formats/tensor.js';
 import { writeHfCheckpoint } from '../../lib/formats/hf-checkpoint.js';
 import { writeSentencePieceModel } from '../../lib/formats/sentencepiece.js';
+export { rng } from '../../lib/demo/rng.js';
+import { rng } from '../../lib/demo/rng.js';
 
 export interface Tensor64 {
   shape: number[];
@@ -36,17 +38,6 @@ export const TINY_CLIP = { hidden: 32, layers: 3, heads: 4, intermediate: 64, im
 export const OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073];
 export const OPENAI_STD = [0.26862954, 0.26130258, 0.27577711];
 
-/** mulberry32: small, fast, deterministic across platforms. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function roundTo(dtype: DType, x: number): number {
   switch (dtype) {
