@@ -9,7 +9,7 @@
 //   node bench/run.mjs --rerender [--roofline]   rewrite BENCHMARKS.md from bench/.cache/last-run.json
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -86,6 +86,8 @@ function bandwidthTool() {
   const bw = path.join(root, 'bench', 'peers', 'bandwidth');
   const src = path.join(root, 'bench', 'bandwidth.c');
   const stale = !existsSync(bw) || statSync(bw).mtimeMs < statSync(src).mtimeMs;
+  // bench/peers/ is otherwise made by the llama.node step, which --skip-llamanode skips.
+  mkdirSync(path.dirname(bw), { recursive: true });
   if (stale) sh('gcc', ['-O3', '-march=native', '-fopenmp', src, '-o', bw]);
   return bw;
 }
