@@ -7,7 +7,7 @@ import type { LlavaMed } from '../llava-med.js';
 interface Helpers {
   loadFromFlags: (f: never, signal?: AbortSignal) => Promise<LlavaMed>;
   modelOptions: (c: Command) => Command;
-  num: (name: string, int?: boolean) => (v: string) => number;
+  num: (name: string, int?: boolean, min?: number) => (v: string) => number;
 }
 
 export function registerEvalCommands(program: Command, h: Helpers): void {
@@ -29,12 +29,12 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
     .requiredOption('--question-file <file>', 'test.json')
     .requiredOption('--image-folder <dir>', 'folder the image paths are relative to')
     .requiredOption('--answers-file <file>', 'answers .jsonl (appended; rerun to resume)')
-    .option('--num-chunks <n>', 'split the questions into n chunks', h.num('num-chunks', true), 1)
-    .option('--chunk-idx <k>', 'which chunk this run answers', h.num('chunk-idx', true), 0)
-    .option('--parallel <p>', 'questions decoded in parallel', h.num('parallel', true), 1)
-    .option('--temperature <t>', "sampling temperature (default: the original's 0.7 for v0)", h.num('temperature'))
+    .option('--num-chunks <n>', 'split the questions into n chunks', h.num('num-chunks', true, 1), 1)
+    .option('--chunk-idx <k>', 'which chunk this run answers', h.num('chunk-idx', true, 0), 0)
+    .option('--parallel <p>', 'questions decoded in parallel', h.num('parallel', true, 1), 1)
+    .option('--temperature <t>', "sampling temperature (default: the original's 0.7 for v0)", h.num('temperature', false, 0))
     .option('--seed <n>', 'sampling seed', h.num('seed', true))
-    .option('--max-tokens <n>', 'maximum new tokens', h.num('max-tokens', true))
+    .option('--max-tokens <n>', 'maximum new tokens', h.num('max-tokens', true, 1))
     .option('--model-id <id>', 'model_id written to each line (default: the model path)')
     .action(async (o: Record<string, unknown> & { model: string; questionFile: string; imageFolder: string; answersFile: string; numChunks: number; chunkIdx: number; parallel: number }) => {
       const { answerQuestions } = await import('../eval/index.js');
@@ -116,7 +116,9 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
     .requiredOption('--out <file>', 'reviews .jsonl (resumable)')
     .option('--base-url <url>', 'endpoint base URL (env OPENAI_BASE_URL)', process.env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1')
     .option('--judge-model <name>', 'judge model (env LLAVA_MED_JUDGE_MODEL)', process.env.LLAVA_MED_JUDGE_MODEL ?? 'gpt-4-0314')
-    .option('--api-key <key>', 'API key (env OPENAI_API_KEY)', process.env.OPENAI_API_KEY)
+    // The key is read from the environment in the action, never given to commander as a default:
+    // commander prints defaults in --help and after every usage error.
+    .option('--api-key <key>', `API key (env OPENAI_API_KEY${process.env.OPENAI_API_KEY ? ': (set)' : ''})`)
     .addOption(new Option('--question-mode <m>', 'v0 drops "\\n<image>" from the question as v1.0.0 did').choices(['v0', 'v1.5']).default('v0'))
     .action(async (o: { questions: string; answers: string; out: string; baseUrl: string; judgeModel: string; apiKey?: string; questionMode: 'v0' | 'v1.5' }) => {
       const ev = await import('../eval/index.js');
@@ -124,7 +126,7 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
       const answers = await ev.readAnswersFile(o.answers);
       const bar = progressBar('judging', ' questions');
       try {
-        await ev.runJudge({ questions, answers, out: o.out, baseUrl: o.baseUrl, model: o.judgeModel, apiKey: o.apiKey, questionMode: o.questionMode, signal: interruptSignal(), onProgress: (p) => bar.update(p.done + p.skipped, p.total) });
+        await ev.runJudge({ questions, answers, out: o.out, baseUrl: o.baseUrl, model: o.judgeModel, apiKey: o.apiKey ?? process.env.OPENAI_API_KEY, questionMode: o.questionMode, signal: interruptSignal(), onProgress: (p) => bar.update(p.done + p.skipped, p.total) });
       } finally {
         bar.stop();
       }

@@ -8,6 +8,12 @@ function str(h: GgufHeader, k: string): string | undefined {
   return kv && kv.type !== GgufValueType.ARRAY ? String(kv.value) : undefined;
 }
 
+/** A numeric key as a number (JSON output keeps one type per field); absent or non-numeric → undefined. */
+function num(h: GgufHeader, k: string): number | undefined {
+  const v = h.kv.get(k)?.value;
+  return typeof v === 'number' || typeof v === 'bigint' ? Number(v) : undefined;
+}
+
 export async function describeGguf(file: string): Promise<Record<string, unknown>> {
   const h = await readGgufHeader(file);
   const arch = str(h, 'general.architecture') ?? 'unknown';
@@ -34,23 +40,23 @@ export async function describeGguf(file: string): Promise<Record<string, unknown
     Object.assign(info, {
       projectorType: str(h, 'clip.projector_type'),
       projector: str(h, 'llava_med.projector'),
-      imageSize: Number(str(h, 'clip.vision.image_size')),
-      patchSize: Number(str(h, 'clip.vision.patch_size')),
-      visionLayers: Number(str(h, 'clip.vision.block_count')),
-      visionWidth: Number(str(h, 'clip.vision.embedding_length')),
+      imageSize: num(h, 'clip.vision.image_size'),
+      patchSize: num(h, 'clip.vision.patch_size'),
+      visionLayers: num(h, 'clip.vision.block_count'),
+      visionWidth: num(h, 'clip.vision.embedding_length'),
       outputWidth: h.tensors.find((t) => t.name === 'mm.2.weight')?.shape[1],
     });
   } else {
     Object.assign(info, {
-      layers: Number(str(h, `${arch}.block_count`)),
-      embeddingLength: Number(str(h, `${arch}.embedding_length`)),
-      heads: Number(str(h, `${arch}.attention.head_count`)),
-      kvHeads: Number(str(h, `${arch}.attention.head_count_kv`)),
-      contextLength: Number(str(h, `${arch}.context_length`)),
+      layers: num(h, `${arch}.block_count`),
+      embeddingLength: num(h, `${arch}.embedding_length`),
+      heads: num(h, `${arch}.attention.head_count`),
+      kvHeads: num(h, `${arch}.attention.head_count_kv`),
+      contextLength: num(h, `${arch}.context_length`),
       vocabSize: (h.kv.get('tokenizer.ggml.tokens')?.value as unknown[] | undefined)?.length,
-      bos: Number(str(h, 'tokenizer.ggml.bos_token_id')),
-      eos: Number(str(h, 'tokenizer.ggml.eos_token_id')),
-      promptBos: str(h, 'llava_med.prompt_bos_token_id'),
+      bos: num(h, 'tokenizer.ggml.bos_token_id'),
+      eos: num(h, 'tokenizer.ggml.eos_token_id'),
+      promptBos: num(h, 'llava_med.prompt_bos_token_id'),
       license: str(h, 'general.license'),
     });
   }

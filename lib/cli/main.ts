@@ -1,19 +1,24 @@
 #!/usr/bin/env node
 /** The `llava-med` command. Commands only parse flags, call the library and print. */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { LlavaMed, type GenerationOptions } from '../llava-med.js';
 import { RESEARCH_USE_NOTICE } from '../notice.js';
 import { describeGguf } from './info.js';
-import { interruptSignal, progressBar, reportError } from './output.js';
+import { interruptSignal, progressBar, reportError, setQuiet, UsageError } from './output.js';
 import { registerEvalCommands } from './eval.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-function num(name: string, int = false) {
+/**
+ * A numeric flag parser. Bad values are commander usage errors (one line quoting the user's value,
+ * then a hint), never stack traces.
+ */
+function num(name: string, int = false, min?: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || (int && !Number.isInteger(n))) throw new Error(`--${name} must be ${int ? 'an integer' : 'a number'}, got ${v}`);
+    if (v.trim() === '' || !Number.isFinite(n) || (int && !Number.isInteger(n))) throw new InvalidArgumentError(`--${name} must be ${int ? 'an integer' : 'a number'}, got "${v}".`);
+    if (min !== undefined && n < min) throw new InvalidArgumentError(`--${name} must be at least ${min}, got "${v}".`);
     return n;
   };
 }
@@ -36,9 +41,9 @@ function modelOptions(cmd: Command): Command {
   return cmd
     .requiredOption('-m, --model <file>', 'language model GGUF')
     .requiredOption('-p, --mmproj <file>', 'projector (mmproj) GGUF')
-    .option('-t, --threads <n>', 'CPU threads', num('threads', true))
-    .option('-c, --ctx <n>', 'context size in tokens', num('ctx', true))
-    .option('--gpu-layers <n>', 'layers to offload to the GPU', num('gpu-layers', true))
+    .option('-t, --threads <n>', 'CPU threads', num('threads', true, 1))
+    .option('-c, --ctx <n>', 'context size in tokens', num('ctx', true, 1))
+    .option('--gpu-layers <n>', 'layers to offload to the GPU', num('gpu-layers', true, 0))
     .addOption(new Option('--variant <v>', 'LLaVA-Med variant (default: from the GGUF)').choices(['v0', 'v1.5']))
     .addOption(new Option('--load-mode <mode>', 'how weights are read').choices(['none', 'mmap', 'auto']))
     .addOption(new Option('--flash-attn <mode>', 'flash attention (default: off on CPU, for reproducible answers)').choices(['auto', 'on', 'off']))
@@ -69,11 +74,11 @@ export async function loadFromFlags(f: ModelFlags, signal?: AbortSignal): Promis
 
 function generationFlags(cmd: Command): Command {
   return cmd
-    .option('--temperature <t>', 'sampling temperature (0 = greedy; default: the original\'s)', num('temperature'))
-    .option('--top-k <k>', 'top-k', num('top-k', true))
+    .option('--temperature <t>', 'sampling temperature (0 = greedy; default: the original\'s)', num('temperature', false, 0))
+    .option('--top-k <k>', 'top-k', num('top-k', true, 0))
     .option('--top-p <p>', 'top-p', num('top-p'))
     .option('--seed <n>', 'sampling seed', num('seed', true))
-    .option('--max-tokens <n>', 'maximum new tokens', num('max-tokens', true));
+    .option('--max-tokens <n>', 'maximum new tokens', num('max-tokens', true, 1));
 }
 
 function genOpts(o: Record<string, unknown>, signal: AbortSignal): GenerationOptions {
@@ -92,7 +97,7 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .description(`Run LLaVA-Med (biomedical vision-language assistant) locally on llama.cpp.\n\n${RESEARCH_USE_NOTICE}`)
     .addHelpText('after', `\n${RESEARCH_USE_NOTICE}\n`)
-    .showHelpAfterError();
+    .showHelpAfterError('(add --help for usage)');
 
   generationFlags(modelOptions(program.command('ask')))
     .description('answer a question about an image (streams the answer to stdout)')
@@ -165,10 +170,10 @@ export function buildProgram(): Command {
       try {
         let r;
         if (o.model) {
-          if (o.base || o.delta) throw new Error('use either --model (v1.5) or --base with --delta (v0), not both');
+          if (o.base || o.delta) throw new UsageError('use either --model (v1.5) or --base with --delta (v0), not both.');
           r = await convertV15({ model: o.model, vision: o.vision, out: o.out, name: o.name, outtype: o.outtype, onProgress, onWarning, signal });
         } else {
-          if (!o.base || !o.delta) throw new Error('v0 needs --base (LLaMA-7B) and --delta (LLaVA-Med delta); v1.5 needs --model');
+          if (!o.base || !o.delta) throw new UsageError('v0 needs --base (LLaMA-7B) and --delta (LLaVA-Med delta); v1.5 needs --model.');
           r = await convertV0({ base: o.base, delta: o.delta, vision: o.vision, out: o.out, name: o.name, outtype: o.outtype, onProgress, onWarning, signal });
         }
         for (const b of bars.values()) b.stop();
@@ -184,7 +189,7 @@ export function buildProgram(): Command {
     .argument('<input>', 'input GGUF')
     .argument('<output>', 'output GGUF')
     .addOption(new Option('--type <t>', 'target type').choices(['Q4_K_M', 'Q5_K_M', 'Q8_0', 'F16']).makeOptionMandatory())
-    .option('-t, --threads <n>', 'threads', num('threads', true))
+    .option('-t, --threads <n>', 'threads', num('threads', true, 1))
     .action(async (input: string, output: string, o: { type: 'Q4_K_M' | 'Q5_K_M' | 'Q8_0' | 'F16'; threads?: number }) => {
       const { quantize } = await import('../convert/quantize.js');
       const bar = progressBar('quantizing', ' tensors');
@@ -201,17 +206,31 @@ export function buildProgram(): Command {
     .command('demo')
     .description('build (once, cached) a small demo model from random weights with our own converter and ask it about a bundled sample image')
     .option('--cache <dir>', 'where the demo model is kept')
-    .option('-t, --threads <n>', 'CPU threads', num('threads', true))
+    .option('-t, --threads <n>', 'CPU threads', num('threads', true, 1))
     .action(async (o: { cache?: string; threads?: number }) => {
       const { runDemo } = await import('../demo/index.js');
       await runDemo({ cacheDir: o.cache, threads: o.threads, out: process.stdout, err: process.stderr, progress: progressBar });
     });
 
   registerEvalCommands(program, { loadFromFlags, modelOptions, num });
+  addQuietFlag(program);
   return program;
 }
 
+/** `-q, --quiet` on every command: no progress bars or progress lines on stderr (errors still print). */
+function addQuietFlag(cmd: Command): void {
+  for (const c of cmd.commands) {
+    if (c.commands.length) addQuietFlag(c);
+    else c.option('-q, --quiet', 'no progress output on stderr').hook('preAction', (_, action) => setQuiet(action.opts().quiet === true));
+  }
+}
+
 async function main(): Promise<void> {
+  // `llava-med info m.gguf | head -1`: the reader went away; that is not an error of ours.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (e) {

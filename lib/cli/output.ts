@@ -2,7 +2,18 @@
 import cliProgress from 'cli-progress';
 import { isLlavaMedError } from '../errors.js';
 
+let quiet = false;
+
+/** `--quiet`: progress bars and progress lines become no-ops. */
+export function setQuiet(q: boolean): void {
+  quiet = q;
+}
+
+/** A mistake in how the command was called: printed as one line and a hint, like commander's own. */
+export class UsageError extends Error {}
+
 export function progressBar(label: string, unit = ''): { update(done: number, total: number, extra?: string): void; stop(): void } {
+  if (quiet) return { update() {}, stop() {} };
   if (!process.stderr.isTTY) {
     let lastPct = -1;
     return {
@@ -38,6 +49,11 @@ export function progressBar(label: string, unit = ''): { update(done: number, to
 
 /** Prints an error for a person and sets the exit code; typed errors show their code. */
 export function reportError(e: unknown): void {
+  if (e instanceof UsageError) {
+    process.stderr.write(`llava-med: ${e.message}\n(add --help for usage)\n`);
+    process.exitCode = 2;
+    return;
+  }
   if (isLlavaMedError(e)) process.stderr.write(`llava-med: ${e.code}: ${e.message}\n`);
   else process.stderr.write(`llava-med: ${(e as Error)?.stack ?? String(e)}\n`);
   process.exitCode = isLlavaMedError(e, 'ERR_ABORTED') ? 130 : 1;
