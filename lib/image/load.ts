@@ -19,6 +19,7 @@ import { readFile } from 'node:fs/promises';
 import type SharpModule from 'sharp';
 
 import { llavaError, isLlavaMedError } from '../errors.js';
+import { hasDicmMagic, isDicomInput, parseDicomOptions, renderDicom, type DicomRenderOptions } from './dicom/index.js';
 import { runNative } from './native.js';
 import type { DecodedSamples, ImageInput, LoadImageOptions, PillowMode, RawPixels, RgbImage } from './types.js';
 
@@ -56,10 +57,39 @@ function isRawPixels(x: unknown): x is RawPixels {
  */
 export async function decodeSamples(input: ImageInput, opts?: LoadImageOptions): Promise<DecodedSamples> {
   const maxPixels = maxPixelsOf(opts);
-  if (typeof input === 'string') return decodeEncoded(await readImageFile(input), maxPixels);
-  if (input instanceof Uint8Array) return decodeEncoded(input, maxPixels);
+  if (typeof input === 'string') return decodeBytes(await readImageFile(input), maxPixels, input);
+  if (input instanceof Uint8Array) return decodeBytes(input, maxPixels);
+  if (isDicomInput(input)) {
+    const { dicom, ...options } = input;
+    parseDicomOptions(options); // option errors before any file is read
+    const bytes = typeof dicom === 'string' ? await readImageFile(dicom) : dicom;
+    if (!(bytes instanceof Uint8Array)) throw llavaError('ERR_INVALID_ARGUMENT', '{ dicom } must be a file path or a Buffer/Uint8Array of the file.');
+    return dicomSamples(bytes, options, maxPixels);
+  }
   if (isRawPixels(input)) return rawSamples(input, maxPixels);
-  throw llavaError('ERR_INVALID_ARGUMENT', 'loadImage expects a file path, a Buffer/Uint8Array of an encoded image, or { data, width, height, channels }.');
+  throw llavaError('ERR_INVALID_ARGUMENT', 'loadImage expects a file path, a Buffer/Uint8Array of an encoded image, { data, width, height, channels } or { dicom, window?, frame? }.');
+}
+
+/** Encoded bytes: DICOM when they carry the Part 10 marker, otherwise whatever sharp decodes. */
+function decodeBytes(bytes: Uint8Array, maxPixels: number, path?: string): Promise<DecodedSamples> {
+  if (hasDicmMagic(bytes)) return dicomSamples(bytes, {}, maxPixels);
+  if (path && /\.(dcm|dicom)$/i.test(path) && bytes.length > 0) {
+    throw llavaError(
+      'ERR_IMAGE_DECODE',
+      `${path} has no DICOM Part 10 marker ("DICM" at byte 128). If it is a bare dataset without the meta header, pass { dicom: path, implicit: true } (CLI: --implicit).`,
+    );
+  }
+  return decodeEncoded(bytes, maxPixels);
+}
+
+/**
+ * A DICOM frame rendered to 8 bits (lib/image/dicom). Grey renderings count as Pillow mode 'L' (what saving
+ * the rendered image as a grey PNG and opening it would give), so v1.5 pads them with grey 114.
+ */
+async function dicomSamples(bytes: Uint8Array, options: DicomRenderOptions, maxPixels: number): Promise<DecodedSamples> {
+  if (bytes.length === 0) throw llavaError('ERR_IMAGE_EMPTY', 'DICOM data is empty (0 bytes).');
+  const r = await renderDicom(bytes, { ...options, maxPixels });
+  return { samples: r.samples, width: r.width, height: r.height, channels: r.channels, depth: 8, convert: 'rgb', sourceMode: r.channels === 1 ? 'L' : 'RGB' };
 }
 
 /** Load a file path, an encoded image buffer, or raw pixels as 8-bit RGB. */

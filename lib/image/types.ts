@@ -3,6 +3,7 @@
  * because that is what Pillow's convert('RGB') handed to CLIPImageProcessor in the original pipeline.
  */
 import type { NativeImageSpec } from '../engine/native-types.js';
+import type { DicomInput } from './dicom/types.js';
 
 /**
  * What Pillow's `Image.open` would have reported as `mode` for the same source. Only v1.5 cares: its
@@ -43,8 +44,11 @@ export interface RawPixels {
   channels: 1 | 2 | 3 | 4;
 }
 
-/** A file path, an encoded image in memory, or raw pixels. */
-export type ImageInput = string | Uint8Array | RawPixels;
+/**
+ * A file path, an encoded image in memory, raw pixels, or a DICOM file with rendering options. DICOM Part 10
+ * files given as a path or bytes are recognised by content (the "DICM" marker) and rendered with the defaults.
+ */
+export type ImageInput = string | Uint8Array | RawPixels | DicomInput;
 
 export interface LoadImageOptions {
   /**

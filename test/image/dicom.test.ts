@@ -1,0 +1,98 @@
+// DICOM rendering against independent references: every fixture in test/fixtures/dicom (made by
+// scripts/fixtures/make-dicom-fixtures.py with pydicom + dcmtk + gdcm) rendered by lib/image/dicom must be
+// within ±1 grey level of the reference PNG, which pydicom rendered from the file as dcmtk/gdcm decompressed it.
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import sharp from 'sharp';
+import { describeDicom, loadImage, renderDicom, type DicomRenderOptions } from '../../lib/image/index.js';
+import { stopDicomWorker } from '../../lib/image/dicom/index.js';
+import { isLlavaMedError } from '../../lib/errors.js';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'dicom');
+
+interface Case {
+  file: string;
+  description: string;
+  options?: DicomRenderOptions;
+  error?: string;
+  expected?: string;
+  mode?: 'L' | 'RGB';
+  size?: [number, number];
+}
+
+const manifest = JSON.parse(await readFile(path.join(root, 'manifest.json'), 'utf8')) as { cases: Case[] };
+t.teardown(stopDicomWorker);
+
+async function expectedPixels(file: string, mode: 'L' | 'RGB'): Promise<Buffer> {
+  const img = sharp(path.join(root, file));
+  return mode === 'L' ? img.toColourspace('b-w').raw().toBuffer() : img.removeAlpha().toColourspace('srgb').raw().toBuffer();
+}
+
+let worst = 0;
+let rendered = 0;
+for (const c of manifest.cases) {
+  t.test(`${c.file}${c.options ? ' ' + JSON.stringify(c.options) : ''}: ${c.description}`, async (t) => {
+    const bytes = await readFile(path.join(root, c.file));
+    if (c.error) {
+      await t.rejects(renderDicom(bytes, { ...c.options, maxPixels: 1e8 }), { code: c.error });
+      return;
+    }
+    const r = await renderDicom(bytes, { ...c.options, maxPixels: 1e8 });
+    t.same([r.width, r.height], c.size, 'size');
+    t.equal(r.channels, c.mode === 'L' ? 1 : 3, 'grey for monochrome, RGB otherwise');
+    const exp = await expectedPixels(c.expected!, c.mode!);
+    t.equal(r.samples.length, exp.length, 'byte count');
+    let max = 0;
+    for (let i = 0; i < exp.length; i++) max = Math.max(max, Math.abs(r.samples[i]! - exp[i]!));
+    worst = Math.max(worst, max);
+    rendered++;
+    t.ok(max <= 1, `within ±1 of the reference (max difference ${max})`);
+  });
+}
+
+t.test('summary', async (t) => {
+  t.comment(`${rendered} renderings, worst difference ${worst}`);
+  t.ok(rendered >= 70);
+});
+
+t.test('a DICOM path goes through loadImage by content (no option), as grey replicated to RGB', async (t) => {
+  const file = path.join(root, 'ct-u12-rescale.dcm');
+  const img = await loadImage(file);
+  t.equal(img.sourceMode, 'L', 'a grey rendering is Pillow mode L (v1.5 pads it with grey 114)');
+  const r = await renderDicom(await readFile(file), { maxPixels: 1e8 });
+  t.equal(img.data.length, r.width * r.height * 3);
+  for (let i = 0; i < r.samples.length; i++) {
+    if (img.data[3 * i] !== r.samples[i] || img.data[3 * i + 2] !== r.samples[i]) {
+      t.fail(`pixel ${i} differs`);
+      return;
+    }
+  }
+  // the explicit form with a window gives the windowed image
+  const lung = await loadImage({ dicom: file, window: 'lung' });
+  const exp = await expectedPixels('expected/ct-u12-rescale.windowlung.png', 'L');
+  let max = 0;
+  for (let i = 0; i < exp.length; i++) max = Math.max(max, Math.abs(lung.data[3 * i]! - exp[i]!));
+  t.ok(max <= 1, `{ dicom, window: 'lung' } matches the reference (max ${max})`);
+});
+
+t.test('no identifying tag reaches the description', async (t) => {
+  const info = await describeDicom(await readFile(path.join(root, 'ct-u12-rescale.dcm')));
+  t.match(info, { transferSyntax: '1.2.840.10008.1.2.1', rows: 30, columns: 40, frames: 1, photometricInterpretation: 'MONOCHROME2', bitsStored: 12, rescale: { slope: 1, intercept: -1024 }, windows: [{ center: 40, width: 400 }] });
+  t.notMatch(JSON.stringify(info), /SECRET/);
+});
+
+t.test('bad options and bad frames are typed errors', async (t) => {
+  const bytes = await readFile(path.join(root, 'multiframe-u12.dcm'));
+  await t.rejects(renderDicom(bytes, { frame: 3, maxPixels: 1e8 }), { code: 'ERR_INVALID_ARGUMENT', message: /3 frames/ });
+  await t.rejects(renderDicom(bytes, { frame: -1, maxPixels: 1e8 }), { code: 'ERR_INVALID_ARGUMENT' });
+  await t.rejects(renderDicom(bytes, { window: { center: 1, width: 0 }, maxPixels: 1e8 }), { code: 'ERR_INVALID_ARGUMENT', message: /width/ });
+  await t.rejects(renderDicom(bytes, { window: 'liver' as never, maxPixels: 1e8 }), { code: 'ERR_INVALID_ARGUMENT' });
+  await t.rejects(renderDicom(bytes, { maxPixels: 1000 }), { code: 'ERR_IMAGE_TOO_LARGE' });
+  await t.rejects(loadImage({ dicom: path.join(root, 'nope.dcm') }), { code: 'ERR_FILE_NOT_FOUND' });
+  // a bare dataset needs the flag, and says so
+  const bare = path.join(root, 'u12-no-meta.dcm');
+  const e = await loadImage(bare).catch((e: unknown) => e);
+  t.ok(isLlavaMedError(e, 'ERR_IMAGE_DECODE') && /implicit: true/.test(e.message), 'a .dcm without the marker names the implicit option');
+});
