@@ -8,7 +8,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_set>
+#include <vector>
 
 namespace lm {
 
@@ -47,6 +49,13 @@ inline AddonData * GetAddonData(Napi::Env env) { return env.GetInstanceData<Addo
 Napi::Promise QueueRelease(Napi::Env env, std::shared_ptr<void> victim);
 
 void InitLog(Napi::Env env, Napi::Object exports);
+// The calling thread's last warn/error log lines (native/log.cpp): reset before a native call,
+// take after it failed. Captured with or without a JS logger.
+constexpr size_t kLogCaptureLines = 6;
+void LogCaptureReset();
+std::vector<std::string> LogCaptureTake();
+// The lines joined for an error message ("llama.cpp logged no warning or error" when none).
+std::string LogCaptureReason(const std::vector<std::string> & lines);
 void ShutdownLog();
 Napi::Object InitModel(Napi::Env env, Napi::Object exports);
 Napi::Object InitProjector(Napi::Env env, Napi::Object exports);

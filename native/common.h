@@ -13,6 +13,7 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lm {
 
@@ -181,6 +182,10 @@ class PromiseWorker : public Napi::AsyncWorker {
 
     AbortFlag abort_;
 
+    // llama.cpp's log lines that explain a failure; a rejection carries them as `log` (an array
+    // of strings), so the TS error's `cause.log` holds them.
+    std::vector<std::string> log_;
+
     void Execute() override {
         try {
             Run();
@@ -215,7 +220,13 @@ class PromiseWorker : public Napi::AsyncWorker {
     }
     void OnError(const Napi::Error & e) override {
         try {
-            deferred_.Reject(MakeError(Env(), code_, e.Message()).Value());
+            Napi::Error err = MakeError(Env(), code_, e.Message());
+            if (!log_.empty()) {
+                Napi::Array a = Napi::Array::New(Env(), log_.size());
+                for (size_t i = 0; i < log_.size(); i++) a.Set(i, Napi::String::New(Env(), log_[i]));
+                err.Set("log", a);
+            }
+            deferred_.Reject(err.Value());
         } catch (...) {
         }
     }

@@ -145,13 +145,15 @@ class LoadModelWorker : public PromiseWorker {
         if (abort_.Aborted()) return Fail("ERR_ABORTED", "model load aborted");
         SetCode("ERR_MODEL_LOAD");
         auto t0 = std::chrono::steady_clock::now();
+        LogCaptureReset();
         llama_model * m = llama_model_load_from_file(path_.c_str(), params_);
         loadMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (m == nullptr) {
             if (abort_.Aborted()) return Fail("ERR_ABORTED", "model load aborted");
-            return Fail("ERR_MODEL_LOAD", "llama.cpp could not load the model from " + path_ +
-                                              " (see the logger output for the reason)");
+            log_ = LogCaptureTake();
+            return Fail("ERR_MODEL_LOAD", "llama.cpp could not load the model from " + path_ + ": " + LogCaptureReason(log_));
         }
+        LogCaptureReset();
         model_ = ModelPtr(m, llama_model_free);
     }
 

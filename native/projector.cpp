@@ -118,13 +118,15 @@ class LoadProjectorWorker : public PromiseWorker {
         if (abort_.Aborted()) return Fail("ERR_ABORTED", "projector load aborted");
         SetCode("ERR_MMPROJ_LOAD");
         auto t0 = std::chrono::steady_clock::now();
+        LogCaptureReset();
         mtmd_context * ctx = mtmd_init_from_file(path_.c_str(), model_.get(), params_);
         loadMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (ctx == nullptr) {
             if (abort_.Aborted()) return Fail("ERR_ABORTED", "projector load aborted");
-            return Fail("ERR_MMPROJ_LOAD", "mtmd could not load the projector from " + path_ +
-                                               " (see the logger output for the reason)");
+            log_ = LogCaptureTake();
+            return Fail("ERR_MMPROJ_LOAD", "mtmd could not load the projector from " + path_ + ": " + LogCaptureReason(log_));
         }
+        LogCaptureReset();
         h_ = std::make_shared<Projector::Handle>();
         h_->model = model_;
         h_->ctx.reset(ctx);
