@@ -39,6 +39,9 @@ t.test('the TS checks are load-bearing: the raw addon aborts on a wrong key type
   const raw = await child('raw-load-projector', { model: llm.path, mmproj: bad.path });
   t.equal(raw.signal, 'SIGABRT', `the raw native load GGML_ASSERTs (${summary(raw)})`);
   t.same(raw.result?.steps, ['model loaded'], 'it died inside the projector load');
+  // native/log.cpp's abort callback: ggml's message on stderr, and no gdb/lldb attach (which can hang inside Node)
+  t.match(raw.stderr, /llava-med: fatal error in llama\.cpp: .*GGML_ASSERT/, 'the abort message is printed');
+  t.notMatch(raw.stderr, /gdb|lldb|Attaching to process|#0 /, 'no debugger backtrace was attempted');
   const safe = await child('load-projector', { model: llm.path, mmproj: bad.path });
   t.equal(safe.signal, null, summary(safe));
   t.equal(safe.code, 0);
