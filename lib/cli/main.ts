@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { LlavaMed, type GenerationOptions } from '../llava-med.js';
 import { RESEARCH_USE_NOTICE } from '../notice.js';
-import { describeGguf } from './info.js';
+import { describeGguf } from '../formats/gguf-describe.js';
 import { interruptSignal, progressBar, reportError, setQuiet, UsageError } from './output.js';
 import { registerEvalCommands } from './eval.js';
 

@@ -22,6 +22,7 @@ import type { ConvertPhase, LazyTensor, LlavaMedVariant, OutType, ProgressCallba
 
 export type { ConvertProgress, ConvertPhase, OutType, ProgressCallback, WarningCallback, LlavaMedVariant, LazyTensor } from './types.js';
 export { foldDelta, type FoldDeltaOptions, type FoldDeltaResult } from './fold-folder.js';
+export { quantize, QUANT_TYPES, type QuantType, type QuantizeOptions } from './quantize.js';
 
 export interface ConvertCommonOptions {
   /** CLIP folder (openai/clip-vit-large-patch14 for v0, -336 for v1.5). */

@@ -70,3 +70,6 @@ export async function runDemo(o: { cacheDir?: string; threads?: number; out: Wri
     `prompt ${t.promptTokens} tokens in ${t.promptMs.toFixed(0)} ms, generated ${t.generatedTokens} tokens in ${t.generateMs.toFixed(0)} ms ` +
     `(${((t.generatedTokens * 1000) / Math.max(1, t.generateMs)).toFixed(1)} tok/s), stop: ${a.stopReason}\n`);
 }
+
+/** Random-weight LLaVA-Med v0 checkpoints in the real Hugging Face layouts (base, delta, CLIP), to try conversion on. */
+export { writeSyntheticV0, DEMO_DIMS, type SyntheticV0Dims, type SyntheticV0Paths } from './synthetic-v0.js';
