@@ -36,6 +36,14 @@ export const ErrorCodes = [
   'ERR_DATASET',
   'ERR_EVAL',
   'ERR_JUDGE',
+  // Downloads (llava-med pull) and registered model names
+  'ERR_HUB_NETWORK',
+  'ERR_HUB_AUTH',
+  'ERR_HUB_NOT_FOUND',
+  'ERR_HUB_INTEGRITY',
+  'ERR_DISK_SPACE',
+  'ERR_LICENSE',
+  'ERR_MODEL_NOT_FOUND',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
