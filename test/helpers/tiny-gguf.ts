@@ -5,7 +5,8 @@
  *   vocabulary of deps/llama.cpp/models/ggml-vocab-llama-spm.gguf, plus (by default) LLaVA-Med's
  *   four added tokens [PAD] (32000, CONTROL), <im_patch>, <im_start>, <im_end> (32001-32003,
  *   USER_DEFINED). Mode 'random' has seeded random weights; mode 'chain' is built so that the
- *   greedy next token is known in advance (see buildChain).
+ *   greedy next token is known in advance (see buildChain); mode 'ties' makes every greedy
+ *   choice a near-tie that float rounding decides (see makeTinyLlamaGguf).
  * - makeTinyMmproj: a CLIP mmproj in the LLaVA 'mlp' layout exactly as clip.cpp reads it
  *   (every key with the GGUF type clip.cpp asserts), 28 px / patch 14 = 4 image tokens, with
  *   options to make the output width wrong, give a key a wrong type, or leave things out.
@@ -107,8 +108,12 @@ export function readSpmVocab(): Promise<Vocab> {
 // ---- LLaMA model -----------------------------------------------------------------------------
 
 export interface TinyLlamaOptions {
-  /** 'random': seeded random weights. 'chain': the greedy continuation follows `chain` (default). */
-  mode?: 'random' | 'chain';
+  /**
+   * 'random': seeded random weights. 'chain': the greedy continuation follows `chain` (default).
+   * 'ties': random blocks, and the greedy choice is always among `tiedTokens`, whose logits are
+   * equal up to float rounding (so a change in the last bits of the hidden state can flip it).
+   */
+  mode?: 'random' | 'chain' | 'ties';
   seed?: number;
   nEmbd?: number;
   nLayer?: number;
@@ -123,6 +128,8 @@ export interface TinyLlamaOptions {
   variant?: string | null;
   /** Number of ordinary tokens in the chain cycle (chain mode). Default 50. */
   chainLength?: number;
+  /** chain mode: the cycle passes through EOS (id 2) after its last ordinary token. Default false. */
+  eosInChain?: boolean;
   /** Leave these tensors out (the TS header check passes; llama.cpp's loader refuses the file). */
   omitTensors?: string[];
 }
@@ -137,6 +144,8 @@ export interface TinyLlama {
   chain: Map<number, number>;
   /** chain mode: the chain's tokens, in cycle order. */
   chainTokens: number[];
+  /** ties mode: the tokens the greedy choice is always among. Empty otherwise. */
+  tiedTokens: number[];
 }
 
 type ResolvedLlama = Required<Omit<TinyLlamaOptions, 'variant'>> & { variant: string | null };
@@ -155,6 +164,7 @@ function resolveLlama(o: TinyLlamaOptions): ResolvedLlama {
     addedTokens: o.addedTokens ?? true,
     variant: o.variant === undefined ? 'v0' : o.variant,
     chainLength: o.chainLength ?? 50,
+    eosInChain: o.eosInChain ?? false,
     omitTensors: o.omitTensors ?? [],
   };
 }
@@ -204,6 +214,17 @@ function orthogonalRows(count: number, d: number, r: () => number): Float32Array
   return rows.map((v) => Float32Array.from(v, (x) => x * s));
 }
 
+/** ties mode: how many tokens tie, the residual lane every embedding sets, and its output weight. */
+const TIES = 32;
+const TIE_LANE = 4;
+const TIE_WEIGHT = 10;
+
+/** Zeroes output row 0 of a [cols, rows] weight (row-major rows of `cols`): the block never writes lane 0. */
+function laneZero(a: Float32Array, cols: number): () => Float32Array {
+  a.fill(0, 0, cols);
+  return () => a;
+}
+
 /**
  * Writes a tiny LLaMA GGUF to `path` (or to the per-options cache when `path` is undefined).
  *
@@ -215,6 +236,14 @@ function orthogonalRows(count: number, d: number, r: () => number): Float32Array
  * of at most AMP, so it scores at most AMP · Σ|e_i| ≤ AMP · n_embd. With SCALE = 1 and
  * AMP = 0.02 the margin is 64 against at most 1.3: greedy decoding follows the chain whatever
  * came earlier in the prompt, F16 rounding included.
+ *
+ * Ties mode (use F32): blocks are random but never write residual lane 0, and every token
+ * embedding sets that lane to TIE_LANE, so after the final rms_norm lane 0 is always large and
+ * positive. The TIES tied tokens' output rows are TIE_WEIGHT on lane 0 and 1 ± 4e-7 (a few
+ * float32 steps) elsewhere: their logits (~45) exceed every other token's (random rows of
+ * ±0.1, at most ~3) and differ from each other by less than the rounding of the dot product
+ * itself, so which tied token wins depends on the last bits of the hidden state — a different
+ * summation order anywhere upstream (e.g. another KV layout) picks another token.
  */
 export async function makeTinyLlamaGguf(path: string | undefined, options: TinyLlamaOptions = {}): Promise<TinyLlama> {
   const o = resolveLlama(options);
@@ -241,9 +270,11 @@ export async function makeTinyLlamaGguf(path: string | undefined, options: TinyL
   let chainTokens: number[] = [];
   if (o.mode === 'chain') {
     chainTokens = pickChain(vocab, o.chainLength, rng(o.seed ^ 0x5eed));
+    if (o.eosInChain) chainTokens.push(2);
     chainTokens.forEach((id, i) => chain.set(id, chainTokens[(i + 1) % chainTokens.length]!));
   }
-  const result: TinyLlama = { path: out, nVocab, nEmbd: d, nLayer: o.nLayer, contextLength: o.contextLength, chain, chainTokens };
+  const tiedTokens = o.mode === 'ties' ? pickChain(vocab, TIES, rng(o.seed ^ 0x7135)) : [];
+  const result: TinyLlama = { path: out, nVocab, nEmbd: d, nLayer: o.nLayer, contextLength: o.contextLength, chain, chainTokens, tiedTokens };
   if (path === undefined && existsSync(out)) return result;
 
   const wtype = o.f16 ? GgmlType.F16 : GgmlType.F32;
@@ -256,6 +287,7 @@ export async function makeTinyLlamaGguf(path: string | undefined, options: TinyL
   const rand = (n: number, amp: number) => () => uniform(r, n, amp);
 
   const isChain = o.mode === 'chain';
+  const isTies = o.mode === 'ties';
   // Embeddings: chain tokens get orthogonal RMS-1 rows; everything else small random rows.
   const embd = uniform(r, d * nVocab, isChain ? 0.02 : 1);
   const output = uniform(r, d * nVocab, isChain ? 0.02 : 0.1);
@@ -266,6 +298,13 @@ export async function makeTinyLlamaGguf(path: string | undefined, options: TinyL
       output.set(rows[i]!, chain.get(id)! * d); // SCALE = 1
     });
   }
+  if (isTies) {
+    for (let id = 0; id < nVocab; id++) embd[id * d] = TIE_LANE;
+    for (const id of tiedTokens) {
+      output[id * d] = TIE_WEIGHT;
+      for (let j = 1; j < d; j++) output[id * d + j] = Math.fround(1 + (r() * 2 - 1) * 4e-7);
+    }
+  }
   mat('token_embd.weight', [d, nVocab], () => embd);
   vec('output_norm.weight', d, ones(d));
   mat('output.weight', [d, nVocab], () => output);
@@ -275,11 +314,11 @@ export async function makeTinyLlamaGguf(path: string | undefined, options: TinyL
     mat(`blk.${l}.attn_q.weight`, [d, d], rand(d * d, amp));
     mat(`blk.${l}.attn_k.weight`, [d, d], rand(d * d, amp));
     mat(`blk.${l}.attn_v.weight`, [d, d], rand(d * d, amp));
-    mat(`blk.${l}.attn_output.weight`, [d, d], isChain ? zeros(d * d) : rand(d * d, amp));
+    mat(`blk.${l}.attn_output.weight`, [d, d], isChain ? zeros(d * d) : isTies ? laneZero(rand(d * d, amp)(), d) : rand(d * d, amp));
     vec(`blk.${l}.ffn_norm.weight`, d, ones(d));
     mat(`blk.${l}.ffn_gate.weight`, [d, o.nFf], rand(d * o.nFf, amp));
     mat(`blk.${l}.ffn_up.weight`, [d, o.nFf], rand(d * o.nFf, amp));
-    mat(`blk.${l}.ffn_down.weight`, [o.nFf, d], isChain ? zeros(d * o.nFf) : rand(d * o.nFf, 1 / Math.sqrt(o.nFf)));
+    mat(`blk.${l}.ffn_down.weight`, [o.nFf, d], isChain ? zeros(d * o.nFf) : isTies ? laneZero(rand(d * o.nFf, 1 / Math.sqrt(o.nFf))(), o.nFf) : rand(d * o.nFf, 1 / Math.sqrt(o.nFf)));
   }
 
   const w = await GgufWriter.create(out);
