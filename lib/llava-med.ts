@@ -272,7 +272,7 @@ export class LlavaMed {
   private async encode(image: ImageInput, signal?: AbortSignal): Promise<ImageEmbedding> {
     // sharp decodes (async); one native call converts the samples and does the Pillow-exact pad/resize/crop
     // on the libuv pool (native/image.cpp): the event loop never waits, and no worker isolate is kept.
-    const px = await loadAndPreprocess({ input: image, maxPixels: this.maxImagePixels, preprocess: { variant: this.variant, imageSize: this.projector.imageSize } });
+    const px = await loadAndPreprocess({ input: image, maxPixels: this.maxImagePixels, preprocess: { variant: this.variant, imageSize: this.projector.imageSize }, signal });
     throwIfAborted(signal, 'image encode');
     return this.projector.encode(px.data, px.width, px.height, { signal });
   }

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import path from 'node:path';
 import { interruptSignal, progressBar } from './output.js';
 import type { LlavaMed } from '../llava-med.js';
+import { MAX_TEXT_FILE_BYTES, readTextFile } from '../formats/file-read.js';
 
 interface Helpers {
   loadFromFlags: (f: never, signal?: AbortSignal) => Promise<LlavaMed>;
@@ -88,8 +89,7 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
       const pred = await ev.readAnswersFile(o.pred);
       let candidates: string[] | undefined;
       if (o.candidate) {
-        const { readFile } = await import('node:fs/promises');
-        candidates = (JSON.parse(await readFile(o.candidate, 'utf8')) as Record<string, string[]>)['0'];
+        candidates = (JSON.parse(await readTextFile(o.candidate, { what: 'Candidate file', maxBytes: MAX_TEXT_FILE_BYTES })) as Record<string, string[]>)['0'];
       }
       const results = ev.evaluate(gt, pred, { candidates });
       const run = { model: path.basename(o.pred), results: { [o.dataset]: results } };

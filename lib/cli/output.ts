@@ -59,9 +59,13 @@ export function reportError(e: unknown): void {
   process.exitCode = isLlavaMedError(e, 'ERR_ABORTED') ? 130 : 1;
 }
 
-/** An AbortSignal that fires on Ctrl-C, so native work stops cleanly and temp files are removed. */
+/**
+ * An AbortSignal that fires on Ctrl-C (SIGINT) or SIGTERM (kill, systemd, container stop), so native
+ * work stops cleanly and temp files are removed. A second signal of the same kind kills at once.
+ */
 export function interruptSignal(): AbortSignal {
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort(new Error('interrupted')));
+  process.once('SIGTERM', () => ac.abort(new Error('terminated')));
   return ac.signal;
 }

@@ -8,10 +8,11 @@
  * peak memory is one shard plus one tensor, never the model.
  * Atomicity: everything is written into a hidden sibling folder that is renamed to `out` at the end.
  */
-import { copyFile, mkdir, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { llavaError, throwIfAborted } from '../errors.js';
+import { isLlavaMedError, llavaError, throwIfAborted } from '../errors.js';
+import { MAX_TEXT_FILE_BYTES, readRegularFile } from '../formats/file-read.js';
 import { writeSafetensors } from '../formats/safetensors.js';
 import type { CheckpointReader, TensorData } from '../formats/tensor.js';
 import { DTYPE_BYTES, numel } from '../formats/tensor.js';
@@ -111,10 +112,11 @@ export async function foldDelta(o: FoldDeltaOptions): Promise<FoldDeltaResult> {
     }
     for (const f of COPIED) {
       try {
-        await copyFile(join(o.delta, f), join(tmp, f));
+        // Read through the regular-file guard (a FIFO named like a tokenizer file must not block the pool).
+        await writeFile(join(tmp, f), await readRegularFile(join(o.delta, f), { what: 'Tokenizer/config file', maxBytes: MAX_TEXT_FILE_BYTES, tooLargeCode: 'ERR_FORMAT', signal: o.signal }));
         files.push(f);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        if (!isLlavaMedError(e, 'ERR_FILE_NOT_FOUND')) throw e;
       }
     }
     throwIfAborted(o.signal, 'delta fold');

@@ -6,10 +6,10 @@
  * v1.5, training flags in v0), and rejecting them would reject genuine checkpoints. What we do read is
  * validated, so a typo'd or truncated config fails here with the file named, not deep in a conversion.
  */
-import { readFile } from 'node:fs/promises';
+import { MAX_TEXT_FILE_BYTES, readTextFile } from '../formats/file-read.js';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { llavaError } from '../errors.js';
+import { isLlavaMedError, llavaError } from '../errors.js';
 
 const posInt = z.number().int().positive();
 
@@ -85,12 +85,11 @@ export interface ClipFolderConfig {
 async function readJsonFile(path: string, required: boolean): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readTextFile(path, { what: 'JSON file', maxBytes: MAX_TEXT_FILE_BYTES, tooLargeCode: 'ERR_FORMAT', notRegularCode: 'ERR_FORMAT' });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && !required) return undefined;
-    if (code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `${path} does not exist.`, e);
-    throw llavaError('ERR_FORMAT', `Cannot read ${path}: ${(e as Error).message}`, e);
+    if (isLlavaMedError(e, 'ERR_FILE_NOT_FOUND') && !required) return undefined;
+    if (isLlavaMedError(e, 'ERR_FILE_NOT_FOUND')) throw llavaError('ERR_FILE_NOT_FOUND', `${path} does not exist.`, e);
+    throw e;
   }
   try {
     return JSON.parse(text) as unknown;

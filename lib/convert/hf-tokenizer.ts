@@ -9,10 +9,10 @@
  * prepended is special_tokens_map's "</s>" (id 2). We resolve in that order and fall back to the
  * SentencePiece trainer spec only when neither file names the token.
  */
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../formats/file-read.js';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { llavaError } from '../errors.js';
+import { isLlavaMedError, llavaError } from '../errors.js';
 import { readOptionalJson } from './hf-config.js';
 import { loadSentencePiece, type SpModel } from './sp-model.js';
 
@@ -86,9 +86,10 @@ export async function readHfTokenizer(dir: string): Promise<HfTokenizer> {
   const spPath = join(dir, 'tokenizer.model');
   let spBytes: Buffer;
   try {
-    spBytes = await readFile(spPath);
+    spBytes = await readRegularFile(spPath, { what: 'SentencePiece model', maxBytes: 256 << 20, tooLargeCode: 'ERR_FORMAT', notRegularCode: 'ERR_FORMAT' });
   } catch (e) {
-    throw llavaError('ERR_FILE_NOT_FOUND', `${spPath} is missing; the SentencePiece model is needed for the GGUF vocabulary.`, e);
+    if (isLlavaMedError(e, 'ERR_FILE_NOT_FOUND')) throw llavaError('ERR_FILE_NOT_FOUND', `${spPath} is missing; the SentencePiece model is needed for the GGUF vocabulary.`, e);
+    throw e;
   }
   const sp = loadSentencePiece(spBytes, spPath);
 

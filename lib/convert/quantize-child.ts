@@ -1,6 +1,23 @@
 /** Child process of quantize.ts: runs llama_model_quantize and reports over IPC. */
+import { unlinkSync } from 'node:fs';
 import { loadAddon } from '../engine/binding.js';
 import type { QuantizeJob } from './quantize.js';
+
+const job = JSON.parse(process.argv[2] ?? '{}') as QuantizeJob;
+let finished = false;
+
+// The parent went away (exit, crash or SIGKILL closes the IPC channel): remove the temporary output
+// and die at once. SIGKILL to ourselves, not process.exit: exit would wait for the libuv thread that is
+// still inside llama_model_quantize.
+process.on('disconnect', () => {
+  if (finished) return;
+  try {
+    unlinkSync(job.output);
+  } catch {
+    // not created yet, or already gone
+  }
+  process.kill(process.pid, 'SIGKILL');
+});
 
 // Logs may still arrive while the channel closes: a send then must be dropped, not raise.
 const send = (m: unknown) => {
@@ -8,7 +25,6 @@ const send = (m: unknown) => {
 };
 
 async function main(): Promise<void> {
-  const job = JSON.parse(process.argv[2] ?? '{}') as QuantizeJob;
   const addon = loadAddon();
   addon.setLogger((_level, text) => send({ type: 'log', text }), 'info');
   try {
@@ -21,6 +37,7 @@ async function main(): Promise<void> {
   }
   addon.setLogger(null, 'error');
   await new Promise((r) => setImmediate(r)); // let queued log callbacks run before closing the channel
+  finished = true;
   process.disconnect?.();
 }
 

@@ -2,7 +2,9 @@
  * Quantizes a GGUF with llama.cpp's llama_model_quantize, in a child Node process: the C call
  * has no progress or cancel hook, so the child forwards llama.cpp's per-tensor log lines
  * ("[  12/ 291] blk.0.attn_q.weight ...") as progress and abort kills it. The output is
- * written to a temporary name and renamed only when complete.
+ * written to a temporary name and renamed only when complete. The child dies with its parent: it
+ * watches its IPC channel, and when the parent goes away (even by SIGKILL) it removes the temporary
+ * file and kills itself (Node has no PR_SET_PDEATHSIG; the channel closing works on every platform).
  */
 import { fork } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -10,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { llavaError, throwIfAborted } from '../errors.js';
 import { readGgufHeader, GgufValueType } from '../formats/gguf.js';
+import { sweepStaleTemps, tempPathFor } from '../formats/temp-files.js';
 
 export const QUANT_TYPES = {
   F16: 1,
@@ -53,7 +56,9 @@ export async function quantize(opts: QuantizeOptions): Promise<{ output: string;
   const keepF16 = isClip ? ['^mm\\.'] : [];
   if (path.resolve(opts.input) === path.resolve(opts.output)) throw llavaError('ERR_INVALID_ARGUMENT', 'The output must be a different file than the input.');
   await fs.mkdir(path.dirname(path.resolve(opts.output)), { recursive: true });
-  const tmp = `${opts.output}.tmp-${process.pid}-${Date.now()}`;
+  // Temporaries of killed runs into this folder go first; ours carries this pid (temp-files.ts).
+  await sweepStaleTemps(path.dirname(path.resolve(opts.output)));
+  const tmp = tempPathFor(opts.output);
   const job: QuantizeJob = { input: opts.input, output: tmp, ftype: QUANT_TYPES[opts.type], threads: opts.threads ?? 0, keepF16 };
   const childPath = path.join(path.dirname(fileURLToPath(import.meta.url)), 'quantize-child.js');
   const total = header.tensors.length;

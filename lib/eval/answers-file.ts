@@ -5,11 +5,12 @@
  * so a crash loses at most the line being written.
  */
 import { constants } from 'node:fs';
-import { open, readFile, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { llavaError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { AnswerLineSchema, parseAnswerLine, parseTestFile, type AnswerLine, type TestEntry } from './formats.js';
+import { MAX_DATA_FILE_BYTES, readRegularFile, readTextFile } from '../formats/file-read.js';
 
 /** Ids are compared as Python would: 5 and "5" are different ids. */
 export function idKey(id: number | string): string {
@@ -58,7 +59,7 @@ export class AnswersFile {
     let truncatedBytes = 0;
     let created = false;
     if (await fileExists(path)) {
-      const buf = await readFile(path);
+      const buf = await readRegularFile(path, { what: 'Answers file' });
       const lastNl = buf.lastIndexOf(0x0a);
       const keep = lastNl + 1;
       if (keep < buf.length) {
@@ -149,13 +150,7 @@ async function fsyncDir(dir: string): Promise<void> {
 
 /** Reads an answers jsonl file in full (strict: a torn line is an error here; use AnswersFile.open to repair). */
 export async function readAnswersFile(path: string): Promise<AnswerLine[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `Answers file not found: ${path}`, e);
-    throw e;
-  }
+  const text = await readTextFile(path, { what: 'Answers file' });
   const out: AnswerLine[] = [];
   const rows = text.split('\n');
   for (let i = 0; i < rows.length; i++) {
@@ -167,13 +162,7 @@ export async function readAnswersFile(path: string): Promise<AnswerLine[]> {
 
 /** Reads and validates a test.json file. */
 export async function readTestFile(path: string): Promise<TestEntry[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `Test file not found: ${path}`, e);
-    throw e;
-  }
+  const text = await readTextFile(path, { what: 'Test file', maxBytes: MAX_DATA_FILE_BYTES });
   let data: unknown;
   try {
     data = JSON.parse(text);

@@ -2,15 +2,12 @@
  * Whole-file writes that never leave a partial file behind: write a temp file next to the
  * target, fsync it, rename over the target. On any error the temp file is removed.
  */
-import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-
-export function tempPathFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-}
+import { dirname } from 'node:path';
+import { sweepStaleTemps, tempPathFor } from '../formats/temp-files.js';
 
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  await sweepStaleTemps(dirname(target));
   const tmp = tempPathFor(target);
   try {
     const fh = await open(tmp, 'wx');

@@ -5,7 +5,8 @@
  * native abort later (llama.cpp GGML_ASSERTs kill the process; see anchors.md B1/R12).
  * The rules mirror ggml/src/gguf.cpp (gguf_init_from_reader) and llama-model-loader's bounds check.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { openRegularFile } from './file-read.js';
 import { llavaError } from '../errors.js';
 import {
   GgufValueType, GGUF_SCALAR_SIZE, GGUF_DEFAULT_ALIGNMENT, GGML_MAX_DIMS, GGML_MAX_NAME, GGML_TYPE_SIZES,
@@ -190,18 +191,9 @@ async function readKv(c: Cursor, key: string, o: Required<ReadGgufOptions>): Pro
  */
 export async function readGgufHeader(path: string, opts: ReadGgufOptions = {}): Promise<GgufHeader> {
   const o = { ...DEFAULTS, ...opts };
-  let fh: FileHandle;
+  const { fh, size } = await openRegularFile(path, { what: 'GGUF file', notRegularCode: 'ERR_NOT_GGUF' });
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `GGUF file not found: ${path}. Check the path.`, e);
-    throw llavaError('ERR_FILE_NOT_FOUND', `Cannot open ${path} (${code ?? String(e)}).`, e);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw llavaError('ERR_NOT_GGUF', `${path} is not a regular file, so it is not a GGUF file.`);
-    return await parse(new Cursor(fh, st.size, path), path, o);
+    return await parse(new Cursor(fh, size, path), path, o);
   } finally {
     await fh.close();
   }
@@ -391,7 +383,7 @@ export function ggufTensor(h: GgufHeader, name: string): GgufTensorInfo {
 /** Read one tensor's bytes (positioned read; only that tensor is loaded). */
 export async function readGgufTensorData(h: GgufHeader, name: string): Promise<Buffer> {
   const t = ggufTensor(h, name);
-  const fh = await open(h.path, 'r');
+  const { fh } = await openRegularFile(h.path, { what: 'GGUF file', notRegularCode: 'ERR_NOT_GGUF' });
   try {
     const buf = Buffer.allocUnsafe(t.byteSize);
     let got = 0;

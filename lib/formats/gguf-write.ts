@@ -5,8 +5,8 @@
  * a temporary name and renamed only by finish(); abort() or any failure leaves nothing behind.
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
+import { sweepStaleTemps, tempPathFor } from './temp-files.js';
 import { llavaError } from '../errors.js';
 import {
   GgufValueType, GGUF_VERSION, GGUF_DEFAULT_ALIGNMENT, GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_SCALAR_SIZE,
@@ -123,10 +123,12 @@ export class GgufWriter {
     if (opts.alignment !== undefined && opts.alignment !== GGUF_DEFAULT_ALIGNMENT) this.addU32('general.alignment', opts.alignment);
   }
 
-  /** Opens `<dir>/.<name>.<random>.tmp` next to outPath; finish() renames it to outPath. */
+  /** Opens `<dir>/.<name>.llava-med-<pid>-<random>.tmp` next to outPath (temp-files.ts); finish() renames it to outPath. */
   static async create(outPath: string, opts: GgufWriterOptions = {}): Promise<GgufWriter> {
     if (opts.alignment !== undefined) checkAlignment(opts.alignment);
-    const tmp = join(dirname(outPath), `.${basename(outPath)}.${randomBytes(6).toString('hex')}.tmp`);
+    // Temporaries of killed runs into this folder go first (only those whose owner pid is dead).
+    await sweepStaleTemps(dirname(outPath));
+    const tmp = tempPathFor(outPath);
     let fh: FileHandle;
     try {
       fh = await open(tmp, 'wx');

@@ -4,12 +4,13 @@
  * that dtype/shape are known and a missing shard or tensor is reported up front; tensor bytes are read
  * lazily. The writer produces the same layouts (for fixtures and tests of the converters).
  */
-import { readFile, stat, mkdir, readdir } from 'node:fs/promises';
+import { stat, mkdir, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { llavaError, isLlavaMedError } from '../errors.js';
 import { DTYPE_BYTES, numel, type CheckpointReader, type TensorData, type TensorSource } from './tensor.js';
 import { MapCheckpoint, checkTensorList, writeFileAtomic } from './tensor-io.js';
 import { openSafetensors, writeSafetensors } from './safetensors.js';
+import { readTextFile } from './file-read.js';
 import { openTorchZip, writeTorchZip } from './torch.js';
 
 const LAYOUTS = [
@@ -27,11 +28,10 @@ function openShard(path: string): Promise<CheckpointReader> {
 }
 
 async function readIndex(path: string): Promise<Map<string, string>> {
-  const size = (await stat(path)).size;
-  if (size > MAX_INDEX_BYTES) throw llavaError('ERR_FORMAT', `${path} is ${size} bytes; a checkpoint index is never that large.`);
+  const text = await readTextFile(path, { what: 'Checkpoint index', maxBytes: MAX_INDEX_BYTES, tooLargeCode: 'ERR_FORMAT' });
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw llavaError('ERR_FORMAT', `${path} is not valid JSON (${(e as Error).message}). Download the checkpoint again.`, e);
   }

@@ -4,7 +4,7 @@
  * section, contiguous and exactly numel × dtype size) and reads tensors lazily with positioned reads.
  * The writer pads the header with spaces to a multiple of 8, as the Rust implementation does.
  */
-import { open } from 'node:fs/promises';
+import { openRegularFile } from './file-read.js';
 import { llavaError } from '../errors.js';
 import { DTYPE_BYTES, numel, type CheckpointReader, type DType, type TensorData, type TensorSource } from './tensor.js';
 import { FilePool, FileTensor, MapCheckpoint, checkTensorList, encodeTensorData, readExact, writeFileAtomic } from './tensor-io.js';
@@ -23,18 +23,10 @@ function corrupt(path: string, msg: string): never {
 }
 
 export async function openSafetensors(path: string): Promise<SafetensorsReader> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw llavaError('ERR_FILE_NOT_FOUND', `Cannot open safetensors file ${path} (${code ?? String(e)}).`, e);
-  }
+  const { fh, size: fileSize } = await openRegularFile(path, { what: 'safetensors file' });
   let header: unknown;
   let dataStart: number;
-  let fileSize: number;
   try {
-    fileSize = (await fh.stat()).size;
     if (fileSize < 8) corrupt(path, `it is only ${fileSize} bytes long.`);
     const len = (await readExact(fh, 0, 8, path)).readBigUInt64LE(0);
     if (len > BigInt(MAX_HEADER_BYTES)) corrupt(path, `the header claims ${len} bytes (limit ${MAX_HEADER_BYTES}).`);

@@ -5,7 +5,7 @@
  * generated schema. Unknown fields are skipped; every length is checked against the bytes left.
  * Field numbers were checked against the Debian python3-sentencepiece descriptor.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readRegularFile } from './file-read.js';
 import { llavaError } from '../errors.js';
 import { writeFileAtomic } from './tensor-io.js';
 
@@ -207,14 +207,8 @@ export function parseSentencePieceModel(bytes: Uint8Array, source = 'tokenizer.m
 
 /** Read and parse a tokenizer.model file (bounded to 256 MiB). */
 export async function readSentencePieceModel(path: string): Promise<SentencePieceModel> {
-  let size: number;
-  try {
-    size = (await stat(path)).size;
-  } catch (e) {
-    throw llavaError('ERR_FILE_NOT_FOUND', `SentencePiece model not found: ${path}.`, e);
-  }
-  if (size > MAX_MODEL_BYTES) throw llavaError('ERR_FORMAT', `${path} is ${size} bytes; a SentencePiece model is never that large.`);
-  return parseSentencePieceModel(await readFile(path), path);
+  const bytes = await readRegularFile(path, { what: 'SentencePiece model', maxBytes: MAX_MODEL_BYTES, tooLargeCode: 'ERR_FORMAT' });
+  return parseSentencePieceModel(bytes, path);
 }
 
 // ---- writer ----

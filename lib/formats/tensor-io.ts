@@ -6,9 +6,10 @@
  * array views are used directly.
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
 import { llavaError } from '../errors.js';
+import { openRegularFile } from './file-read.js';
+import { sweepStaleTemps, tempPathFor } from './temp-files.js';
 import { bf16BufferToF32, f16BufferToF32, f32ToBf16Buffer, f32ToF16Buffer } from './half.js';
 import { DTYPE_BYTES, numel, type CheckpointReader, type DType, type TensorData, type TensorSource } from './tensor.js';
 
@@ -21,9 +22,9 @@ export class FilePool {
     if (this.closed) throw llavaError('ERR_DISPOSED', `The checkpoint reader for ${path} was closed; open it again.`);
     let h = this.handles.get(path);
     if (!h) {
-      h = open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+      h = openRegularFile(path, { what: 'Checkpoint file' }).then(({ fh }) => fh, (e: unknown) => {
         this.handles.delete(path);
-        throw llavaError('ERR_FILE_NOT_FOUND', `Cannot open ${path} (${e.code ?? e.message}).`, e);
+        throw e;
       });
       this.handles.set(path, h);
     }
@@ -160,7 +161,8 @@ export function checkTensorList(tensors: readonly TensorData[]): void {
  * On any failure the temporary file is removed and nothing partial remains.
  */
 export async function writeFileAtomic(path: string, fill: (write: (b: Uint8Array) => Promise<void>) => Promise<void>): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  await sweepStaleTemps(dirname(path));
+  const tmp = tempPathFor(path);
   let fh: FileHandle;
   try {
     fh = await open(tmp, 'wx');

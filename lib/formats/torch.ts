@@ -4,7 +4,8 @@
  * zip's storage entries and are read lazily, one tensor at a time, with positioned reads.
  * The writer produces the same layout torch.save does, so tests and fixtures need no Python.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { openRegularFile } from './file-read.js';
 import { llavaError } from '../errors.js';
 import { DTYPE_BYTES, numel, type CheckpointReader, type DType, type TensorData, type TensorSource } from './tensor.js';
 import { FilePool, MapCheckpoint, checkTensorList, encodeTensorData, readExact, toF32, writeFileAtomic } from './tensor-io.js';
@@ -143,15 +144,9 @@ class TorchTensor implements TensorSource {
 
 /** Open a torch.save zip checkpoint. Top-level string keys whose values are tensors become tensors. */
 export async function openTorchZip(path: string): Promise<TorchCheckpointReader> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw llavaError('ERR_FILE_NOT_FOUND', `Cannot open PyTorch checkpoint ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, e);
-  }
+  const { fh, size } = await openRegularFile(path, { what: 'PyTorch checkpoint' });
   const pool = new FilePool();
   try {
-    const size = (await fh.stat()).size;
     const magic = await readExact(fh, 0, Math.min(4, size), path);
     if (magic[0] === 0x80 || (size > 262 && (await readExact(fh, 257, 5, path)).toString('latin1') === 'ustar')) {
       throw llavaError('ERR_FORMAT', `${path} uses the legacy (pre-1.6, non-zip) PyTorch format, which llava-med does not read. Re-save it with a recent PyTorch: torch.save(torch.load(path), path) or save it as safetensors.`);

@@ -15,11 +15,11 @@
  * Known remaining difference: transparent GIF pixels. sharp yields (0,0,0) under alpha 0 where Pillow
  * yields the palette colour of the transparent index (PNG palettes match).
  */
-import { readFile } from 'node:fs/promises';
 import type SharpModule from 'sharp';
 
 import { llavaError, isLlavaMedError } from '../errors.js';
 import { hasDicmMagic, isDicomInput, parseDicomOptions, renderDicom, type DicomRenderOptions } from './dicom/index.js';
+import { readRegularFile } from '../formats/file-read.js';
 import { runNative } from './native.js';
 import type { DecodedSamples, ImageInput, LoadImageOptions, PillowMode, RawPixels, RgbImage } from './types.js';
 
@@ -29,6 +29,8 @@ let sharpModule: Promise<typeof SharpModule> | undefined;
 const loadSharp = (): Promise<typeof SharpModule> => (sharpModule ??= import('sharp').then((m) => m.default));
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
+/** Image files larger than this are refused before reading (an uncompressed 100 MP RGBA image is 400 MB). */
+export const MAX_IMAGE_FILE_BYTES = 1 << 30;
 
 function maxPixelsOf(opts: LoadImageOptions | undefined): number {
   const m = opts?.maxPixels ?? DEFAULT_MAX_PIXELS;
@@ -57,12 +59,12 @@ function isRawPixels(x: unknown): x is RawPixels {
  */
 export async function decodeSamples(input: ImageInput, opts?: LoadImageOptions): Promise<DecodedSamples> {
   const maxPixels = maxPixelsOf(opts);
-  if (typeof input === 'string') return decodeBytes(await readImageFile(input), maxPixels, input);
+  if (typeof input === 'string') return decodeBytes(await readImageFile(input, opts?.signal), maxPixels, input);
   if (input instanceof Uint8Array) return decodeBytes(input, maxPixels);
   if (isDicomInput(input)) {
     const { dicom, ...options } = input;
     parseDicomOptions(options); // option errors before any file is read
-    const bytes = typeof dicom === 'string' ? await readImageFile(dicom) : dicom;
+    const bytes = typeof dicom === 'string' ? await readImageFile(dicom, opts?.signal) : dicom;
     if (!(bytes instanceof Uint8Array)) throw llavaError('ERR_INVALID_ARGUMENT', '{ dicom } must be a file path or a Buffer/Uint8Array of the file.');
     return dicomSamples(bytes, options, maxPixels);
   }
@@ -99,15 +101,10 @@ export async function loadImage(input: ImageInput, opts?: LoadImageOptions): Pro
   return { data, width: d.width, height: d.height, sourceMode: d.sourceMode };
 }
 
-async function readImageFile(path: string): Promise<Uint8Array> {
+async function readImageFile(path: string, signal: AbortSignal | undefined): Promise<Uint8Array> {
   if (path.length === 0) throw llavaError('ERR_INVALID_ARGUMENT', 'Image path is an empty string.');
-  try {
-    return await readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `Image file not found: ${path}`, e);
-    throw llavaError('ERR_INVALID_ARGUMENT', `Cannot read image file ${path}: ${(e as Error).message}`, e);
-  }
+  // A regular file only (a FIFO would block the libuv pool, /dev/zero never ends), size-limited, abortable.
+  return readRegularFile(path, { what: 'Image file', maxBytes: MAX_IMAGE_FILE_BYTES, tooLargeCode: 'ERR_IMAGE_TOO_LARGE', signal });
 }
 
 function rawSamples(raw: RawPixels, maxPixels: number): DecodedSamples {

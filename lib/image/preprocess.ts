@@ -84,6 +84,7 @@ export interface PreprocessJob {
   input: ImageInput;
   maxPixels?: number;
   preprocess: PreprocessOptions;
+  signal?: AbortSignal;
 }
 
 /**
@@ -93,6 +94,6 @@ export interface PreprocessJob {
 export async function loadAndPreprocess(job: PreprocessJob): Promise<RgbImage> {
   if (!job || typeof job !== 'object') throw llavaError('ERR_INVALID_ARGUMENT', 'loadAndPreprocess expects { input, maxPixels?, preprocess }.');
   geometryOf(job.preprocess, undefined); // options errors before any decoding
-  const d = await decodeSamples(job.input, { maxPixels: job.maxPixels });
+  const d = await decodeSamples(job.input, { maxPixels: job.maxPixels, signal: job.signal });
   return run(d, geometryOf(job.preprocess, d.sourceMode));
 }

@@ -56,6 +56,8 @@ export interface LoadImageOptions {
    * Default 100 megapixels; `Infinity` disables the check.
    */
   maxPixels?: number;
+  /** Aborts reading an image file (between chunks). */
+  signal?: AbortSignal;
 }
 
 export type PreprocessVariant = 'v0' | 'v1.5';

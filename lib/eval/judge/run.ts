@@ -5,12 +5,13 @@
  * then summarize. Reviews are appended one line at a time with fsync and skipped on re-run.
  */
 import { constants } from 'node:fs';
-import { open, readFile, stat, truncate } from 'node:fs/promises';
+import { open, truncate } from 'node:fs/promises';
 import { z } from 'zod';
-import { llavaError } from '../../errors.js';
+import { isLlavaMedError, llavaError } from '../../errors.js';
 import { pyStrip, pySum } from '../metrics/pystr.js';
 import { chatComplete, type ChatClientOptions } from './client.js';
 import { compareMessages } from './prompt.js';
+import { MAX_DATA_FILE_BYTES, readRegularFile, readTextFile } from '../../formats/file-read.js';
 
 export const ChatQuestionSchema = z.looseObject({
   question_id: z.union([z.number(), z.string()]),
@@ -72,10 +73,9 @@ async function readExisting(path: string): Promise<Set<string>> {
   const done = new Set<string>();
   let buf: Buffer;
   try {
-    await stat(path);
-    buf = await readFile(path);
+    buf = await readRegularFile(path, { what: 'Reviews file' });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return done;
+    if (isLlavaMedError(e, 'ERR_FILE_NOT_FOUND')) return done;
     throw e;
   }
   const keep = buf.lastIndexOf(0x0a) + 1;
@@ -177,10 +177,7 @@ export function summarizeReviews(rows: readonly { question_id?: unknown; type: s
 
 /** Reads a jsonl file of objects (question file, answers or reviews). */
 export async function readJsonl(path: string): Promise<unknown[]> {
-  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `File not found: ${path}`, e);
-    throw e;
-  });
+  const text = await readTextFile(path, { what: 'JSONL file', maxBytes: MAX_DATA_FILE_BYTES });
   const out: unknown[] = [];
   text.split('\n').forEach((l, i) => {
     if (l.trim() === '') return;

@@ -2,10 +2,11 @@
  * Shared pieces of dataset preparation: the test.json entry shape, id policy, counting, and
  * putting the image tree under <out>/images (hard links where possible, copies otherwise).
  */
-import { copyFile, link, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { llavaError } from '../../errors.js';
 import type { TestEntry } from '../formats.js';
+import { MAX_DATA_FILE_BYTES, readTextFile } from '../../formats/file-read.js';
 
 /** One source question, already checked, before ids are settled. */
 export interface RawQuestion {
@@ -60,13 +61,7 @@ export function countSplit(entries: readonly TestEntry[]): SplitCounts {
 }
 
 export async function readJson(path: string, dataset: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `${dataset}: expected file not found: ${path}`, e);
-    throw e;
-  }
+  const text = await readTextFile(path, { what: `${dataset}: file`, maxBytes: MAX_DATA_FILE_BYTES, tooLargeCode: 'ERR_DATASET' });
   try {
     return JSON.parse(text);
   } catch (e) {

@@ -7,13 +7,13 @@
  * what the one PathVQA test.json entry shown in LLaVA-Med's notebook carries; the rest of their
  * (unreleased) conversion is not known. Ids are assigned 0..n-1 per split (no source ids).
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { llavaError } from '../../errors.js';
 import { pickleToPlain, unpickle } from '../../formats/unpickle.js';
 import { isFile, type RawQuestion } from './common.js';
 import type { LoadedDataset } from './vqa-rad.js';
+import { MAX_DATA_FILE_BYTES, readRegularFile } from '../../formats/file-read.js';
 
 type Unpickle = (buffer: Uint8Array) => unknown;
 
@@ -40,7 +40,7 @@ export async function loadPathVqa(src: string, unpickleImpl?: Unpickle): Promise
   for (const split of SPLITS) {
     const file = join(src, 'qas', split, `${split}_qa.pkl`);
     if (!(await isFile(file))) throw llavaError('ERR_FILE_NOT_FOUND', `PathVQA: expected file not found: ${file}`);
-    const data = read(await readFile(file));
+    const data = read(await readRegularFile(file, { what: 'PathVQA question file', maxBytes: MAX_DATA_FILE_BYTES, tooLargeCode: 'ERR_DATASET' }));
     if (!Array.isArray(data)) throw llavaError('ERR_DATASET', `PathVQA: ${file} does not hold a list of question records.`);
     splits[split] = data.map((rec, i) => {
       const r = PklRecord.safeParse(rec);
