@@ -7,6 +7,7 @@ import { RESEARCH_USE_NOTICE } from '../notice.js';
 import { describeGguf } from '../formats/gguf-describe.js';
 import { interruptSignal, progressBar, reportError, setQuiet, UsageError } from './output.js';
 import { registerEvalCommands } from './eval.js';
+import { dicomFlags, describeDicomFile, imageArg, isDicomFile, registerImageCommand, type DicomFlags } from './image.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -99,45 +100,47 @@ export function buildProgram(): Command {
     .addHelpText('after', `\n${RESEARCH_USE_NOTICE}\n`)
     .showHelpAfterError('(add --help for usage)');
 
-  generationFlags(modelOptions(program.command('ask')))
+  dicomFlags(generationFlags(modelOptions(program.command('ask'))))
     .description('answer a question about an image (streams the answer to stdout)')
-    .requiredOption('-i, --image <file>', 'image file (JPEG, PNG, WebP, TIFF, GIF)')
+    .requiredOption('-i, --image <file>', 'image file (JPEG, PNG, WebP, TIFF, GIF, DICOM)')
     .option('--json', 'print one JSON object with text, tokens, stopReason and timings')
     .argument('<question>', 'the question')
-    .action(async (question: string, o: ModelFlags & { image: string; json?: boolean } & Record<string, unknown>) => {
+    .action(async (question: string, o: ModelFlags & DicomFlags & { image: string; json?: boolean } & Record<string, unknown>) => {
       const signal = interruptSignal();
       await using med = await loadFromFlags(o, signal);
+      const image = imageArg(o.image, o);
       if (o.json) {
-        const a = await med.ask(o.image, question, genOpts(o, signal));
+        const a = await med.ask(image, question, genOpts(o, signal));
         process.stdout.write(`${JSON.stringify({ text: a.text, tokens: a.tokens, stopReason: a.stopReason, timings: a.timings })}\n`);
         return;
       }
-      for await (const chunk of med.stream(o.image, question, genOpts(o, signal))) process.stdout.write(chunk);
+      for await (const chunk of med.stream(image, question, genOpts(o, signal))) process.stdout.write(chunk);
       process.stdout.write('\n');
     });
 
-  modelOptions(program.command('score'))
+  dicomFlags(modelOptions(program.command('score')))
     .description('log-likelihood of candidate answers (closed-set VQA)')
     .requiredOption('-i, --image <file>', 'image file')
     .requiredOption('--candidates <list>', 'comma-separated candidates, e.g. yes,no')
     .option('--json', 'print JSON')
     .argument('<question>', 'the question')
-    .action(async (question: string, o: ModelFlags & { image: string; candidates: string; json?: boolean }) => {
+    .action(async (question: string, o: ModelFlags & DicomFlags & { image: string; candidates: string; json?: boolean }) => {
       const signal = interruptSignal();
       await using med = await loadFromFlags(o, signal);
       const cands = o.candidates.split(',').map((c) => c.trim()).filter(Boolean);
-      const scores = await med.score(o.image, question, cands, { signal });
+      const scores = await med.score(imageArg(o.image, o), question, cands, { signal });
       if (o.json) process.stdout.write(`${JSON.stringify(scores)}\n`);
       else for (const s of [...scores].sort((a, b) => b.logProb - a.logProb)) process.stdout.write(`${s.candidate}\t${s.logProb.toFixed(4)}\n`);
     });
 
   program
     .command('info')
-    .description('describe a GGUF file: architecture, variant, sizes, quantization, projector')
-    .argument('<file>', 'a .gguf file')
+    .description('describe a GGUF file (architecture, variant, sizes, quantization, projector) or a DICOM image (the tags that decide its rendering)')
+    .argument('<file>', 'a .gguf or DICOM file')
     .option('--json', 'print JSON')
-    .action(async (file: string, o: { json?: boolean }) => {
-      const info = await describeGguf(file);
+    .option('--implicit', 'the DICOM file is a bare Implicit VR Little Endian dataset without the meta header')
+    .action(async (file: string, o: { json?: boolean; implicit?: boolean }) => {
+      const info = (await isDicomFile(file, o.implicit)) ? await describeDicomFile(file, o.implicit) : await describeGguf(file);
       if (o.json) process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
       else for (const [k, v] of Object.entries(info)) if (v !== undefined) process.stdout.write(`${k.padEnd(16)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
     });
@@ -212,6 +215,7 @@ export function buildProgram(): Command {
       await runDemo({ cacheDir: o.cache, threads: o.threads, out: process.stdout, err: process.stderr, progress: progressBar });
     });
 
+  registerImageCommand(program);
   registerEvalCommands(program, { loadFromFlags, modelOptions, num });
   addQuietFlag(program);
   return program;

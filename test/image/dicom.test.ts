@@ -96,3 +96,23 @@ t.test('bad options and bad frames are typed errors', async (t) => {
   const e = await loadImage(bare).catch((e: unknown) => e);
   t.ok(isLlavaMedError(e, 'ERR_IMAGE_DECODE') && /implicit: true/.test(e.message), 'a .dcm without the marker names the implicit option');
 });
+
+t.test('the eval report shows a DICOM image as rendered (sharp alone cannot read it)', async (t) => {
+  const { writeReport } = await import('../../lib/eval/report.js');
+  const { parseTestFile } = await import('../../lib/eval/formats.js');
+  const dir = t.testdir({});
+  const gt = parseTestFile([
+    { id: 1, image: 'ct-u12-rescale.dcm', answer_type: 'CLOSED', conversations: [{ from: 'human', value: '<image>\nIs it a CT?' }, { from: 'gpt', value: 'yes' }] },
+  ]);
+  const pred = [{ question_id: 1, prompt: '', text: 'no', answer_id: 'a', model_id: 'm', metadata: {} }];
+  const out = path.join(dir, 'r.html');
+  await writeReport({ gt, pred, imagesDir: root, out });
+  const m = /data:image\/jpeg;base64,([A-Za-z0-9+/=]+)/.exec(await readFile(out, 'utf8'));
+  t.ok(m, 'the wrong answer carries a thumbnail');
+  const thumb = await sharp(Buffer.from(m![1]!, 'base64')).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+  const exp = await expectedPixels('expected/ct-u12-rescale.png', 'L');
+  t.same([thumb.info.width, thumb.info.height], [40, 30]);
+  let sum = 0;
+  for (let i = 0; i < exp.length; i++) sum += Math.abs(thumb.data[i]! - exp[i]!);
+  t.ok(sum / exp.length < 4, `the thumbnail is the default rendering, up to JPEG loss (mean difference ${(sum / exp.length).toFixed(2)})`);
+});

@@ -16,14 +16,14 @@ export interface DicomJob {
   maxPixels: number;
 }
 
-export function describeHeader(h: DicomHeader, frame: number): DicomImageInfo {
+export function describeHeader(h: DicomHeader): DicomImageInfo {
   return {
     transferSyntax: h.transferSyntax,
     transferSyntaxName: TS_NAMES[h.transferSyntax] ?? 'unknown',
     rows: h.rows,
     columns: h.columns,
     frames: h.frames,
-    frame,
+    frame: h.frame,
     samplesPerPixel: h.samplesPerPixel,
     photometricInterpretation: h.photometric,
     bitsAllocated: h.bitsAllocated,
@@ -43,14 +43,13 @@ export function describeHeader(h: DicomHeader, frame: number): DicomImageInfo {
 export async function renderDicomBytes(bytes: Uint8Array, job: DicomJob): Promise<DicomRendering> {
   const parsed = parseDicom(bytes, { implicit: job.implicit, frame: job.frame });
   const h = parsed.header;
-  const frame = job.frame ?? Math.floor(h.frames / 2);
   if (h.rows * h.columns > job.maxPixels) {
     throw llavaError(
       'ERR_IMAGE_TOO_LARGE',
       `DICOM image is ${h.columns}x${h.rows} = ${h.rows * h.columns} pixels, above the limit of ${job.maxPixels}; raise maxPixels if this is expected.`,
     );
   }
-  const stream = frameBytes(parsed, frame);
+  const stream = frameBytes(parsed);
   let data = stream;
   let littleEndian = h.littleEndian;
   let planar = h.planar;
@@ -63,7 +62,7 @@ export async function renderDicomBytes(bytes: Uint8Array, job: DicomJob): Promis
     layout = d.ybr ? 'ybr' : 'rgb';
   }
   const r = renderFrame(data, h, { littleEndian, planar, layout, window: job.window });
-  const info = describeHeader(h, frame);
+  const info = describeHeader(h);
   info.voi = r.voi;
   return { samples: r.samples, width: h.columns, height: h.rows, channels: r.channels, info };
 }
@@ -71,5 +70,5 @@ export async function renderDicomBytes(bytes: Uint8Array, job: DicomJob): Promis
 /** The header facts only (for `llava-med info`): parses the dataset, decodes no pixel. */
 export function describeDicomBytes(bytes: Uint8Array, opts: { implicit?: boolean }): DicomImageInfo {
   const parsed = parseDicom(bytes, { implicit: opts.implicit });
-  return describeHeader(parsed.header, Math.floor(parsed.header.frames / 2));
+  return describeHeader(parsed.header);
 }

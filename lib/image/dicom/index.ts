@@ -16,7 +16,7 @@ import type { DicomJob } from './decode.js';
 import { WINDOW_PRESETS, type DicomImageInfo, type DicomInput, type DicomRenderOptions, type DicomRendering, type DicomWindow } from './types.js';
 import type { WorkerReply, WorkerRequest } from './worker.js';
 
-export { hasDicmMagic } from './parse.js';
+export { hasDicmMagic } from './magic.js';
 export { WINDOW_PRESETS } from './types.js';
 export type { DicomImageInfo, DicomInput, DicomRenderOptions, DicomRendering, DicomWindow, WindowPreset } from './types.js';
 

@@ -10,6 +10,7 @@ import dicomParser from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
 
 import { llavaError, isLlavaMedError } from '../../errors.js';
+import { hasDicmMagic } from './magic.js';
 
 export const TS = {
   implicitLE: '1.2.840.10008.1.2',
@@ -64,6 +65,8 @@ export interface DicomHeader {
   rows: number;
   columns: number;
   frames: number;
+  /** The frame to render: the caller's, or the middle one. */
+  frame: number;
   samplesPerPixel: number;
   photometric: string;
   bitsAllocated: number;
@@ -97,10 +100,6 @@ export function unsupported(message: string): never {
   throw llavaError('ERR_DICOM_UNSUPPORTED', message);
 }
 
-/** "DICM" at offset 128: a DICOM Part 10 file. */
-export function hasDicmMagic(bytes: Uint8Array): boolean {
-  return bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
-}
 
 /** Parses the dataset; `implicit` reads a bare dataset without the meta header as Implicit VR Little Endian. */
 export function parseDicom(bytes: Uint8Array, opts: { implicit?: boolean; frame?: number }): ParsedDicom {
@@ -300,6 +299,7 @@ function readHeader(set: DataSet, pixelData: Element, transferSyntax: string, fr
     rows,
     columns,
     frames,
+    frame,
     samplesPerPixel,
     photometric,
     bitsAllocated,
@@ -323,8 +323,9 @@ function readHeader(set: DataSet, pixelData: Element, transferSyntax: string, fr
  * The bytes of one frame: for native syntaxes, the frame's slice of Pixel Data (checked against its length);
  * for encapsulated ones, the frame's compressed bitstream (fragments joined).
  */
-export function frameBytes(p: ParsedDicom, frame: number): Uint8Array {
+export function frameBytes(p: ParsedDicom): Uint8Array {
   const { dataSet, pixelData, header: h } = p;
+  const frame = h.frame;
   const end = Math.min(pixelData.dataOffset + pixelData.length, dataSet.byteArray.length);
   if (!h.encapsulated) {
     if (pixelData.encapsulatedPixelData) bad(`Pixel Data is encapsulated but the transfer syntax ${h.transferSyntax} is not.`);
