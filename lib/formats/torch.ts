@@ -10,7 +10,7 @@ import { llavaError } from '../errors.js';
 import { DTYPE_BYTES, numel, type CheckpointReader, type DType, type TensorData, type TensorSource } from './tensor.js';
 import { FilePool, MapCheckpoint, checkTensorList, encodeTensorData, readExact, toF32, writeFileAtomic } from './tensor-io.js';
 import { PickleGlobalRef, SAFE_GLOBALS, unpickle, type PickleGlobal } from './unpickle.js';
-import { buildStoredZip, readZipDirectory, readZipEntry, zipEntryDataOffset, type ZipEntry } from './zip.js';
+import { MAX_INFLATED_BYTES, buildStoredZip, readZipDirectory, readZipEntry, zipEntryDataOffset, type ZipEntry } from './zip.js';
 
 /** torch storage class names -> our dtypes. */
 export const TORCH_STORAGE_DTYPES: Readonly<Record<string, DType>> = {
@@ -37,9 +37,19 @@ function isTensorRef(v: unknown): v is TorchTensorRef {
   return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'tensor';
 }
 
+/** A short rendering of an untrusted value for a message (never throws, never huge). */
+function show(v: unknown): string {
+  try {
+    const s = JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? String(x) : x)) ?? String(v);
+    return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+  } catch {
+    return '(a value nested too deeply to print)';
+  }
+}
+
 function intList(v: unknown, what: string): number[] {
   if (!Array.isArray(v) || !v.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-    throw llavaError('ERR_FORMAT', `The checkpoint's ${what} ${JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? String(x) : x))} is not a list of non-negative integers.`);
+    throw llavaError('ERR_FORMAT', `The checkpoint's ${what} ${show(v)} is not a list of non-negative integers.`);
   }
   return v as number[];
 }
@@ -100,7 +110,8 @@ function isContiguous(size: number[], stride: number[]): boolean {
   return true;
 }
 
-const MAX_PICKLE_BYTES = 1 << 30;
+/** data.pkl of a 7B state dict is well under 1 MiB; 64 MiB leaves room for any state dict. */
+export const MAX_PICKLE_BYTES = 64 << 20;
 
 export interface TorchCheckpointReader extends CheckpointReader {
   /** The unpickled data.pkl object (tensors appear as TorchTensorRef). */
@@ -133,7 +144,7 @@ class TorchTensor implements TensorSource {
     }
     if (entry.method === 0) return readExact(fh, dataStart + begin, this.byteLength, what);
     // A re-compressed archive: inflate the storage (bounded by its declared size) and slice.
-    const all = await readZipEntry(fh, this.fileSize, entry, this.file, Number.MAX_SAFE_INTEGER);
+    const all = await readZipEntry(fh, this.fileSize, entry, this.file, MAX_INFLATED_BYTES);
     return Buffer.from(all.subarray(begin, begin + this.byteLength));
   }
 
@@ -188,6 +199,11 @@ export async function openTorchZip(path: string): Promise<TorchCheckpointReader>
         if (!storageEntry) throw llavaError('ERR_FORMAT', `${path}: tensor '${k}' uses storage '${v.storage.key}', which is missing from the archive.`);
         if (storageEntry.size < v.storage.numel * DTYPE_BYTES[v.storage.dtype]) {
           throw llavaError('ERR_FORMAT', `${path}: storage '${v.storage.key}' holds ${storageEntry.size} bytes, less than the ${v.storage.numel} ${v.storage.dtype} elements it declares.`);
+        }
+        // The view must lie inside its storage, checked here, before anything is allocated for it.
+        const end = v.storageOffset + numel(v.size);
+        if (numel(v.size) > 0 && end > v.storage.numel) {
+          throw llavaError('ERR_FORMAT', `${path}: tensor '${k}' [${v.size.join(', ')}] at offset ${v.storageOffset} needs ${end} elements of storage '${v.storage.key}', which has ${v.storage.numel}.`);
         }
         tensors.set(k, new TorchTensor(k, v.storage.dtype, v.size, path, v, locate, size));
       }

@@ -3,7 +3,8 @@
  * ordinary Python data pickles emit, and NEVER evaluates anything: GLOBAL/STACK_GLOBAL resolve only
  * names on an explicit allow-list, each mapped to a JS function that builds plain data. Any other
  * global (os.system, builtins.eval, ...) or an object-instantiating opcode (INST, OBJ) is refused with
- * ERR_UNSAFE_PICKLE naming it. Every length is checked against the bytes left before it is used.
+ * ERR_UNSAFE_PICKLE naming it. Every length is checked against the bytes left before it is used, and
+ * memory is bounded (memo entries, stack depth, container elements in total, bytes built by globals).
  *
  * Values: None -> null, bool -> boolean, int -> number (bigint beyond 2^53), float -> number,
  * str -> string, bytes -> Buffer, list/tuple -> array, dict -> Map, set/frozenset -> Set.
@@ -25,8 +26,18 @@ export interface UnpickleOptions {
   globals?: Readonly<Record<string, PickleGlobal>>;
   /** Called for BINPERSID with the persistent id; absent -> persistent ids are refused. */
   persistentLoad?: (pid: unknown) => unknown;
-  /** Memo entries allowed (default 1e7). */
+  /** Memo entries allowed (default 2,000,000). */
   maxMemo?: number;
+  /** Values on the stack (and open MARKs) at once (default 1,000,000). */
+  maxStack?: number;
+  /**
+   * Container elements built in total: every item put into a list, tuple, dict or set, including the
+   * copies allowed globals make (default 20,000,000). A pickle can reference one big list from the memo
+   * and copy it again and again with a few bytes per copy; this bounds the memory that can cost.
+   */
+  maxElements?: number;
+  /** Bytes of bytes objects built by allowed globals in total (default 4 x the pickle + 64 MiB). */
+  maxBuiltBytes?: number;
   /** Where the bytes came from, for messages. */
   source?: string;
 }
@@ -81,7 +92,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const source = opts.source ?? 'the pickle';
   const globals = opts.globals ?? SAFE_GLOBALS;
-  const maxMemo = opts.maxMemo ?? 10_000_000;
+  const maxMemo = opts.maxMemo ?? 2_000_000;
+  const maxStack = opts.maxStack ?? 1_000_000;
+  const maxElements = opts.maxElements ?? 20_000_000;
+  const maxBuiltBytes = opts.maxBuiltBytes ?? 4 * data.byteLength + (64 << 20);
+  let elements = 0;
+  let builtBytes = 0;
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
@@ -119,6 +135,19 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
     if (!memo.has(i) && memo.size >= maxMemo) bad(`more than ${maxMemo} memo entries`);
     memo.set(i, v);
   };
+  const charge = (n: number) => {
+    elements += n;
+    if (elements > maxElements) bad(`it builds more than ${maxElements} container elements`);
+  };
+  const chargeResult = (v: unknown): unknown => {
+    if (Array.isArray(v)) charge(v.length);
+    else if (v instanceof Map || v instanceof Set) charge(v.size);
+    else if (Buffer.isBuffer(v)) {
+      builtBytes += v.length;
+      if (builtBytes > maxBuiltBytes) bad(`its globals build more than ${maxBuiltBytes} bytes`);
+    }
+    return v;
+  };
   const memoGet = (i: number) => { if (!memo.has(i)) bad(`memo key ${i} is not defined`); return memo.get(i); };
   const resolve = (module: string, name: string) => {
     const full = `${module}.${name}`;
@@ -131,14 +160,16 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
     const g = fn as PickleGlobalRef;
     if (!g.spec.call) unsafe(g.name, source);
     if (!Array.isArray(args)) bad(`arguments for ${g.name} are not a tuple`);
-    return g.spec.call!(...(args as unknown[]));
+    return chargeResult(g.spec.call!(...(args as unknown[])));
   };
   const setItems = (target: unknown, items: unknown[]) => {
     if (items.length % 2 !== 0) bad('SETITEMS with an odd number of items');
     if (!(target instanceof Map)) bad('SETITEM(S) on something that is not a dict');
+    charge(items.length / 2);
     for (let i = 0; i < items.length; i += 2) (target as Map<unknown, unknown>).set(items[i], items[i + 1]);
   };
   const appendItems = (target: unknown, items: unknown[]) => {
+    charge(items.length);
     if (Array.isArray(target)) target.push(...items);
     else if (target instanceof Set) for (const x of items) target.add(x);
     else bad('APPEND(S) on something that is not a list');
@@ -146,6 +177,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
 
   if (buf.length === 0) bad('it is empty');
   for (;;) {
+    if (stack.length > maxStack || marks.length > maxStack) bad(`its stack holds more than ${maxStack} values`);
     const op = u8();
     switch (op) {
       case 0x80: { // PROTO
@@ -189,13 +221,13 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
       case 0x42: stack.push(Buffer.from(take(u32()))); break; // BINBYTES
       case 0x8e: stack.push(Buffer.from(take(u64()))); break; // BINBYTES8
       case 0x96: stack.push(Buffer.from(take(u64()))); break; // BYTEARRAY8
-      case 0x85: stack.push([pop()]); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push([a, b]); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push([a, b, c]); break; } // TUPLE3
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x6c: stack.push(popMark()); break; // LIST
+      case 0x85: charge(1); stack.push([pop()]); break; // TUPLE1
+      case 0x86: { charge(2); const b = pop(); const a = pop(); stack.push([a, b]); break; } // TUPLE2
+      case 0x87: { charge(3); const c = pop(); const b = pop(); const a = pop(); stack.push([a, b, c]); break; } // TUPLE3
+      case 0x74: stack.push(chargeResult(popMark())); break; // TUPLE
+      case 0x6c: stack.push(chargeResult(popMark())); break; // LIST
       case 0x64: { const items = popMark(); const m = new Map(); setItems(m, items); stack.push(m); break; } // DICT
-      case 0x91: stack.push(new Set(popMark())); break; // FROZENSET
+      case 0x91: stack.push(chargeResult(new Set(popMark()))); break; // FROZENSET
       case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
       case 0x75: { const items = popMark(); setItems(top(), items); break; } // SETITEMS
       case 0x61: { const v = pop(); appendItems(top(), [v]); break; } // APPEND
@@ -246,25 +278,31 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
   }
 }
 
+/** Nesting deeper than this is refused by pickleToPlain (instead of overflowing the JS stack). */
+export const MAX_PLAIN_DEPTH = 1000;
+
 /** Maps with only string keys -> plain objects, recursively (for JSON-like data such as question files). */
-export function pickleToPlain(v: unknown, seen = new Map<unknown, unknown>()): unknown {
+export function pickleToPlain(v: unknown, seen = new Map<unknown, unknown>(), depth = 0): unknown {
   if (seen.has(v)) return seen.get(v);
+  if (depth > MAX_PLAIN_DEPTH && (v instanceof Map || Array.isArray(v))) {
+    throw llavaError('ERR_FORMAT', `The pickle nests containers more than ${MAX_PLAIN_DEPTH} deep; no data file does that.`);
+  }
   if (v instanceof Map) {
     if ([...v.keys()].every((k) => typeof k === 'string')) {
       const o: Record<string, unknown> = {};
       seen.set(v, o);
-      for (const [k, x] of v) o[k as string] = pickleToPlain(x, seen);
+      for (const [k, x] of v) o[k as string] = pickleToPlain(x, seen, depth + 1);
       return o;
     }
     const m = new Map();
     seen.set(v, m);
-    for (const [k, x] of v) m.set(k, pickleToPlain(x, seen));
+    for (const [k, x] of v) m.set(k, pickleToPlain(x, seen, depth + 1));
     return m;
   }
   if (Array.isArray(v)) {
     const a: unknown[] = [];
     seen.set(v, a);
-    for (const x of v) a.push(pickleToPlain(x, seen));
+    for (const x of v) a.push(pickleToPlain(x, seen, depth + 1));
     return a;
   }
   return v;

@@ -3,7 +3,8 @@
  * shards exceed 4 GB) with bounded positioned reads, locate entry data for lazy reads, and write
  * STORED archives with entry data aligned to 64 bytes the way torch's PyTorchStreamWriter does.
  */
-import { crc32, inflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { crc32, inflateRaw } from 'node:zlib';
 import type { FileHandle } from 'node:fs/promises';
 import { llavaError } from '../errors.js';
 import { readExact } from './tensor-io.js';
@@ -23,6 +24,16 @@ const Z64_EOCD_SIG = 0x06064b50;
 const CDH_SIG = 0x02014b50;
 const LFH_SIG = 0x04034b50;
 const MAX_CD_BYTES = 256 << 20;
+/**
+ * Inflate limits (zip bombs): no entry is inflated in memory beyond 2 GiB whatever the caller allows,
+ * nor beyond 200x its compressed size (deflate cannot exceed ~1032:1; real weights and pickles compress
+ * far less than 200:1, while bombs are built of long runs that compress ~1000:1). Both are checked from
+ * the declared sizes before inflating, and the inflater stops at the declared size, so an entry that
+ * lies about its size fails without inflating more than it declared.
+ */
+export const MAX_INFLATED_BYTES = 2 ** 31;
+export const MAX_INFLATE_RATIO = 200;
+const inflateRawAsync = promisify(inflateRaw);
 
 function bad(path: string, msg: string): never {
   throw llavaError('ERR_FORMAT', `${path} is not a readable ZIP archive: ${msg}`);
@@ -97,6 +108,7 @@ export async function readZipDirectory(fh: FileHandle, fileSize: number, path: s
       x += 4 + len;
     }
     if (lho + 30 + csize > fileSize) bad(path, `entry '${name}' data is outside the file (truncated?).`);
+    if (method === 0 && csize !== usize) bad(path, `stored entry '${name}' declares ${usize} bytes but holds ${csize}.`);
     if (entries.has(name)) bad(path, `duplicate entry '${name}'.`);
     entries.set(name, { name, method, compressedSize: csize, size: usize, localHeaderOffset: lho });
     p += 46 + nameLen + extraLen + commentLen;
@@ -113,15 +125,23 @@ export async function zipEntryDataOffset(fh: FileHandle, fileSize: number, entry
   return start;
 }
 
-/** Read a whole entry (stored or deflated), refusing entries larger than `maxBytes`. */
+/**
+ * Read a whole entry (stored or deflated), refusing entries larger than `maxBytes` (and than
+ * MAX_INFLATED_BYTES) or compressed more than MAX_INFLATE_RATIO:1 before reading a byte of them.
+ * Inflating runs on the libuv pool, not the event loop.
+ */
 export async function readZipEntry(fh: FileHandle, fileSize: number, entry: ZipEntry, path: string, maxBytes: number): Promise<Buffer> {
-  if (entry.size > maxBytes || entry.compressedSize > maxBytes) bad(path, `entry '${entry.name}' is ${entry.size} bytes, over the ${maxBytes}-byte limit.`);
+  const limit = Math.min(maxBytes, MAX_INFLATED_BYTES);
+  if (entry.size > limit || entry.compressedSize > limit) bad(path, `entry '${entry.name}' is ${entry.size} bytes, over the ${limit}-byte limit.`);
+  if (entry.method === 8 && entry.size > Math.max(entry.compressedSize, 1) * MAX_INFLATE_RATIO) {
+    bad(path, `entry '${entry.name}' would inflate ${entry.compressedSize} bytes to ${entry.size} (over ${MAX_INFLATE_RATIO}:1): a zip bomb, not a checkpoint.`);
+  }
   const start = await zipEntryDataOffset(fh, fileSize, entry, path);
   const raw = await readExact(fh, start, entry.compressedSize, path);
   if (entry.method === 0) return raw;
   if (entry.method === 8) {
     try {
-      const out = inflateRawSync(raw, { maxOutputLength: Math.max(entry.size, 1) });
+      const out = await inflateRawAsync(raw, { maxOutputLength: Math.max(entry.size, 1) });
       if (out.length !== entry.size) bad(path, `entry '${entry.name}' inflates to ${out.length} bytes, expected ${entry.size}.`);
       return out;
     } catch (e) {
