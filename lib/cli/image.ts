@@ -3,9 +3,9 @@
  * the model sees as PNG) and the DICOM half of `llava-med info`.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { open } from 'node:fs/promises';
 
-import { llavaError } from '../errors.js';
+import { openRegularFile, readRegularFile } from '../formats/file-read.js';
+import { MAX_IMAGE_FILE_BYTES } from '../image/load.js';
 import { writeFileAtomic } from '../eval/atomic.js';
 import {
   describeDicom,
@@ -59,13 +59,7 @@ export function imageArg(path: string, f: DicomFlags): ImageInput {
 }
 
 async function readHead(path: string, n: number): Promise<Uint8Array> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw llavaError('ERR_FILE_NOT_FOUND', `File not found: ${path}`, e);
-    throw llavaError('ERR_INVALID_ARGUMENT', `Cannot read ${path}: ${(e as Error).message}`, e);
-  }
+  const { fh } = await openRegularFile(path, { what: 'File' });
   try {
     const b = Buffer.alloc(n);
     const { bytesRead } = await fh.read(b, 0, n, 0);
@@ -75,14 +69,18 @@ async function readHead(path: string, n: number): Promise<Uint8Array> {
   }
 }
 
+/** A DICOM file's bytes: a regular file only, under the image size limit. */
+function readDicomFile(path: string): Promise<Uint8Array> {
+  return readRegularFile(path, { what: 'DICOM file', maxBytes: MAX_IMAGE_FILE_BYTES, tooLargeCode: 'ERR_IMAGE_TOO_LARGE' });
+}
+
 /** Whether `info` should describe the file as DICOM (the Part 10 marker, or --implicit). */
 export async function isDicomFile(path: string, implicit?: boolean): Promise<boolean> {
   return implicit === true || hasDicmMagic(await readHead(path, 132));
 }
 
 export async function describeDicomFile(path: string, implicit?: boolean): Promise<Record<string, unknown>> {
-  const { readFile } = await import('node:fs/promises');
-  const info: DicomImageInfo = await describeDicom(await readFile(path), { implicit });
+  const info: DicomImageInfo = await describeDicom(await readDicomFile(path), { implicit });
   return { file: path, kind: 'DICOM image', ...info };
 }
 
@@ -111,8 +109,7 @@ export function registerImageCommand(program: Command): void {
       raw = { data: px.data, width: px.width, height: px.height, channels: 3 };
     } else if (typeof arg !== 'string' || (await isDicomFile(input))) {
       // DICOM: keep a grey rendering grey
-      const { readFile } = await import('node:fs/promises');
-      const r = await renderDicom(await readFile(input), { window: o.window, frame: o.frame, implicit: o.implicit, maxPixels: 100_000_000 });
+      const r = await renderDicom(await readDicomFile(input), { window: o.window, frame: o.frame, implicit: o.implicit, maxPixels: 100_000_000 });
       raw = { data: r.samples, width: r.width, height: r.height, channels: r.channels };
       info = r.info;
     } else {

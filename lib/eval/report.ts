@@ -7,10 +7,11 @@
  * substring of the normalized prediction; an OPEN answer is wrong when its token recall is < 1.
  */
 import { join, resolve, sep } from 'node:path';
-import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { llavaError } from '../errors.js';
 import { hasDicmMagic, renderDicom } from '../image/index.js';
+import { MAX_IMAGE_FILE_BYTES } from '../image/load.js';
+import { readRegularFile } from '../formats/file-read.js';
 import { writeFileAtomic } from './atomic.js';
 import { testEntryAnswer, testEntryQuestion, type AnswerLine, type TestEntry } from './formats.js';
 import { evaluate, scoreItems, type EvaluateOptions, type EvaluateResult } from './metrics/evaluate.js';
@@ -105,7 +106,7 @@ async function thumbnail(imagesDir: string, rel: string, size: number): Promise<
   // test.json paths are data, not trusted: never read outside the images folder.
   if (p !== root && !p.startsWith(root + sep)) return null;
   try {
-    const bytes = await readFile(p);
+    const bytes = await readRegularFile(p, { what: 'Image file', maxBytes: MAX_IMAGE_FILE_BYTES });
     // a DICOM file is shown as the model saw it (rendered with its default window)
     const d = hasDicmMagic(bytes) ? await renderDicom(bytes, { maxPixels: 100_000_000 }) : undefined;
     const src = d ? sharp(d.samples, { raw: { width: d.width, height: d.height, channels: d.channels } }) : sharp(bytes).rotate();
