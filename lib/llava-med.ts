@@ -3,7 +3,9 @@
  * preprocessing (lib/image), prompt and image-token placement (lib/prompt) and generation
  * defaults — on llama.cpp (lib/engine). Research use only; never for clinical decisions.
  */
+import { existsSync } from 'node:fs';
 import { llavaError, throwIfAborted } from './errors.js';
+import { isModelName, resolveModel } from './pull/registry.js';
 import {
   Context,
   ImageEmbedding,
@@ -42,10 +44,10 @@ export interface LoadProgress {
 }
 
 export interface LlavaMedOptions {
-  /** Language-model GGUF (from `llava-med convert`). */
+  /** Language-model GGUF (from `llava-med convert`), or a registered name from `llava-med pull` (`llava-med:v1.5-q4_k_m`). */
   model: string;
-  /** Projector (mmproj) GGUF converted with the same model. */
-  mmproj: string;
+  /** Projector (mmproj) GGUF converted with the same model. Optional for a registered name (its own projector). */
+  mmproj?: string;
   /** CPU threads for decoding and the vision encoder. Default: available cores. */
   threads?: number;
   /** Context length in tokens, shared by all sequences. Default 2048 (the original's model_max_length) per sequence. */
@@ -181,9 +183,15 @@ export class LlavaMed {
 
   static async load(opts: LlavaMedOptions): Promise<LlavaMed> {
     if (opts === null || typeof opts !== 'object') throw llavaError('ERR_INVALID_ARGUMENT', 'LlavaMed.load expects { model, mmproj, ... }.');
-    if (typeof opts.model !== 'string' || typeof opts.mmproj !== 'string') {
-      throw llavaError('ERR_INVALID_ARGUMENT', 'LlavaMed.load needs `model` and `mmproj` paths (GGUF files from `llava-med convert`).');
+    // A registered name (`llava-med pull`) that is not also a file here: its files, its projector by default.
+    if (typeof opts.model === 'string' && isModelName(opts.model) && !existsSync(opts.model)) {
+      const m = await resolveModel(opts.model);
+      opts = { ...opts, model: m.model, mmproj: opts.mmproj ?? m.mmproj };
     }
+    if (typeof opts.model !== 'string' || typeof opts.mmproj !== 'string') {
+      throw llavaError('ERR_INVALID_ARGUMENT', 'LlavaMed.load needs `model` and `mmproj` paths (GGUF files from `llava-med convert`), or a registered `model` name from `llava-med pull`.');
+    }
+    const mmproj = opts.mmproj;
     if (opts.variant !== undefined && opts.variant !== 'v0' && opts.variant !== 'v1.5') {
       throw llavaError('ERR_INVALID_ARGUMENT', `variant must be 'v0' or 'v1.5', not ${JSON.stringify(opts.variant)}.`);
     }
@@ -201,7 +209,7 @@ export class LlavaMed {
       const perSequence = Math.min(2048, Math.max(model.info.nCtxTrain, 512));
       const loaded = model;
       const [p, c] = await Promise.allSettled([
-        (async () => Projector.load(loaded, opts.mmproj, { threads, useGpu: (opts.gpuLayers ?? 0) !== 0, signal: opts.signal }))(),
+        (async () => Projector.load(loaded, mmproj, { threads, useGpu: (opts.gpuLayers ?? 0) !== 0, signal: opts.signal }))(),
         (async () =>
           Context.create(loaded, {
             // The KV cache is shared by all sequences: give each the original's 2048 positions.

@@ -8,6 +8,7 @@ import { describeGguf } from '../formats/gguf-describe.js';
 import { interruptSignal, progressBar, reportError, setQuiet, UsageError } from './output.js';
 import { registerEvalCommands } from './eval.js';
 import { dicomFlags, describeDicomFile, imageArg, isDicomFile, registerImageCommand, type DicomFlags } from './image.js';
+import { registerPullCommands } from './pull.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -26,7 +27,7 @@ function num(name: string, int = false, min?: number) {
 
 interface ModelFlags {
   model: string;
-  mmproj: string;
+  mmproj?: string;
   threads?: number;
   ctx?: number;
   gpuLayers?: number;
@@ -40,8 +41,8 @@ interface ModelFlags {
 
 function modelOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('-m, --model <file>', 'language model GGUF')
-    .requiredOption('-p, --mmproj <file>', 'projector (mmproj) GGUF')
+    .requiredOption('-m, --model <file|name>', 'language model GGUF, or a registered name (llava-med list)')
+    .option('-p, --mmproj <file>', 'projector (mmproj) GGUF (default: the registered one)')
     .option('-t, --threads <n>', 'CPU threads', num('threads', true, 1))
     .option('-c, --ctx <n>', 'context size in tokens', num('ctx', true, 1))
     .option('--gpu-layers <n>', 'layers to offload to the GPU', num('gpu-layers', true, 0))
@@ -217,6 +218,7 @@ export function buildProgram(): Command {
 
   registerImageCommand(program);
   registerEvalCommands(program, { loadFromFlags, modelOptions, num });
+  registerPullCommands(program, { num, interruptSignal });
   addQuietFlag(program);
   return program;
 }

@@ -1,0 +1,158 @@
+/**
+ * Registered model names (`llava-med:v1.5-q4_k_m`): what `pull` produced, found again by `ask -m`,
+ * `LlavaMed.load({ model })`, `eval answer -m`, `llava-med list` and `rm`.
+ *
+ *   <models>/<namespace>/<tag>/manifest.json   the entry (below)
+ *   <models>/<namespace>/<tag>/model.gguf      converted models live here; a ready GGUF pulled from a
+ *   <models>/<namespace>/<tag>/mmproj.gguf     repo stays in the Hugging Face cache and is referenced
+ *
+ * <models> is $LLAVA_MED_MODELS, else $XDG_CACHE_HOME/llava-med/models, else ~/.cache/llava-med/models.
+ * An entry is written to a temporary folder and renamed into place, so a half-registered model is
+ * never listed.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { z } from 'zod';
+import { llavaError } from '../errors.js';
+
+const PART = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const NAME = /^([a-z0-9][a-z0-9._-]{0,63}):([a-z0-9][a-z0-9._-]{0,63})$/;
+
+/** True for strings shaped like a registered name (`namespace:tag`), as opposed to file paths. */
+export function isModelName(s: string): boolean {
+  return NAME.test(s) && !s.includes('..');
+}
+
+export function modelsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.LLAVA_MED_MODELS || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'llava-med', 'models');
+}
+
+const Source = z.object({
+  role: z.string(),
+  repo: z.string().optional(),
+  revision: z.string().optional(),
+  commit: z.string().optional(),
+  /** A local folder used instead of a repository (a v0 base the user already had). */
+  dir: z.string().optional(),
+});
+
+const Manifest = z.object({
+  name: z.string(),
+  variant: z.enum(['v0', 'v1.5']).optional(),
+  /** Quantization of the language model (Q4_K_M, …) or the GGUF file's own tag. */
+  quant: z.string(),
+  /** File names inside the entry's folder, or absolute paths (ready GGUFs kept in the HF cache). */
+  model: z.string(),
+  mmproj: z.string(),
+  recipe: z.string().optional(),
+  sources: z.array(Source),
+  created: z.string(),
+});
+export type ModelManifest = z.infer<typeof Manifest>;
+export type ModelSource = z.infer<typeof Source>;
+
+export interface RegisteredModel {
+  name: string;
+  dir: string;
+  model: string;
+  mmproj: string;
+  /** Bytes of the model and projector files. */
+  bytes: number;
+  manifest: ModelManifest;
+}
+
+function checkName(name: string): [string, string] {
+  const m = NAME.exec(name);
+  if (!m || name.includes('..')) {
+    throw llavaError('ERR_INVALID_ARGUMENT', `${JSON.stringify(name)} is not a model name: use namespace:tag in lower case (letters, digits, . _ -), e.g. llava-med:v1.5-q4_k_m.`);
+  }
+  return [m[1], m[2]];
+}
+
+export function entryDir(name: string, root = modelsDir()): string {
+  const [ns, tag] = checkName(name);
+  return join(root, ns, tag);
+}
+
+async function readEntry(dir: string): Promise<RegisteredModel | undefined> {
+  let raw: string;
+  try {
+    raw = await readFile(join(dir, 'manifest.json'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  let parsed;
+  try {
+    parsed = Manifest.safeParse(JSON.parse(raw));
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed?.success) throw llavaError('ERR_FORMAT', `${join(dir, 'manifest.json')} is not a llava-med model manifest; remove the folder or pull the model again.`);
+  const m = parsed.data;
+  const model = isAbsolute(m.model) ? m.model : join(dir, m.model);
+  const mmproj = isAbsolute(m.mmproj) ? m.mmproj : join(dir, m.mmproj);
+  let bytes = 0;
+  for (const f of [model, mmproj]) bytes += await stat(f).then((s) => s.size, () => 0);
+  return { name: m.name, dir, model, mmproj, bytes, manifest: m };
+}
+
+/** The registered model of that name, or undefined. */
+export async function findModel(name: string, root = modelsDir()): Promise<RegisteredModel | undefined> {
+  return readEntry(entryDir(name, root));
+}
+
+/** Like findModel, but a missing name (or a missing file of it) is ERR_MODEL_NOT_FOUND saying what to do. */
+export async function resolveModel(name: string, root = modelsDir()): Promise<RegisteredModel> {
+  const m = await findModel(name, root);
+  if (!m) {
+    throw llavaError('ERR_MODEL_NOT_FOUND', `No model named ${name} in ${root}: \`llava-med list\` shows the registered ones, \`llava-med pull v1.5\` downloads one.`);
+  }
+  for (const f of [m.model, m.mmproj]) {
+    if (!existsSync(f)) throw llavaError('ERR_MODEL_NOT_FOUND', `${name} is registered but ${f} is gone: pull it again (\`llava-med pull\`) or remove it (\`llava-med rm ${name}\`).`);
+  }
+  return m;
+}
+
+export async function listModels(root = modelsDir()): Promise<RegisteredModel[]> {
+  const out: RegisteredModel[] = [];
+  for (const ns of (await readdir(root, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory() && PART.test(e.name))) {
+    for (const tag of (await readdir(join(root, ns.name), { withFileTypes: true })).filter((e) => e.isDirectory() && PART.test(e.name))) {
+      const e = await readEntry(join(root, ns.name, tag.name)).catch(() => undefined);
+      if (e) out.push(e);
+    }
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function removeModel(name: string, root = modelsDir()): Promise<RegisteredModel> {
+  const m = await findModel(name, root);
+  if (!m) throw llavaError('ERR_MODEL_NOT_FOUND', `No model named ${name} in ${root} (\`llava-med list\` shows the registered ones).`);
+  // Rename first so the name disappears at once, even if deleting gigabytes takes a while.
+  const trash = `${m.dir}.rm-${process.pid}-${Date.now()}`;
+  await rename(m.dir, trash);
+  await rm(trash, { recursive: true, force: true });
+  return m;
+}
+
+/**
+ * Registers `staging` (a folder holding the files named in the manifest) under `name`, replacing an
+ * entry of the same name. `staging` must be on the same file system as the models folder.
+ */
+export async function registerModel(staging: string, manifest: ModelManifest, root = modelsDir()): Promise<RegisteredModel> {
+  const parsed = Manifest.parse(manifest);
+  const dir = entryDir(parsed.name, root);
+  await writeFile(join(staging, 'manifest.json'), `${JSON.stringify(parsed, null, 2)}\n`);
+  await mkdir(join(dir, '..'), { recursive: true });
+  const old = `${dir}.old-${process.pid}-${Date.now()}`;
+  const had = await rename(dir, old).then(() => true, () => false);
+  try {
+    await rename(staging, dir);
+  } catch (e) {
+    if (had) await rename(old, dir).catch(() => undefined);
+    throw e;
+  }
+  if (had) await rm(old, { recursive: true, force: true });
+  return (await readEntry(dir))!;
+}
