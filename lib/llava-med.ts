@@ -12,6 +12,9 @@ import {
   Model,
   Projector,
   addLogger,
+  checkModelFile,
+  checkPairing,
+  checkProjectorFile,
   loadAddon,
   type KvCacheType,
   type LoadMode,
@@ -203,6 +206,9 @@ export class LlavaMed {
     let projector: Projector | undefined;
     let context: Context | undefined;
     try {
+      // Both files' headers first (a projector that would crash clip.cpp, or does not fit the
+      // model, is refused before the model's weights are read).
+      checkPairing(...(await Promise.all([checkModelFile(opts.model), checkProjectorFile(opts.mmproj)])));
       model = await Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal });
       // The projector and the context need only the model: create them side by side (the
       // projector reads its file and runs a warm-up encode while the KV cache is allocated).

@@ -40,7 +40,7 @@ export class Model {
     const loadMode = opts.loadMode ?? 'none';
     if (!['auto', 'mmap', 'none'].includes(loadMode)) throw llavaError('ERR_INVALID_ARGUMENT', `loadMode must be 'auto', 'mmap' or 'none', not ${String(loadMode)}.`);
     if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw llavaError('ERR_INVALID_ARGUMENT', 'onProgress must be a function.');
-    const file = await checkModelFile(path);
+    const file = await checkModelFile(path, { vocabOnly: opts.vocabOnly });
     const addon = loadAddon();
     using link = new AbortLink(opts.signal);
     // Native progress arrives through a thread-safe function, which may be delivered after the

@@ -1,0 +1,51 @@
+/**
+ * The TypeScript pre-checks alone (no native code): every hand-made bad file of the campaign
+ * (test/campaign/gguf-cases.ts) is refused with the expected code and by the check named in its
+ * message, and the files the pre-check must let through (llama.cpp refuses them cleanly, or they
+ * load) pass. The campaign (test/campaign/campaign.test.ts) runs the same files through llama.cpp
+ * in child processes and proves none of them crashes or hangs.
+ */
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LlavaMedError } from '../../lib/errors.js';
+import { checkModelFile, checkPairing, checkProjectorFile } from '../../lib/engine/index.js';
+import { tinyV0 } from '../helpers/tiny-llava.js';
+import { GGUF_CASES } from '../campaign/gguf-cases.js';
+import { cloneDoc, encodeDoc, readDoc } from '../campaign/gguf-doc.js';
+
+const v0 = await tinyV0();
+const base = { model: await readDoc(v0.model), mmproj: await readDoc(v0.mmproj) };
+const modelInfo = await checkModelFile(v0.model);
+const dir = mkdtempSync(join(tmpdir(), 'llava-gguf-check-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+t.test('the unedited pair passes', async (t) => {
+  checkPairing(modelInfo, await checkProjectorFile(v0.mmproj));
+  t.pass();
+});
+
+let i = 0;
+for (const c of GGUF_CASES) {
+  t.test(`${c.kind}: ${c.name}`, async (t) => {
+    const d = cloneDoc(base[c.kind]);
+    const out = c.edit(d);
+    const path = join(dir, `case-${i++}.gguf`);
+    writeFileSync(path, out ?? encodeDoc(d));
+    let err: unknown;
+    try {
+      if (c.kind === 'model') await checkModelFile(path);
+      else checkPairing(modelInfo, await checkProjectorFile(path));
+    } catch (e) {
+      err = e;
+    }
+    if (c.ts === undefined) {
+      t.equal(err, undefined, `passes the pre-check (${err instanceof Error ? err.message : ''})`);
+      return;
+    }
+    t.ok(err instanceof LlavaMedError, `a LlavaMedError (${String(err)})`);
+    t.equal((err as LlavaMedError).code, c.ts, 'the expected code');
+    if (c.msg) t.match((err as Error).message, c.msg, 'refused by the expected check');
+  });
+}
