@@ -119,6 +119,17 @@ export function buildProgram(): Command {
       process.stdout.write('\n');
     });
 
+  dicomFlags(generationFlags(modelOptions(program.command('chat'))))
+    .description('talk about an image, turn after turn (interactive; /help inside for commands)')
+    .requiredOption('-i, --image <file>', 'the image to talk about (/image switches)')
+    .action(async (o: ModelFlags & DicomFlags & { image: string } & Record<string, unknown>) => {
+      const { runChat } = await import('./chat.js');
+      const loading = interruptSignal();
+      await using med = await loadFromFlags(o, loading);
+      const { signal: _unused, ...gen } = genOpts(o, loading);
+      await runChat(med, imageArg(o.image, o), gen, { input: process.stdin, output: process.stdout, err: process.stderr });
+    });
+
   dicomFlags(modelOptions(program.command('score')))
     .description('log-likelihood of candidate answers (closed-set VQA)')
     .requiredOption('-i, --image <file>', 'image file')
