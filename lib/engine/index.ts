@@ -1,7 +1,7 @@
 export { Model, type ModelLoadOptions, type ModelInfo, type LoadMode } from './model.js';
 export { Projector, ImageEmbedding, type ProjectorLoadOptions } from './projector.js';
 export { Context, Sampler, type ContextOptions, type SamplerOptions, type SampledToken, type StepEntry } from './context.js';
-export { loadAddon, addonCandidates, packageRoot } from './binding.js';
+export { loadAddon, loadedAddon, addonCandidates, cpuLevels, packageRoot } from './binding.js';
 export { addLogger, type Logger, type LogLevel } from './logger.js';
 export { checkModelFile, checkProjectorFile, checkPairing } from './gguf-check.js';
 export type { KvCacheType, NativePerf } from './native-types.js';
