@@ -17,7 +17,7 @@ import { readClipConfig, readLlmConfig, type ClipFolderConfig, type LlmConfig } 
 import { readHfTokenizer } from './hf-tokenizer.js';
 import { writeLlmGguf, type LlmGgufResult } from './llm-gguf.js';
 import { writeMmprojGguf, type MmprojGgufResult, type ProjectorSpec } from './mmproj-gguf.js';
-import { defaultProvenance, type SourceRef } from './provenance.js';
+import { defaultProvenance, type SourceOrigin, type SourceRef } from './provenance.js';
 import type { ConvertPhase, LazyTensor, LlavaMedVariant, OutType, ProgressCallback, WarningCallback } from './types.js';
 
 export type { ConvertProgress, ConvertPhase, OutType, ProgressCallback, WarningCallback, LlavaMedVariant, LazyTensor } from './types.js';
@@ -36,6 +36,8 @@ export interface ConvertCommonOptions {
   onProgress?: ProgressCallback;
   onWarning?: WarningCallback;
   signal?: AbortSignal;
+  /** Hub origin of each input folder (role: base, delta, model, vision), recorded in both GGUFs' provenance keys. */
+  origins?: Partial<Record<string, SourceOrigin>>;
 }
 
 export interface ConvertV0Options extends ConvertCommonOptions {
@@ -153,7 +155,7 @@ export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
       { role: 'base', dir: o.base, nameOrPath: baseCfg._name_or_path },
       { role: 'delta', dir: o.delta, nameOrPath: deltaCfg._name_or_path },
       { role: 'vision', dir: o.vision, nameOrPath: clip.nameOrPath },
-    ];
+    ].map((s) => ({ ...s, origin: o.origins?.[s.role] }));
     const paths = { model: join(o.out, `${name}.gguf`), mmproj: join(o.out, `mmproj-${name}.gguf`) };
     const projector: ProjectorSpec = { kind: 'linear', weight: lazy(d, 'model.mm_projector.weight'), bias: lazy(d, 'model.mm_projector.bias') };
     const r = await writePair(
@@ -215,7 +217,7 @@ export async function convertV15(o: ConvertV15Options): Promise<ConvertResult> {
     const sources: SourceRef[] = [
       { role: 'model', dir: o.model, nameOrPath: cfg._name_or_path },
       { role: 'vision', dir: o.vision, nameOrPath: clip.nameOrPath },
-    ];
+    ].map((s) => ({ ...s, origin: o.origins?.[s.role] }));
     const [w0, b0, w2, b2] = V15_PROJECTOR.map((n) => lazy(m, n)) as [LazyTensor, LazyTensor, LazyTensor, LazyTensor];
     const paths = { model: join(o.out, `${name}.gguf`), mmproj: join(o.out, `mmproj-${name}.gguf`) };
     const r = await writePair(

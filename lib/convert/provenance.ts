@@ -14,6 +14,14 @@ export interface SourceRef {
   dir: string;
   /** The config's _name_or_path, when present. */
   nameOrPath?: string | undefined;
+  /** Where the folder was downloaded from (llava-med pull): repository id, the revision asked for, its commit. */
+  origin?: SourceOrigin | undefined;
+}
+
+export interface SourceOrigin {
+  repo: string;
+  revision: string;
+  commit: string;
 }
 
 export interface Provenance {
@@ -68,5 +76,10 @@ export function addProvenance(w: GgufWriter, p: Provenance): void {
     w.addString(`general.base_model.${i}.name`, s.nameOrPath ?? basename(s.dir));
     w.addString(`llava_med.source.${s.role}`, basename(s.dir));
     if (s.nameOrPath) w.addString(`llava_med.source.${s.role}.name_or_path`, s.nameOrPath);
+    if (s.origin) {
+      w.addString(`llava_med.source.${s.role}.repo`, s.origin.repo);
+      w.addString(`llava_med.source.${s.role}.revision`, s.origin.revision);
+      w.addString(`llava_med.source.${s.role}.commit`, s.origin.commit);
+    }
   });
 }

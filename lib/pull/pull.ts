@@ -329,7 +329,8 @@ async function pullRecipe(o: PullOptions, recipe: Recipe, root: string, cacheDir
     const { convertV0, convertV15 } = await import('../convert/index.js');
     const onConvert = (p: { phase: string; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number }) =>
       o.onProgress?.({ phase: 'convert', step: p.phase, tensorsDone: p.tensorsDone, tensorsTotal: p.tensorsTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
-    const common = { vision: dirOf('vision'), out: join(work, 'f16'), name: `llava-med-${recipe.id}`, outtype: 'f16' as const, onProgress: onConvert, onWarning: o.onWarning, signal: o.signal };
+    const origins = Object.fromEntries(plans.map((p) => [p.role, { repo: p.snap.repo, revision: p.snap.revision, commit: p.snap.commit }]));
+    const common = { origins, vision: dirOf('vision'), out: join(work, 'f16'), name: `llava-med-${recipe.id}`, outtype: 'f16' as const, onProgress: onConvert, onWarning: o.onWarning, signal: o.signal };
     const conv =
       recipe.variant === 'v1.5'
         ? await convertV15({ ...common, model: dirOf('model') })

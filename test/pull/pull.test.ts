@@ -89,7 +89,12 @@ t.test('v1.5: licence first, then download → convert → quantize → register
   await tensorsEqual(t, r.models[1].model, conv.model);
   await tensorsEqual(t, r.models[0].mmproj, conv.mmproj);
   const h = await readGgufHeader(r.models[0].model);
-  t.equal(String(h.kv.get('llava_med.source.model')?.value), r.models[0].manifest.sources.find((s) => s.role === 'model')!.commit, 'the GGUF records the commit it came from');
+  const commit = r.models[0].manifest.sources.find((s) => s.role === 'model')!.commit!;
+  const kv = (k: string) => String(h.kv.get(k)?.value);
+  t.same([kv('llava_med.source.model.repo'), kv('llava_med.source.model.revision'), kv('llava_med.source.model.commit')], [V15, 'main', commit], 'the GGUF records repo, revision and commit');
+  t.equal(kv('llava_med.source.vision.repo'), CLIP336);
+  const hp = await readGgufHeader(r.models[0].mmproj);
+  t.equal(String(hp.kv.get('llava_med.source.model.commit')?.value), commit, 'so does the mmproj');
 
   const q = 'What is shown?';
   const g = { temperature: 0, maxTokens: 5, stop: [] };
@@ -113,6 +118,21 @@ t.test('v1.5: licence first, then download → convert → quantize → register
   t.ok(r2.upToDate, 'second pull: up to date (the accepted licence is remembered)');
   t.equal(r2.bytesFetched, 0);
   t.same(fetchedFiles(again), [], 'second pull downloads nothing');
+
+  const offline = hub.requests.length;
+  t.ok((await pull({ ...o, offline: true })).upToDate, 'HF_HUB_OFFLINE: up to date from the cache');
+  t.equal(hub.requests.length, offline, 'offline: not one request');
+
+  // Another name from the same cached files, then --delete-source: converted without a download,
+  // and the checkpoint's blobs leave the HF cache afterwards.
+  const other = hub.requests.length;
+  const r3 = await pull({ ...o, quant: 'Q8_0', name: 'again', keepSource: false });
+  t.same(r3.models.map((m) => m.name), ['llava-med:again-q8_0']);
+  t.same(fetchedFiles(other), [], 'converted from the cache');
+  const snapDir = join(o.cacheDir, `models--${V15.replace('/', '--')}`, 'snapshots', commit);
+  t.notOk(existsSync(join(snapDir, 'model-00001-of-00002.safetensors')), '--delete-source removed the downloaded checkpoint');
+  t.same(readdirSync(join(o.cacheDir, `models--${V15.replace('/', '--')}`, 'blobs')), [], 'and its blobs');
+  await removeModel('llava-med:again-q8_0', o.modelsDir);
 
   const list = await runCli(['list', '--json'], { env: { LLAVA_MED_MODELS: o.modelsDir } });
   t.same((JSON.parse(list.stdout) as { name: string }[]).map((m) => m.name), ['llava-med:v1.5-f16', 'llava-med:v1.5-q8_0']);
