@@ -4,6 +4,7 @@
  * defaults — on llama.cpp (lib/engine). Research use only; never for clinical decisions.
  */
 import { existsSync } from 'node:fs';
+import { DEFAULTS, defaultFlashAttn, type FlashAttnMode } from './defaults.js';
 import { llavaError, throwIfAborted } from './errors.js';
 import { isModelName, resolveModel } from './pull/registry.js';
 import {
@@ -69,7 +70,13 @@ export interface LlavaMedOptions {
    * once the cache holds 512 cells, so greedy answers would depend on what earlier questions
    * left in the cache; 'auto' when layers are offloaded to a GPU.
    */
-  flashAttn?: 'auto' | 'on' | 'off';
+  flashAttn?: FlashAttnMode;
+  /**
+   * The vision encoder's attention. Default 'off' (F32): with flash attention clip.cpp casts K and V to
+   * F16, and at the real geometry the image embeddings move 3–5× further from the original's
+   * (docs/conversion.md, "Vision encoder precision"); 'on' encodes ~20% faster.
+   */
+  projectorFlashAttn?: FlashAttnMode;
   /** Largest accepted image, in pixels (checked before decoding). Default 100 MP. */
   maxImagePixels?: number;
   logger?: Logger;
@@ -212,10 +219,10 @@ export class LlavaMed {
       model = await Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal });
       // The projector and the context need only the model: create them side by side (the
       // projector reads its file and runs a warm-up encode while the KV cache is allocated).
-      const perSequence = Math.min(2048, Math.max(model.info.nCtxTrain, 512));
+      const perSequence = Math.min(DEFAULTS.contextPerSequence, Math.max(model.info.nCtxTrain, 512));
       const loaded = model;
       const [p, c] = await Promise.allSettled([
-        (async () => Projector.load(loaded, mmproj, { threads, useGpu: (opts.gpuLayers ?? 0) !== 0, signal: opts.signal }))(),
+        (async () => Projector.load(loaded, mmproj, { threads, useGpu: (opts.gpuLayers ?? DEFAULTS.gpuLayers) !== 0, flashAttn: opts.projectorFlashAttn, signal: opts.signal }))(),
         (async () =>
           Context.create(loaded, {
             // The KV cache is shared by all sequences: give each the original's 2048 positions.
@@ -224,7 +231,7 @@ export class LlavaMed {
             sequences: opts.sequences,
             threads,
             kvCacheType: opts.kvCacheType,
-            flashAttn: opts.flashAttn ?? ((opts.gpuLayers ?? 0) !== 0 ? 'auto' : 'off'),
+            flashAttn: opts.flashAttn ?? defaultFlashAttn(opts.gpuLayers),
             // A buffer per sequence keeps each sequence's cells in single-sequence order, so batched
             // answers equal sequential ones (a shared buffer interleaves them and changes the order
             // in which attention sums, enough to flip a greedy near-tie).
@@ -245,7 +252,7 @@ export class LlavaMed {
       if (variant === 'v0' && proj.imageTokens + 2 > ctx.contextSize) {
         throw llavaError('ERR_INVALID_ARGUMENT', `contextSize ${ctx.contextSize} cannot hold one image (${proj.imageTokens} tokens).`);
       }
-      return new LlavaMed(model, proj, ctx, variant, ids, opts.maxImagePixels ?? 100_000_000, removeLogger);
+      return new LlavaMed(model, proj, ctx, variant, ids, opts.maxImagePixels ?? DEFAULTS.maxImagePixels, removeLogger);
     } catch (e) {
       await context?.dispose();
       await projector?.dispose();

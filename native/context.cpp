@@ -10,6 +10,7 @@
 #include "addon.h"
 #include "common.h"
 #include "model.h"
+#include "options.h"
 #include "projector.h"
 #include "sampler.h"
 
@@ -179,17 +180,17 @@ class CreateContextWorker : public PromiseWorker {
         model_ = Model::FromValue(env, info[0])->Ptr(env, "createContext");
         Napi::Object o = ArgObject(info, 1, "options");
         p_ = llama_context_default_params();
-        p_.n_ctx = (uint32_t) OptNumber(o, "nCtx", 2048);
-        p_.n_batch = (uint32_t) OptNumber(o, "nBatch", 512);
-        p_.n_ubatch = (uint32_t) OptNumber(o, "nUbatch", p_.n_batch);
-        p_.n_seq_max = (uint32_t) OptNumber(o, "nSeqMax", 1);
-        p_.n_threads = (int32_t) OptNumber(o, "threads", 4);
-        p_.n_threads_batch = (int32_t) OptNumber(o, "threadsBatch", p_.n_threads);
-        std::string fa = OptString(o, "flashAttn", "auto");
-        p_.flash_attn_type = fa == "on" ? LLAMA_FLASH_ATTN_TYPE_ENABLED : fa == "off" ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
-        p_.type_k = KvType(env, OptString(o, "typeK", "f16"));
-        p_.type_v = KvType(env, OptString(o, "typeV", "f16"));
-        p_.kv_unified = OptBool(o, "kvUnified", true);
+        // Every field required and range-checked; the defaults live in lib/defaults.ts (native/options.h).
+        p_.n_ctx = (uint32_t) ReqInt(o, "nCtx", 1, 1 << 24);
+        p_.n_batch = (uint32_t) ReqInt(o, "nBatch", 1, 1 << 24);
+        p_.n_ubatch = (uint32_t) ReqInt(o, "nUbatch", 1, 1 << 24);
+        p_.n_seq_max = (uint32_t) ReqInt(o, "nSeqMax", 1, 256);  // LLAMA_MAX_SEQ (src/llama-cparams.h)
+        p_.n_threads = ReqInt(o, "threads", 1, 1024);
+        p_.n_threads_batch = ReqInt(o, "threadsBatch", 1, 1024);
+        p_.flash_attn_type = ReqFlashAttn(o, "flashAttn");
+        p_.type_k = KvType(env, ReqString(o, "typeK"));
+        p_.type_v = KvType(env, ReqString(o, "typeV"));
+        p_.kv_unified = ReqBool(o, "kvUnified");
         p_.no_perf = false;  // llama.cpp's default is true, which zeroes every timing
         p_.offload_kqv = OptBool(o, "offloadKqv", true);
     }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "mtmd-helper.h"
+#include "options.h"
 
 namespace lm {
 
@@ -92,7 +93,7 @@ Napi::Value Projector::Info(const Napi::CallbackInfo & info) {
     return o;
 }
 
-// loadProjector(model, path, { threads, useGpu, warmup }, abortFlag?)
+// loadProjector(model, path, { threads, useGpu, warmup, flashAttn }, abortFlag?) (native/options.h)
 class LoadProjectorWorker : public PromiseWorker {
   public:
     LoadProjectorWorker(const Napi::CallbackInfo & info) : PromiseWorker(info.Env()) {
@@ -101,10 +102,13 @@ class LoadProjectorWorker : public PromiseWorker {
         model_ = Model::FromValue(env, info[0])->Ptr(env, "loadProjector");
         path_ = ArgString(info, 1, "path");
         Napi::Object o = ArgObject(info, 2, "options");
+        ProjectorOptions opt = ReadProjectorOptions(o);
         params_ = mtmd_context_params_default();
-        params_.use_gpu = OptBool(o, "useGpu", false);
-        params_.n_threads = (int) OptNumber(o, "threads", 4);
-        params_.warmup = OptBool(o, "warmup", true);
+        params_.use_gpu = opt.useGpu;
+        params_.n_threads = opt.threads;
+        params_.warmup = opt.warmup;
+        // Explicit: mtmd's default is AUTO, which on CPU turns flash attention on with F16 K/V.
+        params_.flash_attn_type = opt.flashAttn;
         params_.print_timings = false;
         if (info.Length() > 3) abort_.Bind(info[3]);
         params_.progress_callback = [](float, void * ud) -> bool {

@@ -7,13 +7,33 @@
  *    base_rows × base_cols block only; the extra rows (the added tokens) stay exactly as stored;
  *  - anything else is an error naming the tensor.
  * The whole plan is validated from the headers before a single tensor is read, so a bad pair fails
- * fast and before any output exists. Arithmetic is float32 on one tensor at a time: peak memory is the
- * base and delta copies of the largest tensor (the embeddings), never the model.
+ * fast and before any output exists. One tensor at a time: peak memory is the base and delta copies of
+ * the largest tensor (the embeddings), never the model.
+ *
+ * Arithmetic ('fp16', the default, or 'exact'): apply_delta.py loaded both models with
+ * `torch_dtype=torch.float16` and added in place in fp16, so the weights LLaVA-Med ran are
+ * fp16(fp16(base) + fp16(delta)), and the copied rows and projector are fp16 too. 'fp16' reproduces that
+ * bit for bit (proved against a PyTorch fold in test/convert/fold-fp16.test.ts); 'exact' keeps the float32
+ * sum of the stored values (up to one fp16 step away: a model the original never ran).
  */
 import { llavaError } from '../errors.js';
+import { roundToF16InPlace } from '../formats/half.js';
 import type { CheckpointReader, TensorSource } from '../formats/tensor.js';
 
 export type FoldKind = 'add' | 'add-top-left' | 'copy';
+
+/** How base + delta is computed: as the original (fp16 operands, fp16 sum) or the exact float32 sum. */
+export type FoldArithmetic = 'fp16' | 'exact';
+export const FOLD_ARITHMETICS: readonly FoldArithmetic[] = ['fp16', 'exact'];
+export const DEFAULT_FOLD_ARITHMETIC: FoldArithmetic = 'fp16';
+
+export function checkFoldArithmetic(a: unknown): FoldArithmetic {
+  if (a === undefined) return DEFAULT_FOLD_ARITHMETIC;
+  if (!FOLD_ARITHMETICS.includes(a as FoldArithmetic)) {
+    throw llavaError('ERR_INVALID_ARGUMENT', `foldArithmetic must be 'fp16' (as the original apply_delta.py) or 'exact', not ${JSON.stringify(a)}.`);
+  }
+  return a as FoldArithmetic;
+}
 
 export interface FoldEntry {
   name: string;
@@ -74,14 +94,21 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /** The folded values of one planned tensor, float32, row-major in the delta's shape. */
-export async function foldTensor(entry: FoldEntry, base: CheckpointReader, delta: CheckpointReader): Promise<Float32Array> {
+export async function foldTensor(entry: FoldEntry, base: CheckpointReader, delta: CheckpointReader, arithmetic: FoldArithmetic = DEFAULT_FOLD_ARITHMETIC): Promise<Float32Array> {
+  const fp16 = arithmetic === 'fp16';
+  // from_pretrained(torch_dtype=float16): every operand is an fp16 value first (a no-op for F16 files)
   const d = await delta.get(entry.name).readF32();
+  if (fp16) roundToF16InPlace(d);
   if (entry.kind === 'copy') return d;
   const bSrc: TensorSource = base.get(entry.name);
   const b = await bSrc.readF32();
+  if (fp16) roundToF16InPlace(b);
   if (entry.kind === 'add') {
     for (let i = 0; i < d.length; i++) d[i] = d[i]! + b[i]!;
-    return d;
+    // The float32 sum of two fp16 values rounds to the same fp16 as their exact sum (it needs at most
+    // 24 significant bits whenever the result is not trivially the larger operand), so this is
+    // PyTorch's fp16 add.
+    return fp16 ? roundToF16InPlace(d) : d;
   }
   const [bRows, bCols] = bSrc.shape as [number, number];
   const dCols = entry.shape[1]!;
@@ -90,5 +117,5 @@ export async function foldTensor(entry: FoldEntry, base: CheckpointReader, delta
     const bOff = r * bCols;
     for (let c = 0; c < bCols; c++) d[dOff + c] = d[dOff + c]! + b[bOff + c]!;
   }
-  return d;
+  return fp16 ? roundToF16InPlace(d) : d;
 }

@@ -1,7 +1,7 @@
 /**
  * foldDelta: base + LLaVA-Med v0 delta → an HF folder, like the original apply_delta.py
  * (`delta.save_pretrained(target)`; `delta_tokenizer.save_pretrained(target)`): sharded safetensors in
- * the delta's dtype, the delta's config and tokenizer files copied as they are.
+ * F16 (the delta's dtype with foldArithmetic 'exact'), the delta's config and tokenizer files copied as they are.
  *
  * Memory: lib/formats' writeSafetensors takes the tensors of one file in memory, so tensors are folded
  * one by one and grouped into shards of at most `maxShardBytes` (as save_pretrained's max_shard_size);
@@ -15,8 +15,8 @@ import { isLlavaMedError, llavaError, throwIfAborted } from '../errors.js';
 import { MAX_TEXT_FILE_BYTES, readRegularFile } from '../formats/file-read.js';
 import { writeSafetensors } from '../formats/safetensors.js';
 import type { CheckpointReader, TensorData } from '../formats/tensor.js';
-import { DTYPE_BYTES, numel } from '../formats/tensor.js';
-import { foldTensor } from './delta-fold.js';
+import { DTYPE_BYTES, numel, type DType } from '../formats/tensor.js';
+import { checkFoldArithmetic, foldTensor, type FoldArithmetic } from './delta-fold.js';
 import { openV0Checkpoints, readV0Configs } from './v0-pair.js';
 import type { ProgressCallback } from './types.js';
 
@@ -27,6 +27,8 @@ export interface FoldDeltaOptions {
   out: string;
   /** Default 2 GiB. */
   maxShardBytes?: number;
+  /** 'fp16' (default): as apply_delta.py, fp16 operands and an fp16 sum, saved as F16. 'exact': the float32 sum, saved in the delta's dtype. */
+  foldArithmetic?: FoldArithmetic;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -53,6 +55,8 @@ async function ensureEmptyTarget(out: string): Promise<void> {
 export async function foldDelta(o: FoldDeltaOptions): Promise<FoldDeltaResult> {
   const maxShard = o.maxShardBytes ?? 2 * 1024 ** 3;
   if (!(maxShard > 0)) throw llavaError('ERR_INVALID_ARGUMENT', 'maxShardBytes must be positive.');
+  const arithmetic = checkFoldArithmetic(o.foldArithmetic);
+  const outDtype = (stored: DType): DType => (arithmetic === 'fp16' ? 'F16' : stored);
   throwIfAborted(o.signal, 'delta fold');
   o.onProgress?.({ phase: 'check', tensorsDone: 0, tensorsTotal: 0, bytesDone: 0, bytesTotal: 0 });
   await ensureEmptyTarget(o.out);
@@ -72,7 +76,7 @@ export async function foldDelta(o: FoldDeltaOptions): Promise<FoldDeltaResult> {
     let curBytes = 0;
     let bytesTotal = 0;
     for (const e of plan) {
-      const n = numel(e.shape) * DTYPE_BYTES[d.get(e.name).dtype];
+      const n = numel(e.shape) * DTYPE_BYTES[outDtype(d.get(e.name).dtype)];
       bytesTotal += n;
       if (cur.length > 0 && curBytes + n > maxShard) {
         shards.push(cur);
@@ -95,12 +99,13 @@ export async function foldDelta(o: FoldDeltaOptions): Promise<FoldDeltaResult> {
       for (const e of shards[si]!) {
         throwIfAborted(o.signal, 'delta fold');
         const src = d.get(e.name);
-        const values = e.kind === 'copy' ? await src.readRaw() : await foldTensor(e, b, d);
-        // The folded sum is stored in the delta's dtype, as apply_delta's in-place fp16 add does.
-        data.push({ name: e.name, dtype: src.dtype, shape: e.shape, data: values });
+        const dtype = outDtype(src.dtype);
+        const values = e.kind === 'copy' && dtype === src.dtype ? await src.readRaw() : await foldTensor(e, b, d, arithmetic);
+        // apply_delta saved the fp16 model (save_pretrained of the fp16-loaded delta); 'exact' keeps the delta's dtype.
+        data.push({ name: e.name, dtype, shape: e.shape, data: values });
         weightMap[e.name] = file;
         done++;
-        bytesDone += numel(e.shape) * DTYPE_BYTES[src.dtype];
+        bytesDone += numel(e.shape) * DTYPE_BYTES[dtype];
         o.onProgress?.({ phase: 'fold', tensor: e.name, tensorsDone: done, tensorsTotal: plan.length, bytesDone, bytesTotal });
       }
       await writeSafetensors(join(tmp, file), data, { format: 'pt' });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { llavaError, throwIfAborted } from '../errors.js';
 import { openHfCheckpoint } from '../formats/hf-checkpoint.js';
 import type { CheckpointReader } from '../formats/tensor.js';
-import { foldTensor } from './delta-fold.js';
+import { checkFoldArithmetic, foldTensor, type FoldArithmetic } from './delta-fold.js';
 import { openV0Checkpoints, readV0Configs } from './v0-pair.js';
 import { readClipConfig, readLlmConfig, type ClipFolderConfig, type LlmConfig } from './hf-config.js';
 import { readHfTokenizer } from './hf-tokenizer.js';
@@ -23,6 +23,7 @@ import type { ConvertPhase, LazyTensor, LlavaMedVariant, OutType, ProgressCallba
 export type { ConvertProgress, ConvertPhase, OutType, ProgressCallback, WarningCallback, LlavaMedVariant, LazyTensor } from './types.js';
 export { foldDelta, type FoldDeltaOptions, type FoldDeltaResult } from './fold-folder.js';
 export { quantize, QUANT_TYPES, type QuantType, type QuantizeOptions } from './quantize.js';
+export { FOLD_ARITHMETICS, DEFAULT_FOLD_ARITHMETIC, type FoldArithmetic } from './delta-fold.js';
 
 export interface ConvertCommonOptions {
   /** CLIP folder (openai/clip-vit-large-patch14 for v0, -336 for v1.5). */
@@ -45,6 +46,12 @@ export interface ConvertV0Options extends ConvertCommonOptions {
   base: string;
   /** LLaVA-Med v0 delta folder (e.g. microsoft/llava-med-7b-delta). */
   delta: string;
+  /**
+   * 'fp16' (default): the weights the original ran — apply_delta.py's fp16(base) + fp16(delta) rounded to
+   * fp16 (also the copied rows and the projector), whatever the output type. 'exact': the float32 sum
+   * of the stored values.
+   */
+  foldArithmetic?: FoldArithmetic;
 }
 
 export interface ConvertV15Options extends ConvertCommonOptions {
@@ -130,6 +137,7 @@ function checkClipWidth(clip: ClipFolderConfig, mmHidden: number | undefined, vi
 
 export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
   const { name, outtype } = checkCommon(o, 'llava-med-7b-v0');
+  const arithmetic = checkFoldArithmetic(o.foldArithmetic);
   for (const k of ['base', 'delta'] as const) {
     if (typeof o[k] !== 'string' || o[k].length === 0) throw llavaError('ERR_INVALID_ARGUMENT', `${k} must be a folder path.`);
   }
@@ -150,14 +158,17 @@ export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
     delta = d;
     const cw: CheckpointReader = (clipW = await openHfCheckpoint(o.vision));
     throwIfAborted(o.signal, 'conversion');
-    const folded: LazyTensor[] = plan.map((e) => ({ name: e.name, shape: e.shape, read: () => foldTensor(e, b, d) }));
+    const folded: LazyTensor[] = plan.map((e) => ({ name: e.name, shape: e.shape, read: () => foldTensor(e, b, d, arithmetic) }));
     const sources: SourceRef[] = [
       { role: 'base', dir: o.base, nameOrPath: baseCfg._name_or_path },
       { role: 'delta', dir: o.delta, nameOrPath: deltaCfg._name_or_path },
       { role: 'vision', dir: o.vision, nameOrPath: clip.nameOrPath },
     ].map((s) => ({ ...s, origin: o.origins?.[s.role] }));
     const paths = { model: join(o.out, `${name}.gguf`), mmproj: join(o.out, `mmproj-${name}.gguf`) };
-    const projector: ProjectorSpec = { kind: 'linear', weight: lazy(d, 'model.mm_projector.weight'), bias: lazy(d, 'model.mm_projector.bias') };
+    // The projector as the original ran it: the delta's copy, fp16 under the default arithmetic.
+    const projEntry = (n: string) => plan.find((e) => e.name === n)!;
+    const projLazy = (n: string): LazyTensor => ({ name: n, shape: d.get(n).shape, read: () => foldTensor(projEntry(n), b, d, arithmetic) });
+    const projector: ProjectorSpec = { kind: 'linear', weight: projLazy('model.mm_projector.weight'), bias: projLazy('model.mm_projector.bias') };
     const r = await writePair(
       o,
       paths,
@@ -169,7 +180,7 @@ export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
         }),
       (progress) =>
         writeLlmGguf({
-          path: paths.model, config: deltaCfg, tokenizer, tensors: folded, outtype, variant: 'v0',
+          path: paths.model, config: deltaCfg, tokenizer, tensors: folded, outtype, variant: 'v0', foldArithmetic: arithmetic,
           imageTokenCount: imageTokens(clip),
           provenance: defaultProvenance('v0', name, sources, 'model'),
           signal: o.signal, onTensor: progress('llm'), onWarning: o.onWarning,

@@ -27,6 +27,8 @@ export interface LlmGgufOptions {
   variant: LlavaMedVariant;
   /** Image embeddings the vision side produces per image (256 for v0 at 224 px, 576 for v1.5 at 336 px). */
   imageTokenCount: number;
+  /** v0: how base + delta was computed (recorded as llava_med.fold_arithmetic). */
+  foldArithmetic?: 'fp16' | 'exact';
   provenance: Provenance;
   signal?: AbortSignal | undefined;
   onTensor?: ((p: EmitProgress) => void) | undefined;
@@ -175,6 +177,7 @@ export async function writeLlmGguf(o: LlmGgufOptions): Promise<LlmGgufResult> {
     w.addU32('llava_med.image_token_count', o.imageTokenCount);
     w.addU32('llava_med.prompt_bos_token_id', bos.id);
     w.addString('llava_med.prompt_bos_source', bos.from);
+    if (o.foldArithmetic) w.addString('llava_med.fold_arithmetic', o.foldArithmetic);
     const idOf = (text: string): number | undefined => o.tokenizer.added.find((a) => a.content === text)?.id;
     for (const [key, text] of [
       ['llava_med.image_start_token_id', '<im_start>'],

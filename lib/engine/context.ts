@@ -3,6 +3,7 @@
  * image embeddings, sampling steps and logits. Calls run one at a time in call order (FIFO).
  * Each sequence's length is tracked here so callers can append without counting positions.
  */
+import { DEFAULTS, FLASH_ATTN_MODES } from '../defaults.js';
 import { llavaError } from '../errors.js';
 import { AbortLink, OperationQueue, abortedError } from './lifecycle.js';
 import type { Model } from './model.js';
@@ -109,18 +110,19 @@ export class Context {
   }
 
   static async create(model: Model, opts: ContextOptions = {}): Promise<Context> {
-    const nCtx = positiveInt(opts.contextSize, 'contextSize', 2048);
-    const nBatch = positiveInt(opts.batchSize, 'batchSize', Math.min(512, nCtx));
+    const nCtx = positiveInt(opts.contextSize, 'contextSize', DEFAULTS.contextSize);
+    const nBatch = positiveInt(opts.batchSize, 'batchSize', Math.min(DEFAULTS.batchSize, nCtx));
     const nUbatch = positiveInt(opts.ubatchSize, 'ubatchSize', nBatch);
-    const nSeqMax = positiveInt(opts.sequences, 'sequences', 1, 256);
-    const threads = positiveInt(opts.threads, 'threads', 4, 1024);
+    const nSeqMax = positiveInt(opts.sequences, 'sequences', DEFAULTS.sequences, 256);
+    const threads = positiveInt(opts.threads, 'threads', DEFAULTS.threads, 1024);
     const threadsBatch = positiveInt(opts.threadsBatch, 'threadsBatch', threads, 1024);
-    const kv = typeof opts.kvCacheType === 'string' || opts.kvCacheType === undefined ? { k: opts.kvCacheType ?? 'f16', v: opts.kvCacheType ?? 'f16' } : opts.kvCacheType;
+    const kvDefault = DEFAULTS.kvCacheType;
+    const kv = typeof opts.kvCacheType === 'string' || opts.kvCacheType === undefined ? { k: opts.kvCacheType ?? kvDefault, v: opts.kvCacheType ?? kvDefault } : opts.kvCacheType;
     for (const t of [kv.k, kv.v]) if (!KV_TYPES.includes(t)) throw llavaError('ERR_INVALID_ARGUMENT', `kvCacheType must be one of ${KV_TYPES.join(', ')}.`);
     // llama.cpp's flash attention casts an F32 KV cache to F16 before attending, which would
     // make kvCacheType 'f32' a no-op: asking for F32 means attention without it.
     const flashAttn = opts.flashAttn ?? (kv.k === 'f32' || kv.v === 'f32' ? 'off' : 'auto');
-    if (!['auto', 'on', 'off'].includes(flashAttn)) throw llavaError('ERR_INVALID_ARGUMENT', "flashAttn must be 'auto', 'on' or 'off'.");
+    if (!FLASH_ATTN_MODES.includes(flashAttn)) throw llavaError('ERR_INVALID_ARGUMENT', "flashAttn must be 'auto', 'on' or 'off'.");
     const native = await model.addon
       .createContext(model.nativeHandle(), { nCtx, nBatch, nUbatch, nSeqMax, threads, threadsBatch, flashAttn, typeK: kv.k, typeV: kv.v, kvUnified: opts.kvUnified ?? true })
       .catch((e) => {

@@ -1,4 +1,5 @@
 /** A loaded language model (llama_model): metadata, vocabulary, tokenizer. */
+import { DEFAULTS } from '../defaults.js';
 import { llavaError, throwIfAborted } from '../errors.js';
 import { loadAddon } from './binding.js';
 import { checkModelFile, type ModelFileInfo } from './gguf-check.js';
@@ -35,9 +36,9 @@ export class Model {
 
   static async load(path: string, opts: ModelLoadOptions = {}): Promise<Model> {
     throwIfAborted(opts.signal, 'model load');
-    const gpuLayers = opts.gpuLayers ?? 0;
+    const gpuLayers = opts.gpuLayers ?? DEFAULTS.gpuLayers;
     if (!Number.isInteger(gpuLayers) || gpuLayers < -1) throw llavaError('ERR_INVALID_ARGUMENT', 'gpuLayers must be an integer >= -1 (-1 = all).');
-    const loadMode = opts.loadMode ?? 'none';
+    const loadMode = opts.loadMode ?? DEFAULTS.loadMode;
     if (!['auto', 'mmap', 'none'].includes(loadMode)) throw llavaError('ERR_INVALID_ARGUMENT', `loadMode must be 'auto', 'mmap' or 'none', not ${String(loadMode)}.`);
     if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw llavaError('ERR_INVALID_ARGUMENT', 'onProgress must be a function.');
     const file = await checkModelFile(path, { vocabOnly: opts.vocabOnly });

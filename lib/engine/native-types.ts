@@ -65,6 +65,15 @@ export interface NativeSampleResult {
   eog: Uint8Array;
 }
 
+/** loadProjector's options: every field required (defaults are lib/defaults.ts; native/options.h re-checks). */
+export interface NativeProjectorOptions {
+  threads: number;
+  useGpu: boolean;
+  warmup: boolean;
+  flashAttn: 'auto' | 'on' | 'off';
+}
+
+/** createContext's options: every field required (defaults are lib/defaults.ts; native/options.h re-checks). */
 export interface NativeContextOptions {
   nCtx: number;
   nBatch: number;
@@ -160,10 +169,10 @@ export interface NativeAddon {
   loadProjector(
     model: NativeModel,
     path: string,
-    options: { threads?: number; useGpu?: boolean; warmup?: boolean },
+    options: NativeProjectorOptions,
     abort?: AbortFlag,
   ): Promise<NativeProjector>;
-  createContext(model: NativeModel, options: Partial<NativeContextOptions>): Promise<NativeContext>;
+  createContext(model: NativeModel, options: NativeContextOptions): Promise<NativeContext>;
   Sampler: new (model: NativeModel, options: Partial<NativeSamplerOptions>) => NativeSampler;
   quantize(input: string, output: string, options: NativeQuantizeOptions, abort?: AbortFlag): Promise<void>;
   preprocessImage(samples: Uint8Array, spec: NativeImageSpec): Promise<Buffer>;

@@ -1,4 +1,5 @@
 /** The vision encoder + projector (an mtmd context bound to a Model). */
+import { DEFAULTS, FLASH_ATTN_MODES, type FlashAttnMode } from '../defaults.js';
 import { llavaError, throwIfAborted } from '../errors.js';
 import { checkPairing, checkProjectorFile, type ProjectorFileInfo } from './gguf-check.js';
 import { AbortLink, OperationQueue, abortedError, fromNative } from './lifecycle.js';
@@ -9,6 +10,12 @@ export interface ProjectorLoadOptions {
   /** CPU threads for the vision encoder. */
   threads?: number;
   useGpu?: boolean;
+  /**
+   * The vision encoder's attention. Default 'off': F32 attention. With flash attention clip.cpp casts
+   * K and V to F16, which puts the image embeddings 3–5× further from the reference at the real
+   * geometry (docs/conversion.md, "Vision encoder precision"); 'auto' lets mtmd decide (on, on CPU).
+   */
+  flashAttn?: FlashAttnMode;
   signal?: AbortSignal;
 }
 
@@ -59,18 +66,24 @@ export class Projector {
     /** Tokens one image becomes (256 for v0, 576 for v1.5). */
     readonly imageTokens: number,
     readonly loadMs: number,
+    /** The vision encoder's attention mode it was loaded with. */
+    readonly flashAttn: FlashAttnMode,
   ) {}
 
   static async load(model: Model, path: string, opts: ProjectorLoadOptions = {}): Promise<Projector> {
     throwIfAborted(opts.signal, 'projector load');
-    const threads = opts.threads ?? 4;
-    if (!Number.isInteger(threads) || threads < 1) throw llavaError('ERR_INVALID_ARGUMENT', 'threads must be an integer >= 1.');
+    const threads = opts.threads ?? DEFAULTS.threads;
+    if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw llavaError('ERR_INVALID_ARGUMENT', `threads must be an integer between 1 and 1024, got ${String(threads)}.`);
+    const flashAttn = opts.flashAttn ?? DEFAULTS.projectorFlashAttn;
+    if (!FLASH_ATTN_MODES.includes(flashAttn)) throw llavaError('ERR_INVALID_ARGUMENT', `projector flashAttn must be 'auto', 'on' or 'off', not ${JSON.stringify(flashAttn)}.`);
+    const useGpu = opts.useGpu ?? false;
+    if (typeof useGpu !== 'boolean') throw llavaError('ERR_INVALID_ARGUMENT', 'useGpu must be a boolean.');
     const file = await checkProjectorFile(path);
     checkPairing(model.file, file);
     using link = new AbortLink(opts.signal);
     let native: NativeProjector;
     try {
-      native = await model.addon.loadProjector(model.nativeHandle(), path, { threads, useGpu: opts.useGpu ?? false }, link.flag);
+      native = await model.addon.loadProjector(model.nativeHandle(), path, { threads, useGpu, warmup: DEFAULTS.projectorWarmup, flashAttn }, link.flag);
     } catch (e) {
       if (link.aborted) throw abortedError('projector load', opts.signal);
       throw fromNative(e);
@@ -79,7 +92,7 @@ export class Projector {
       await native.dispose();
       throw fromNative(e);
     });
-    return new Projector(native, model, file, n, native.loadMs);
+    return new Projector(native, model, file, n, native.loadMs, flashAttn);
   }
 
   get imageSize(): number {

@@ -119,6 +119,28 @@ export function f32ToF16Buffer(src: Float32Array): Buffer {
   return out;
 }
 
+/**
+ * Rounds every value to the nearest binary16 (ties to even) in place, keeping float32 storage: the
+ * values a float16 tensor would hold (PyTorch `.half()`, `torch_dtype=torch.float16`), overflow to
+ * ±inf included. The fp16 normal range takes a bit-level fast path; the rest goes through
+ * f32BitsToF16Bits.
+ */
+export function roundToF16InPlace(a: Float32Array): Float32Array {
+  const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const table = f16ToF32Table();
+  for (let i = 0; i < u.length; i++) {
+    const x = u[i]!;
+    const abs = x & 0x7fffffff;
+    if (abs >= 0x38800000 && abs < 0x477fe000) {
+      // |x| in [2^-14, 65504): drop 13 significand bits, round half to even (a carry bumps the exponent).
+      u[i] = ((x + 0xfff + ((x >>> 13) & 1)) & 0xffffe000) >>> 0;
+    } else {
+      a[i] = table[f32BitsToF16Bits(x)]!;
+    }
+  }
+  return a;
+}
+
 /** Little-endian binary16 bytes -> Float32Array (exact, NaN payloads kept). */
 export function f16BufferToF32(buf: Uint8Array): Float32Array {
   checkEven(buf, 'f16BufferToF32');

@@ -17,6 +17,7 @@
  */
 import type SharpModule from 'sharp';
 
+import { DEFAULTS } from '../defaults.js';
 import { llavaError, isLlavaMedError } from '../errors.js';
 import { hasDicmMagic, isDicomInput, parseDicomOptions, renderDicom, type DicomRenderOptions } from './dicom/index.js';
 import { readRegularFile } from '../formats/file-read.js';
@@ -28,7 +29,7 @@ import type { DecodedSamples, ImageInput, LoadImageOptions, PillowMode, RawPixel
 let sharpModule: Promise<typeof SharpModule> | undefined;
 const loadSharp = (): Promise<typeof SharpModule> => (sharpModule ??= import('sharp').then((m) => m.default));
 
-export const DEFAULT_MAX_PIXELS = 100_000_000;
+export const DEFAULT_MAX_PIXELS: number = DEFAULTS.maxImagePixels;
 /** Image files larger than this are refused before reading (an uncompressed 100 MP RGBA image is 400 MB). */
 export const MAX_IMAGE_FILE_BYTES = 1 << 30;
 

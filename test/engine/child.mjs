@@ -58,7 +58,7 @@ switch (scenario) {
     const addon = E.loadAddon();
     const model = await addon.loadModel(args.model, { loadMode: 'none' });
     step('model loaded');
-    result.code = await codeOf(addon.loadProjector(model, args.mmproj, { threads: 1 }));
+    result.code = await codeOf(addon.loadProjector(model, args.mmproj, { threads: 1, useGpu: false, warmup: true, flashAttn: 'off' }));
     step('projector load settled');
     break;
   }
@@ -118,7 +118,7 @@ switch (scenario) {
     // gguf-check refuses this file in TS; the native loader is called directly so that clip.cpp's
     // own refusal (and whatever it logs) is exercised too.
     result.badMmprojChecked = await codeOf(Projector.load(model, args.badMmproj));
-    result.badMmproj = await codeOf(model.addon.loadProjector(model.nativeHandle(), args.badMmproj, {}));
+    result.badMmproj = await codeOf(model.addon.loadProjector(model.nativeHandle(), args.badMmproj, { threads: 1, useGpu: false, warmup: true, flashAttn: 'off' }));
     result.full = await codeOf(ctx.decode(tokens(2000)));
     s.dispose();
     e.dispose();

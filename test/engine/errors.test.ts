@@ -247,7 +247,7 @@ t.test('files that pass the TS checks but llama.cpp / mtmd refuse → ERR_MODEL_
   // gguf-check.ts now refuses every missing llava tensor before native code runs.
   const noOut = await makeTinyMmproj(undefined, { omitTensors: ['v.blk.1.attn_out.weight'] });
   await failsWith(t, () => Projector.load(model, noOut.path), 'ERR_GGUF_CORRUPT', 'mmproj without v.blk.1.attn_out.weight (TS check)');
-  const native = await model.addon.loadProjector(model.nativeHandle(), noOut.path, {}).then(
+  const native = await model.addon.loadProjector(model.nativeHandle(), noOut.path, { threads: 1, useGpu: false, warmup: true, flashAttn: 'off' }).then(
     () => undefined,
     (e: { code?: string }) => e,
   );

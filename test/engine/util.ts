@@ -104,13 +104,13 @@ export function followChain(chain: Map<number, number>, start: number, n: number
 // ---- child processes ---------------------------------------------------------------------------
 
 /**
- * Compiles the engine (lib/engine, lib/errors.ts, lib/formats) with the TypeScript compiler into
+ * Compiles the engine (lib/engine, lib/errors.ts, lib/defaults.ts, lib/formats) with the TypeScript compiler into
  * a private folder in os.tmpdir() (keyed by the sources' hash), so child processes run plain
  * JavaScript without tap's loader and without touching the shared dist/. The addon is found
  * through LLAVA_MED_ADDON (see childEnv). Returns the path of the compiled engine index.js.
  */
 export function compiledEngine(): string {
-  const files: string[] = [join(REPO, 'lib', 'errors.ts')];
+  const files: string[] = [join(REPO, 'lib', 'errors.ts'), join(REPO, 'lib', 'defaults.ts')];
   for (const sub of ['engine', 'formats']) {
     for (const f of readdirSync(join(REPO, 'lib', sub)).sort()) if (f.endsWith('.ts') && !f.endsWith('.d.ts')) files.push(join(REPO, 'lib', sub, f));
   }

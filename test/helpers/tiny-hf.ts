@@ -15,8 +15,9 @@
  * "32000×4096 top-left block" rule becomes nBase×64.
  *
  * Returned float64 maps hold the exact values stored (every random value is rounded to the storage
- * dtype first). `folded` is base + delta computed exactly from the stored values (extra rows and the
- * projector as stored): what apply_delta.py computes before its own fp16 rounding.
+ * dtype first). `folded` is the model the original ran: apply_delta.py's fp16 add, i.e. base + delta
+ * of the stored (F16) values rounded to fp16 (extra rows and the projector as stored); `foldedExact` is
+ * the same sum before that rounding (convertV0's foldArithmetic 'exact').
  */
 import { mkdir, rm, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -289,8 +290,10 @@ export interface TinyTokenIds {
 
 export interface TinyV0 {
   dirs: { base: string; delta: string; vision: string };
-  /** Folded LLM + projector (HF names, incl. model.mm_projector.*), exact float64. */
+  /** Folded LLM + projector (HF names, incl. model.mm_projector.*) as apply_delta.py's fp16 add computed it. */
   folded: Weights64;
+  /** The exact sum of the stored values (before the fp16 rounding). */
+  foldedExact: Weights64;
   /** CLIP vision tower (HF names under vision_model.), exact float64. */
   vision: Weights64;
   base: Weights64;
@@ -404,12 +407,12 @@ export async function makeTinyV0(o: TinyV0Options): Promise<TinyV0> {
     await rm(join(dirs.delta, files[0]!));
   }
 
-  // fold (exact, float64)
-  const folded: Weights64 = new Map();
+  // fold (exact, float64; then rounded to fp16 as apply_delta's fp16 add)
+  const foldedExact: Weights64 = new Map();
   for (const [name, d] of deltaW) {
     const b = baseW.get(name);
     if (!b) {
-      folded.set(name, { shape: [...d.shape], data: Float64Array.from(d.data) });
+      foldedExact.set(name, { shape: [...d.shape], data: Float64Array.from(d.data) });
       continue;
     }
     const out = Float64Array.from(d.data);
@@ -423,14 +426,16 @@ export async function makeTinyV0(o: TinyV0Options): Promise<TinyV0> {
         for (let c = 0; c < bCols; c++) out[row * dCols + c] = out[row * dCols + c]! + b.data[row * bCols + c]!;
       }
     }
-    folded.set(name, { shape: [...d.shape], data: out });
+    foldedExact.set(name, { shape: [...d.shape], data: out });
   }
+  const folded: Weights64 = new Map([...foldedExact].map(([n, t]) => [n, { shape: t.shape, data: t.data.map((x) => roundTo('F16', x)) }]));
 
   const vision = await writeClipFolder(dirs.vision, { seed: o.seed + 1, notClip: o.break === 'not-clip' });
 
   return {
     dirs,
     folded,
+    foldedExact,
     vision,
     base: baseW,
     delta: deltaW,
