@@ -25,7 +25,7 @@ const US_TAGS = ['x00280010', 'x00280011', 'x00280002', 'x00280100', 'x00280101'
 let seed = 20261206;
 const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
 
-const results = { cases: 0, ok: 0, codes: {}, untyped: [], slowestMs: 0, byKind: {} };
+const results = { cases: 0, ok: 0, codes: {}, untyped: [], slowestMs: 0, byKind: {}, okByKind: {}, codesByKind: {}, syntaxNamed: 0 };
 
 async function attempt(kind, base, bytes, opts = {}) {
   results.cases++;
@@ -34,15 +34,22 @@ async function attempt(kind, base, bytes, opts = {}) {
   try {
     await renderDicom(bytes, { maxPixels: 1e8, ...opts });
     results.ok++;
+    results.okByKind[kind] = (results.okByKind[kind] ?? 0) + 1;
+    if (process.env.DICOM_SWEEP_LIST_OK) process.stderr.write(`ok ${kind} ${base} ${bytes.length}/${readFileSync(join(fixtures, base)).length}\n`);
   } catch (e) {
-    if (isLlavaMedError(e)) results.codes[e.code] = (results.codes[e.code] ?? 0) + 1;
+    if (isLlavaMedError(e)) {
+      results.codes[e.code] = (results.codes[e.code] ?? 0) + 1;
+      const k = (results.codesByKind[kind] ??= {});
+      k[e.code] = (k[e.code] ?? 0) + 1;
+      if (kind === 'syntax' && e.message.includes('1.2.3.4.5.6')) results.syntaxNamed++;
+    }
     else results.untyped.push(`${kind} ${base}: ${e?.stack ?? String(e)}`.slice(0, 400));
   }
   results.slowestMs = Math.max(results.slowestMs, performance.now() - t0);
 }
 
 function parse(bytes, implicit) {
-  return dicomParser.parseDicom(bytes, implicit ? { TransferSyntaxUID: '1.2.840.10008.1.2' } : {});
+  return dicomParser.parseDicom(Buffer.from(bytes), implicit ? { TransferSyntaxUID: '1.2.840.10008.1.2' } : {});
 }
 
 for (const base of BASES) {

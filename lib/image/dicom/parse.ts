@@ -106,7 +106,28 @@ export function parseDicom(bytes: Uint8Array, opts: { implicit?: boolean; frame?
   if (!hasDicmMagic(bytes) && !opts.implicit) {
     bad('no "DICM" marker at byte 128 (not a DICOM Part 10 file). For a bare dataset without the meta header, pass { implicit: true } (CLI: --implicit).');
   }
-  let dataSet: DataSet;
+  const fail = (e: unknown): never => {
+    if (isLlavaMedError(e)) throw e;
+    if (e instanceof RangeError && /call stack/i.test(e.message)) bad('sequences are nested too deeply.', e);
+    // dicom-parser throws strings, or an object carrying the exception and the partial dataSet
+    const inner = (e as { exception?: unknown })?.exception ?? e;
+    const msg = typeof inner === 'string' ? inner : inner instanceof Error ? inner.message : 'unreadable';
+    bad(`the dataset cannot be parsed (${msg.replace(/^dicomParser[.:]?[\w.]*:?\s*/, '')}); the file may be truncated or not DICOM.`, e);
+  };
+  // The transfer syntax first, from the meta header alone: an unknown syntax is named, whatever its body holds.
+  let transferSyntax: string = TS.implicitLE;
+  if (hasDicmMagic(bytes)) {
+    try {
+      transferSyntax = (dicomParser.readPart10Header(bytes).string('x00020010') ?? '').replace(/\0/g, '').trim();
+    } catch (e) {
+      fail(e);
+    }
+    if (!transferSyntax) bad('the meta header has no Transfer Syntax UID (0002,0010).');
+  }
+  if (!TS_NAMES[transferSyntax]) {
+    unsupported(`DICOM transfer syntax ${transferSyntax.slice(0, 64).replace(/[^0-9.]/g, '?')} is not supported (ERR_DICOM_UNSUPPORTED). Supported: ${Object.entries(TS_NAMES).map(([k, v]) => `${v} (${k})`).join(', ')}. Convert the file, e.g. with dcmtk's dcmdjpeg/dcmconv, to Explicit VR Little Endian.`);
+  }
+  let dataSet!: DataSet;
   try {
     dataSet = dicomParser.parseDicom(bytes, {
       TransferSyntaxUID: hasDicmMagic(bytes) ? undefined : TS.implicitLE,
@@ -114,15 +135,7 @@ export function parseDicom(bytes: Uint8Array, opts: { implicit?: boolean; frame?
       inflater: ((arr: Uint8Array, position: number) => inflate(arr, position)) as (arr: Uint8Array, position: number) => void,
     });
   } catch (e) {
-    if (isLlavaMedError(e)) throw e;
-    if (e instanceof RangeError && /call stack/i.test(e.message)) bad('sequences are nested too deeply.', e);
-    // dicom-parser throws strings, or an Error carrying the partial dataSet
-    const msg = typeof e === 'string' ? e : e instanceof Error ? e.message : String((e as { exception?: unknown })?.exception ?? e);
-    bad(`the dataset cannot be parsed (${msg.replace(/^dicomParser[.:]?\s*\w*:?\s*/, '')}); the file may be truncated or not DICOM.`, e);
-  }
-  const transferSyntax = (dataSet.string('x00020010') ?? TS.implicitLE).replace(/\0/g, '').trim();
-  if (!TS_NAMES[transferSyntax]) {
-    unsupported(`DICOM transfer syntax ${transferSyntax} is not supported (ERR_DICOM_UNSUPPORTED). Supported: ${Object.entries(TS_NAMES).map(([k, v]) => `${v} (${k})`).join(', ')}. Convert the file, e.g. with dcmtk's dcmdjpeg/dcmconv, to Explicit VR Little Endian.`);
+    fail(e);
   }
   if (dataSet.elements.x7fe00008 || dataSet.elements.x7fe00009) unsupported('DICOM Float / Double Float Pixel Data is not supported (ERR_DICOM_UNSUPPORTED).');
   const pixelData = dataSet.elements.x7fe00010;
