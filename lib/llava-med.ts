@@ -31,6 +31,7 @@ import { KvReuse, type LoadStats, type PromptItem } from './answer/kv-reuse.js';
 import { withTokenizer } from './answer/prompt-ids.js';
 import {
   GENERATION_DEFAULTS,
+  assertNoMarkers,
   buildV0Chat,
   buildV15Chat,
   postprocessV0,
@@ -492,6 +493,7 @@ export class LlavaMed {
     if (!Array.isArray(candidates) || candidates.length === 0 || candidates.some((c) => typeof c !== 'string' || c.length === 0)) {
       throw llavaError('ERR_INVALID_ARGUMENT', 'candidates must be a non-empty array of non-empty strings.');
     }
+    for (const c of candidates) assertNoMarkers(c, this.variant, 'candidate');
     return this.queue.run(async () => {
       const { embedding, owned } = await this.resolveImage(image, opts.signal);
       try {

@@ -26,3 +26,4 @@ export { GENERATION_DEFAULTS, postprocessV0, postprocessV15 } from './generation
 export type { GenerationSettings } from './generation.js';
 export { MULTIMODAL_SYSTEM, answersFilePrompt } from './answers.js';
 export { pyStrip, pyLstrip, pyRstrip } from './py-strip.js';
+export { SPECIAL_TOKEN_TEXTS, V0_ADDED_TOKEN_TEXTS, markerTexts, findMarker, assertNoMarkers } from './markers.js';

@@ -20,6 +20,7 @@
 import type { ChatTurn, PromptLayout, Tokenize } from './types.js';
 import { pyRstrip, pyLstrip, pyStrip } from './py-strip.js';
 import { llavaError } from '../errors.js';
+import { assertNoMarkers } from './markers.js';
 
 export const V0_SYSTEM =
   "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions.";
@@ -120,6 +121,10 @@ function assertIds(ids: V0TokenIds): void {
 export function buildV0Chat(tokenize: Tokenize, ids: V0TokenIds, turns: readonly ChatTurn[]): PromptLayout {
   assertTurns(turns);
   assertIds(ids);
+  for (const t of turns) {
+    assertNoMarkers(t.question, 'v0', 'question');
+    if (typeof t.answer === 'string') assertNoMarkers(t.answer, 'v0', 'answer in the chat history');
+  }
   const left = pyRstrip(V0_PREAMBLE + cleanQuestion(turns[0]!.question));
   const right = pyLstrip(afterImageText(turns));
   const before = [ids.bos, ...(left ? tokenize(left) : []), ids.imStart];

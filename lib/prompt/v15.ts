@@ -20,6 +20,7 @@ import type { ChatTurn, PromptLayout, Tokenize } from './types.js';
 import { cleanQuestion, IMAGE_PLACEHOLDER } from './v0.js';
 import { pyStrip } from './py-strip.js';
 import { llavaError } from '../errors.js';
+import { assertNoMarkers } from './markers.js';
 
 export const V15_INST_OPEN = '[INST] ';
 export const V15_INST_CLOSE = ' [/INST]';
@@ -68,6 +69,10 @@ export function buildV15Chat(tokenize: Tokenize, ids: V15TokenIds, turns: readon
   assertTurns(turns);
   for (const k of ['bos', 'eos'] as const) {
     if (!Number.isInteger(ids?.[k]) || ids[k] < 0) throw llavaError('ERR_INVALID_ARGUMENT', `Token id ${k} must be a non-negative integer.`);
+  }
+  for (const t of turns) {
+    assertNoMarkers(t.question, 'v1.5', 'question');
+    if (typeof t.answer === 'string') assertNoMarkers(t.answer, 'v1.5', 'answer in the chat history');
   }
   const before = [ids.bos, ...tokenize(V15_INST_OPEN)];
   const after: number[] = [];
