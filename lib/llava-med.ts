@@ -29,6 +29,7 @@ import { loadAndPreprocess, type ImageInput } from './image/index.js';
 import { generate, type StopReason } from './answer/generate.js';
 import { KvReuse, type LoadStats, type PromptItem } from './answer/kv-reuse.js';
 import { withTokenizer } from './answer/prompt-ids.js';
+import { plainOptions, readArg } from './input.js';
 import {
   GENERATION_DEFAULTS,
   assertNoMarkers,
@@ -194,6 +195,7 @@ export class LlavaMed {
 
   static async load(opts: LlavaMedOptions): Promise<LlavaMed> {
     if (opts === null || typeof opts !== 'object') throw llavaError('ERR_INVALID_ARGUMENT', 'LlavaMed.load expects { model, mmproj, ... }.');
+    opts = plainOptions(opts, 'the LlavaMed.load options');
     // A registered name (`llava-med pull`) that is not also a file here: its files, its projector by default.
     if (typeof opts.model === 'string' && isModelName(opts.model) && !existsSync(opts.model)) {
       const m = await resolveModel(opts.model);
@@ -301,6 +303,7 @@ export class LlavaMed {
 
   /** Encodes an image once; pass the handle to ask/stream/score/chat to skip the encoder. */
   async embedImage(image: ImageInput, opts: { signal?: AbortSignal } = {}): Promise<ImageHandle> {
+    opts = plainOptions(opts, 'the embedImage options');
     this.queue.assertOpen();
     const e = await this.encode(image, opts.signal);
     if (this.queue.isClosed) {
@@ -370,6 +373,7 @@ export class LlavaMed {
     onText?: (t: string) => void,
     shouldStop?: () => boolean,
   ): Promise<Answer> {
+    opts = plainOptions(opts, 'the generation options');
     const limits = this.generationLimits(opts);
     validateQuestion(history[history.length - 1]?.question);
     const [answer] = await this.queue.run(() => this.runJobs([{ image, history, onText, shouldStop }], opts, limits), opts.signal);
@@ -384,7 +388,9 @@ export class LlavaMed {
    */
   async askBatch(requests: readonly { image: ImageArg; question: string }[], opts: GenerationOptions = {}): Promise<Answer[]> {
     if (!Array.isArray(requests)) throw llavaError('ERR_INVALID_ARGUMENT', 'askBatch expects an array of { image, question }.');
-    requests.forEach((r) => validateQuestion(r?.question));
+    opts = plainOptions(opts, 'the generation options');
+    requests = readArg(() => requests.map((r) => ({ image: r?.image, question: r?.question })), 'the askBatch requests');
+    requests.forEach((r) => validateQuestion(r.question));
     const limits = this.generationLimits(opts);
     const width = this.context.sequences;
     const out: Answer[] = [];
@@ -489,6 +495,7 @@ export class LlavaMed {
    * its answer.
    */
   async score(image: ImageArg, question: string, candidates: readonly string[], opts: { signal?: AbortSignal } = {}): Promise<CandidateScore[]> {
+    opts = plainOptions(opts, 'the score options');
     validateQuestion(question);
     if (!Array.isArray(candidates) || candidates.length === 0 || candidates.some((c) => typeof c !== 'string' || c.length === 0)) {
       throw llavaError('ERR_INVALID_ARGUMENT', 'candidates must be a non-empty array of non-empty strings.');

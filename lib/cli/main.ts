@@ -171,7 +171,8 @@ export function buildProgram(): Command {
     .option('--name <name>', 'output file stem')
     .addOption(new Option('--outtype <t>', 'weight type').choices(['f32', 'f16', 'q8_0']).default('f16'))
     .addOption(new Option('--fold <arithmetic>', "v0: base + delta in fp16 as the original apply_delta.py (default), or the exact float32 sum").choices(['fp16', 'exact']))
-    .action(async (o: { base?: string; delta?: string; model?: string; vision: string; out: string; name?: string; outtype: 'f32' | 'f16' | 'q8_0'; fold?: 'fp16' | 'exact' }) => {
+    .option('--allow-non-finite', 'write NaN/Inf weights instead of refusing the checkpoint')
+    .action(async (o: { base?: string; delta?: string; model?: string; vision: string; out: string; name?: string; outtype: 'f32' | 'f16' | 'q8_0'; fold?: 'fp16' | 'exact'; allowNonFinite?: boolean }) => {
       const { convertV0, convertV15 } = await import('../convert/index.js');
       const signal = interruptSignal();
       const bars = new Map<string, ReturnType<typeof progressBar>>();
@@ -191,10 +192,10 @@ export function buildProgram(): Command {
         if (o.model) {
           if (o.base || o.delta) throw new UsageError('use either --model (v1.5) or --base with --delta (v0), not both.');
           if (o.fold) throw new UsageError('--fold applies to v0 (--base + --delta); v1.5 has no delta to fold.');
-          r = await convertV15({ model: o.model, vision: o.vision, out: o.out, name: o.name, outtype: o.outtype, onProgress, onWarning, signal });
+          r = await convertV15({ model: o.model, vision: o.vision, out: o.out, name: o.name, outtype: o.outtype, allowNonFinite: o.allowNonFinite, onProgress, onWarning, signal });
         } else {
           if (!o.base || !o.delta) throw new UsageError('v0 needs --base (LLaMA-7B) and --delta (LLaVA-Med delta); v1.5 needs --model.');
-          r = await convertV0({ base: o.base, delta: o.delta, vision: o.vision, out: o.out, name: o.name, outtype: o.outtype, foldArithmetic: o.fold, onProgress, onWarning, signal });
+          r = await convertV0({ base: o.base, delta: o.delta, vision: o.vision, out: o.out, name: o.name, outtype: o.outtype, foldArithmetic: o.fold, allowNonFinite: o.allowNonFinite, onProgress, onWarning, signal });
         }
         for (const b of bars.values()) b.stop();
         process.stdout.write(`${r.model}\n${r.mmproj}\n`);

@@ -65,7 +65,8 @@ export type ClipVisionConfig = z.infer<typeof ClipVisionConfigSchema>;
 const CropSize = z.union([posInt, z.looseObject({ height: posInt, width: posInt })]);
 const PreprocessorSchema = z.looseObject({
   image_mean: z.array(z.number()).min(3).optional(),
-  image_std: z.array(z.number()).min(3).optional(),
+  // CLIP divides by the std: zero or negative would give Inf/garbage pixels.
+  image_std: z.array(z.number().positive()).min(3).optional(),
   crop_size: CropSize.optional(),
   size: z.union([posInt, z.looseObject({ shortest_edge: posInt.optional() })]).optional(),
 });
@@ -94,6 +95,8 @@ async function readJsonFile(path: string, required: boolean): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
+    const nonFinite = /(?<![\w"])-?(NaN|Infinity)(?![\w"])/.exec(text);
+    if (nonFinite) throw llavaError('ERR_FORMAT', `${path} holds ${nonFinite[0]} (Python's json writes it; JSON has no such value): a configuration value is not a finite number. Fix the file.`, e);
     throw llavaError('ERR_FORMAT', `${path} is not valid JSON: ${(e as Error).message}`, e);
   }
 }

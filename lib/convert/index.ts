@@ -39,6 +39,11 @@ export interface ConvertCommonOptions {
   signal?: AbortSignal;
   /** Hub origin of each input folder (role: base, delta, model, vision), recorded in both GGUFs' provenance keys. */
   origins?: Partial<Record<string, SourceOrigin>>;
+  /**
+   * Write NaN/±Inf weights (and F16 overflows) instead of refusing them. Default false: such a tensor
+   * is ERR_CONVERT naming it, since llama.cpp would answer NaN from it.
+   */
+  allowNonFinite?: boolean;
 }
 
 export interface ConvertV0Options extends ConvertCommonOptions {
@@ -77,6 +82,7 @@ function checkCommon(o: ConvertCommonOptions, defaultName: string): { name: stri
   for (const k of ['vision', 'out'] as const) {
     if (typeof o[k] !== 'string' || o[k].length === 0) throw llavaError('ERR_INVALID_ARGUMENT', `${k} must be a folder path.`);
   }
+  if (o.allowNonFinite !== undefined && typeof o.allowNonFinite !== 'boolean') throw llavaError('ERR_INVALID_ARGUMENT', `allowNonFinite must be a boolean, got ${typeof o.allowNonFinite}.`);
   return { name, outtype };
 }
 
@@ -176,14 +182,14 @@ export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
         writeMmprojGguf({
           path: paths.mmproj, clip, clipWeights: cw, projector, outtype, variant: 'v0',
           provenance: defaultProvenance('v0', `mmproj-${name}`, sources, 'mmproj'),
-          signal: o.signal, onTensor: progress('mmproj'),
+          signal: o.signal, onTensor: progress('mmproj'), allowNonFinite: o.allowNonFinite,
         }),
       (progress) =>
         writeLlmGguf({
           path: paths.model, config: deltaCfg, tokenizer, tensors: folded, outtype, variant: 'v0', foldArithmetic: arithmetic,
           imageTokenCount: imageTokens(clip),
           provenance: defaultProvenance('v0', name, sources, 'model'),
-          signal: o.signal, onTensor: progress('llm'), onWarning: o.onWarning,
+          signal: o.signal, onTensor: progress('llm'), allowNonFinite: o.allowNonFinite, onWarning: o.onWarning,
         }),
     );
     return { model: paths.model, mmproj: paths.mmproj, variant: 'v0', ...r };
@@ -238,14 +244,14 @@ export async function convertV15(o: ConvertV15Options): Promise<ConvertResult> {
         writeMmprojGguf({
           path: paths.mmproj, clip, clipWeights: cw, projector: { kind: 'mlp2x_gelu', w0, b0, w2, b2 }, outtype, variant: 'v1.5',
           provenance: defaultProvenance('v1.5', `mmproj-${name}`, sources, 'mmproj'),
-          signal: o.signal, onTensor: progress('mmproj'),
+          signal: o.signal, onTensor: progress('mmproj'), allowNonFinite: o.allowNonFinite,
         }),
       (progress) =>
         writeLlmGguf({
           path: paths.model, config: cfg, tokenizer, tensors, outtype, variant: 'v1.5',
           imageTokenCount: imageTokens(clip),
           provenance: defaultProvenance('v1.5', name, sources, 'model'),
-          signal: o.signal, onTensor: progress('llm'), onWarning: o.onWarning,
+          signal: o.signal, onTensor: progress('llm'), allowNonFinite: o.allowNonFinite, onWarning: o.onWarning,
         }),
     );
     return { model: paths.model, mmproj: paths.mmproj, variant: 'v1.5', ...r };

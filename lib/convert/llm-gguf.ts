@@ -32,6 +32,8 @@ export interface LlmGgufOptions {
   provenance: Provenance;
   signal?: AbortSignal | undefined;
   onTensor?: ((p: EmitProgress) => void) | undefined;
+  /** Write NaN/Inf weights instead of refusing them (emit.ts). */
+  allowNonFinite?: boolean | undefined;
   onWarning?: WarningCallback | undefined;
 }
 
@@ -191,6 +193,6 @@ export async function writeLlmGguf(o: LlmGgufOptions): Promise<LlmGgufResult> {
     await w.abort();
     throw e;
   }
-  await emitTensors(w, plan, { signal: o.signal, onTensor: o.onTensor, what: 'LLM conversion' });
+  await emitTensors(w, plan, { signal: o.signal, onTensor: o.onTensor, what: 'LLM conversion', allowNonFinite: o.allowNonFinite });
   return { path: o.path, tensorCount: plan.length, nVocab, special, promptBosId: bos.id };
 }

@@ -35,6 +35,8 @@ export interface MmprojGgufOptions {
   provenance: Provenance;
   signal?: AbortSignal | undefined;
   onTensor?: ((p: EmitProgress) => void) | undefined;
+  /** Write NaN/Inf weights instead of refusing them (emit.ts). */
+  allowNonFinite?: boolean | undefined;
 }
 
 export interface MmprojGgufResult {
@@ -198,6 +200,6 @@ export async function writeMmprojGguf(o: MmprojGgufOptions): Promise<MmprojGgufR
     await w.abort();
     throw e;
   }
-  await emitTensors(w, plan, { signal: o.signal, onTensor: o.onTensor, what: 'mmproj conversion' });
+  await emitTensors(w, plan, { signal: o.signal, onTensor: o.onTensor, what: 'mmproj conversion', allowNonFinite: o.allowNonFinite });
   return { path: o.path, tensorCount: plan.length, imageTokenCount: nPatches, projectionDim: nEmbdText };
 }

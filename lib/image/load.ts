@@ -21,6 +21,7 @@ import { DEFAULTS } from '../defaults.js';
 import { llavaError, isLlavaMedError } from '../errors.js';
 import { hasDicmMagic, isDicomInput, parseDicomOptions, renderDicom, type DicomRenderOptions } from './dicom/index.js';
 import { readRegularFile } from '../formats/file-read.js';
+import { plainOptions, readArg } from '../input.js';
 import { runNative } from './native.js';
 import type { DecodedSamples, ImageInput, LoadImageOptions, PillowMode, RawPixels, RgbImage } from './types.js';
 
@@ -50,6 +51,13 @@ function checkPixels(width: number, height: number, maxPixels: number): void {
   }
 }
 
+/** Strings and byte arrays as they are; raw-pixel and DICOM objects as plain copies. */
+function snapshotInput(input: ImageInput): ImageInput {
+  if (typeof input !== 'object' || input === null || input instanceof Uint8Array) return input;
+  if (isRawPixels(input)) return { data: input.data, width: input.width, height: input.height, channels: input.channels };
+  return { ...(input as object) } as ImageInput;
+}
+
 function isRawPixels(x: unknown): x is RawPixels {
   return typeof x === 'object' && x !== null && !ArrayBuffer.isView(x) && 'data' in x;
 }
@@ -59,7 +67,10 @@ function isRawPixels(x: unknown): x is RawPixels {
  * how to turn them into Pillow's RGB. The pixel limit is checked from the header, before decoding.
  */
 export async function decodeSamples(input: ImageInput, opts?: LoadImageOptions): Promise<DecodedSamples> {
+  opts = plainOptions(opts, 'the image options');
   const maxPixels = maxPixelsOf(opts);
+  // A caller's object is read once, here: a throwing getter or Proxy trap is ERR_INVALID_ARGUMENT.
+  input = readArg(() => snapshotInput(input), 'the image object');
   if (typeof input === 'string') return decodeBytes(await readImageFile(input, opts?.signal), maxPixels, input);
   if (input instanceof Uint8Array) return decodeBytes(input, maxPixels);
   if (isDicomInput(input)) {
