@@ -153,10 +153,13 @@ function checkVocab(h: GgufHeader): { nVocab: number; bos: number; eos: number }
   // The SPM defaults (unk 0, bos 1, eos 2) need three tokens.
   if (nVocab < 3) bad(h, `the vocabulary holds ${nVocab} tokens`);
   // llama-vocab.cpp maps text -> id and GGML_ASSERTs the map is as long as the list: two tokens
-  // with the same text abort the process. An empty text becomes "[EMPTY_<id>]" first.
+  // with the same text abort the process. It reads each text as a C string (gguf_get_arr_str), so a
+  // NUL ends it; an empty text becomes "[EMPTY_<id>]".
   const seen = new Map<string, number>();
   for (let i = 0; i < nVocab; i++) {
-    const text = list[i] === '' ? `[EMPTY_${i}]` : list[i]!;
+    const nul = list[i]!.indexOf('\0');
+    const cut = nul >= 0 ? list[i]!.slice(0, nul) : list[i]!;
+    const text = cut === '' ? `[EMPTY_${i}]` : cut;
     const prev = seen.get(text);
     if (prev !== undefined) {
       bad(h, `tokens ${prev} and ${i} have the same text ${JSON.stringify(text.slice(0, 40))} (texts that are not valid UTF-8 count as equal)`);

@@ -142,6 +142,12 @@ function rawSamples(raw: RawPixels, maxPixels: number): DecodedSamples {
 
 async function decodeEncoded(bytes: Uint8Array, maxPixels: number): Promise<DecodedSamples> {
   if (bytes.length === 0) throw llavaError('ERR_IMAGE_EMPTY', 'Image data is empty (0 bytes).');
+  // SVG and other XML: no raster format starts with '<', Pillow opens none of them, and librsvg
+  // expands XML entities without bound (an entity bomb never returns).
+  const first = bytes.findIndex((b, i) => i >= 64 || !(b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d || b === 0xef || b === 0xbb || b === 0xbf));
+  if (first >= 0 && bytes[first] === 0x3c) {
+    throw llavaError('ERR_IMAGE_FORMAT', 'The image is SVG or other XML text, not a raster image; convert it to PNG or JPEG first.');
+  }
   const limit = Number.isFinite(maxPixels) ? maxPixels : false;
   // failOn 'error': fail on truncated or corrupt data like Pillow does, but tolerate libjpeg/libpng warnings
   // that Pillow also tolerates. ignoreIcc / autoOrient false: Pillow applies neither.

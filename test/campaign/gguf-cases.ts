@@ -146,6 +146,8 @@ M('two tokens with the same text', (d) => { tokens(d)[300] = tokens(d)[301]!; },
 M('a token equal to the first token', (d) => { tokens(d)[515] = tokens(d)[0]!; }, CORRUPT, /tokens 0 and 515 have the same text/);
 M('an empty token next to "[EMPTY_7]"', (d) => { tokens(d)[7] = ''; tokens(d)[8] = '[EMPTY_7]'; }, CORRUPT, /tokens 7 and 8 have the same text "\[EMPTY_7\]"/);
 M('one empty token (llama.cpp renames it)', (d) => { tokens(d)[400] = ''; });
+M('two tokens equal up to a NUL (llama.cpp reads C strings)', (d) => { tokens(d)[300] = `${tokens(d)[301]}\0x`; }, CORRUPT, /tokens 300 and 301 have the same text/);
+M('a token that is one NUL next to "[EMPTY_9]"', (d) => { tokens(d)[9] = '\0'; tokens(d)[10] = '[EMPTY_9]'; }, CORRUPT, /tokens 9 and 10 have the same text/);
 M('token text not valid UTF-8 twice (bytes differ)', raw((b) => {
   // Two tokens "<0xAA>"-like texts turned into lone continuation bytes at the same length.
   const i = b.indexOf(Buffer.from('<0xA0>')), j = b.indexOf(Buffer.from('<0xA1>'));
