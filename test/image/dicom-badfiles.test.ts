@@ -21,6 +21,7 @@ interface Sweep {
   okByKind: Record<string, number>;
   codesByKind: Record<string, Record<string, number>>;
   syntaxNamed: number;
+  phiLeaks: string[];
 }
 
 t.test('every mutated DICOM file is rendered or refused with a typed error; the process survives', async (t) => {
@@ -41,10 +42,12 @@ t.test('every mutated DICOM file is rendered or refused with a typed error; the 
   t.comment(`${r.cases} files: ${r.ok} rendered, ${JSON.stringify(r.codes)}; by kind ${JSON.stringify(r.byKind)}`);
   t.ok(r.cases > 5000, `a large corpus (${r.cases})`);
   t.same(r.untyped, [], 'no untyped error');
+  t.same(r.phiLeaks, [], 'no message carries a patient tag value (the fixtures hold SECRET^PATIENT)');
+  t.same(Object.keys(r.codesByKind.nesting ?? {}), ['ERR_IMAGE_DECODE'], 'deeply nested sequences are a typed error');
   t.equal(r.okByKind.truncated ?? 0, 0, 'no truncated file renders');
   t.equal(r.okByKind.syntax ?? 0, 0, 'no unknown transfer syntax renders');
   t.same(r.codesByKind.syntax, { ERR_DICOM_UNSUPPORTED: r.byKind.syntax }, 'every unknown syntax is ERR_DICOM_UNSUPPORTED');
   t.equal(r.syntaxNamed, r.byKind.syntax, 'and the message names the syntax UID');
   t.ok((r.codes.ERR_IMAGE_TOO_LARGE ?? 0) > 0, 'huge dimensions are ERR_IMAGE_TOO_LARGE');
-  for (const k of ['truncated', 'length', 'value', 'syntax', 'flip', 'implicit', 'junk']) t.ok(r.byKind[k]! > 0, `${k} cases ran`);
+  for (const k of ['truncated', 'length', 'value', 'syntax', 'flip', 'implicit', 'junk', 'nesting']) t.ok(r.byKind[k]! > 0, `${k} cases ran`);
 });

@@ -25,7 +25,7 @@ const US_TAGS = ['x00280010', 'x00280011', 'x00280002', 'x00280100', 'x00280101'
 let seed = 20261206;
 const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
 
-const results = { cases: 0, ok: 0, codes: {}, untyped: [], slowestMs: 0, byKind: {}, okByKind: {}, codesByKind: {}, syntaxNamed: 0 };
+const results = { cases: 0, ok: 0, codes: {}, untyped: [], slowestMs: 0, byKind: {}, okByKind: {}, codesByKind: {}, syntaxNamed: 0, phiLeaks: [] };
 
 async function attempt(kind, base, bytes, opts = {}) {
   results.cases++;
@@ -42,6 +42,8 @@ async function attempt(kind, base, bytes, opts = {}) {
       const k = (results.codesByKind[kind] ??= {});
       k[e.code] = (k[e.code] ?? 0) + 1;
       if (kind === 'syntax' && e.message.includes('1.2.3.4.5.6')) results.syntaxNamed++;
+      // the fixtures' patient tags hold SECRET: no message may carry them
+      if (/SECRET/.test(e.message)) results.phiLeaks.push(`${kind} ${base}: ${e.message}`.slice(0, 300));
     }
     else results.untyped.push(`${kind} ${base}: ${e?.stack ?? String(e)}`.slice(0, 400));
   }
@@ -145,6 +147,29 @@ for (const base of BASES) {
   }
   // 6. the same file read as a bare dataset, and junk as a bare dataset
   await attempt('implicit', base, orig.slice(132), { implicit: true });
+}
+// deeply nested sequences (explicit VR LE, undefined lengths) after a valid meta header
+{
+  const orig = new Uint8Array(readFileSync(join(fixtures, 'mono2-u8.dcm')));
+  const ds = parse(orig);
+  const bodyStart = Object.values(ds.elements).filter((el) => el.tag < 'x00030000').reduce((m, el) => Math.max(m, el.dataOffset + el.length), 0);
+  for (const depth of [64, 5000, 200000]) {
+    const level = [0x08, 0x00, 0x40, 0x11, 0x53, 0x51, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff, 0x00, 0xe0, 0xff, 0xff, 0xff, 0xff];
+    const b = new Uint8Array(bodyStart + depth * level.length);
+    b.set(orig.subarray(0, bodyStart));
+    for (let i = 0; i < depth; i++) b.set(level, bodyStart + i * level.length);
+    await attempt('nesting', 'mono2-u8.dcm', b);
+  }
+}
+// a Photometric Interpretation and a transfer syntax that carry text: never echoed as is
+{
+  const orig = new Uint8Array(readFileSync(join(fixtures, 'mono2-u8.dcm')));
+  const ds = parse(orig);
+  const pi = ds.elements.x00280004;
+  const b = orig.slice();
+  const txt = 'SECRET'.padEnd(pi.length, ' ');
+  for (let i = 0; i < pi.length; i++) b[pi.dataOffset + i] = txt.charCodeAt(i);
+  await attempt('value', 'mono2-u8.dcm', b);
 }
 for (let k = 0; k < 20; k++) {
   const junk = new Uint8Array(64 + Math.floor(rnd() * 512));

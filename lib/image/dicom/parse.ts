@@ -176,6 +176,11 @@ function int(ds: DataSet, tag: string, name: string, opts: { required?: boolean;
   return v;
 }
 
+/** A Code String value as it may appear in a message or in `info`: CS characters only, at most 16. */
+function codeString(v: string): string {
+  return v.trim().slice(0, 16).replace(/[^A-Z0-9_ ]/gi, '?');
+}
+
 function tagName(tag: string): string {
   return `${tag.slice(1, 5).toUpperCase()},${tag.slice(5).toUpperCase()}`;
 }
@@ -253,7 +258,9 @@ function readHeader(set: DataSet, pixelData: Element, transferSyntax: string, fr
   } else if (colourModels.includes(photometric)) {
     if (samplesPerPixel !== 3) bad(`${photometric} needs 3 samples per pixel, the file says ${samplesPerPixel}.`);
   } else {
-    unsupported(`DICOM Photometric Interpretation ${photometric.slice(0, 32)} is not supported (ERR_DICOM_UNSUPPORTED).`);
+    // name only the standard's defined terms: a crafted value is never echoed
+    const known = ['YBR_PARTIAL_422', 'YBR_PARTIAL_420', 'HSV', 'ARGB', 'CMYK', 'XYB'];
+    unsupported(`DICOM Photometric Interpretation ${known.includes(photometric) ? photometric : '(not a defined term)'} is not supported (ERR_DICOM_UNSUPPORTED): supported are MONOCHROME1, MONOCHROME2, PALETTE COLOR, RGB, YBR_FULL, YBR_FULL_422, YBR_RCT, YBR_ICT.`);
   }
 
   // Enhanced multi-frame: per-frame functional groups over shared ones over the top level.
@@ -306,7 +313,7 @@ function readHeader(set: DataSet, pixelData: Element, transferSyntax: string, fr
       blue: readLut(set, 'x00281103', 'x00281203', pr === 1, 'Blue Palette'),
     };
   }
-  const modality = set.string('x00080060')?.trim().slice(0, 16);
+  const modality = set.string('x00080060') !== undefined ? codeString(set.string('x00080060')!) : undefined;
   return {
     transferSyntax,
     rows,
