@@ -18,6 +18,6 @@ export {
 export { LlavaMedError, ErrorCodes, isLlavaMedError, type ErrorCode } from './errors.js';
 export type { StopReason } from './answer/generate.js';
 export type { ImageInput, RawPixels } from './image/index.js';
-export type { Logger, LogLevel } from './engine/index.js';
+export type { Logger, LogLevel, GpuLayers } from './engine/index.js';
 export { DEFAULTS, type FlashAttnMode } from './defaults.js';
 export { RESEARCH_USE_NOTICE } from './notice.js';

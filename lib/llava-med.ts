@@ -25,6 +25,7 @@ import {
   type SampledToken,
 } from './engine/index.js';
 import { OperationQueue } from './engine/lifecycle.js';
+import type { GpuLayers } from './engine/gpu-layers.js';
 import { loadAndPreprocess, type ImageInput } from './image/index.js';
 import { generate, type StopReason } from './answer/generate.js';
 import { KvReuse, type LoadStats, type PromptItem } from './answer/kv-reuse.js';
@@ -61,7 +62,8 @@ export interface LlavaMedOptions {
   /** Parallel sequences (for askBatch). Default 1. */
   sequences?: number;
   batchSize?: number;
-  gpuLayers?: number;
+  /** Layers on a GPU backend: a number (default 0), 'max' (all) or 'auto' (what fits in the GPU's free memory; 0 without one). */
+  gpuLayers?: GpuLayers;
   /** 'v0' or 'v1.5'; detected from the GGUF metadata when omitted. */
   variant?: Variant;
   /** How weights are read: 'none' copies them into memory (default, measured faster here), 'mmap' maps the file. */
@@ -225,7 +227,7 @@ export class LlavaMed {
       const perSequence = Math.min(DEFAULTS.contextPerSequence, Math.max(model.info.nCtxTrain, 512));
       const loaded = model;
       const [p, c] = await Promise.allSettled([
-        (async () => Projector.load(loaded, mmproj, { threads, useGpu: (opts.gpuLayers ?? DEFAULTS.gpuLayers) !== 0, flashAttn: opts.projectorFlashAttn, signal: opts.signal }))(),
+        (async () => Projector.load(loaded, mmproj, { threads, useGpu: loaded.offloaded, flashAttn: opts.projectorFlashAttn, signal: opts.signal }))(),
         (async () =>
           Context.create(loaded, {
             // The KV cache is shared by all sequences: give each the original's 2048 positions.
@@ -234,7 +236,7 @@ export class LlavaMed {
             sequences: opts.sequences,
             threads,
             kvCacheType: opts.kvCacheType,
-            flashAttn: opts.flashAttn ?? defaultFlashAttn(opts.gpuLayers),
+            flashAttn: opts.flashAttn ?? defaultFlashAttn(loaded.offloaded ? loaded.gpuLayers : 0),
             // A buffer per sequence keeps each sequence's cells in single-sequence order, so batched
             // answers equal sequential ones (a shared buffer interleaves them and changes the order
             // in which attention sums, enough to flip a greedy near-tie).

@@ -24,6 +24,10 @@ static Napi::Value Backends(const Napi::CallbackInfo & info) {
         o.Set("description", ggml_backend_dev_description(d));
         enum ggml_backend_dev_type t = ggml_backend_dev_type(d);
         o.Set("type", t == GGML_BACKEND_DEVICE_TYPE_CPU ? "cpu" : t == GGML_BACKEND_DEVICE_TYPE_GPU ? "gpu" : t == GGML_BACKEND_DEVICE_TYPE_IGPU ? "igpu" : "accel");
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(d, &free, &total);
+        o.Set("memoryFree", Napi::Number::New(env, (double) free));
+        o.Set("memoryTotal", Napi::Number::New(env, (double) total));
         a.Set(a.Length(), o);
     }
     return a;

@@ -30,7 +30,7 @@ interface ModelFlags {
   mmproj?: string;
   threads?: number;
   ctx?: number;
-  gpuLayers?: number;
+  gpuLayers?: number | 'auto' | 'max';
   variant?: 'v0' | 'v1.5';
   verbose?: boolean;
   loadMode?: 'none' | 'mmap' | 'auto';
@@ -46,7 +46,7 @@ function modelOptions(cmd: Command): Command {
     .option('-p, --mmproj <file>', 'projector (mmproj) GGUF (default: the registered one)')
     .option('-t, --threads <n>', 'CPU threads', num('threads', true, 1))
     .option('-c, --ctx <n>', 'context size in tokens', num('ctx', true, 1))
-    .option('--gpu-layers <n>', 'layers to offload to the GPU', num('gpu-layers', true, 0))
+    .option('--gpu-layers <n|auto|max>', 'layers to offload to the GPU (auto: what fits)', (v: string) => (v === 'auto' || v === 'max' ? v : num('gpu-layers', true, 0)(v)))
     .addOption(new Option('--variant <v>', 'LLaVA-Med variant (default: from the GGUF)').choices(['v0', 'v1.5']))
     .addOption(new Option('--load-mode <mode>', 'how weights are read').choices(['none', 'mmap', 'auto']))
     .addOption(new Option('--flash-attn <mode>', 'flash attention (default: off on CPU, for reproducible answers)').choices(['auto', 'on', 'off']))

@@ -2,6 +2,7 @@ export { Model, type ModelLoadOptions, type ModelInfo, type LoadMode } from './m
 export { Projector, ImageEmbedding, type ProjectorLoadOptions } from './projector.js';
 export { Context, Sampler, type ContextOptions, type SamplerOptions, type SampledToken, type StepEntry } from './context.js';
 export { loadAddon, loadedAddon, addonCandidates, cpuLevels, packageRoot } from './binding.js';
+export { resolveGpuLayers, type GpuLayers } from './gpu-layers.js';
 export { addLogger, type Logger, type LogLevel } from './logger.js';
 export { checkModelFile, checkProjectorFile, checkPairing } from './gguf-check.js';
 export type { KvCacheType, NativePerf } from './native-types.js';

@@ -1,7 +1,9 @@
 /** A loaded language model (llama_model): metadata, vocabulary, tokenizer. */
+import { stat } from 'node:fs/promises';
 import { DEFAULTS } from '../defaults.js';
 import { llavaError, throwIfAborted } from '../errors.js';
 import { loadAddon } from './binding.js';
+import { isGpuDevice, resolveGpuLayers, type GpuLayers } from './gpu-layers.js';
 import { checkModelFile, type ModelFileInfo } from './gguf-check.js';
 import { AbortLink, OperationQueue, abortedError, fromNative } from './lifecycle.js';
 import type { NativeAddon, NativeModel, NativeModelInfo } from './native-types.js';
@@ -9,8 +11,8 @@ import type { NativeAddon, NativeModel, NativeModelInfo } from './native-types.j
 export type LoadMode = 'auto' | 'mmap' | 'none';
 
 export interface ModelLoadOptions {
-  /** Layers to offload to a GPU backend (0 on CPU builds). */
-  gpuLayers?: number;
+  /** Layers to offload to a GPU backend: a number (default 0), 'max' or 'auto' (what fits; 0 without a GPU). */
+  gpuLayers?: GpuLayers;
   /** 'none' reads the weights into memory; 'mmap' maps the file (docs/performance.md says which is faster here). */
   loadMode?: LoadMode;
   /** Only the vocabulary: for tokenization without weights. */
@@ -32,17 +34,25 @@ export class Model {
     readonly info: ModelInfo,
     readonly metadata: Readonly<Record<string, string>>,
     /** @internal */ readonly addon: NativeAddon,
+    /** The layer count given to llama.cpp after resolving 'auto' / 'max' (-1 = all). */
+    readonly gpuLayers: number,
+    /** Whether layers went to a GPU device (a GPU backend is built in and gpuLayers is not 0). */
+    readonly offloaded: boolean,
   ) {}
 
   static async load(path: string, opts: ModelLoadOptions = {}): Promise<Model> {
     throwIfAborted(opts.signal, 'model load');
-    const gpuLayers = opts.gpuLayers ?? DEFAULTS.gpuLayers;
-    if (!Number.isInteger(gpuLayers) || gpuLayers < -1) throw llavaError('ERR_INVALID_ARGUMENT', 'gpuLayers must be an integer >= -1 (-1 = all).');
+    // Checked before any file is read; 'auto' is resolved once the addon and the header are at hand.
+    const gpuSetting = opts.gpuLayers ?? DEFAULTS.gpuLayers;
+    resolveGpuLayers(gpuSetting === 'auto' ? 0 : gpuSetting, { devices: [], modelBytes: 0, nLayer: 0 });
     const loadMode = opts.loadMode ?? DEFAULTS.loadMode;
     if (!['auto', 'mmap', 'none'].includes(loadMode)) throw llavaError('ERR_INVALID_ARGUMENT', `loadMode must be 'auto', 'mmap' or 'none', not ${String(loadMode)}.`);
     if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw llavaError('ERR_INVALID_ARGUMENT', 'onProgress must be a function.');
     const file = await checkModelFile(path, { vocabOnly: opts.vocabOnly });
     const addon = loadAddon();
+    const devices = addon.backends();
+    const gpuLayers = resolveGpuLayers(opts.gpuLayers, { devices, modelBytes: opts.gpuLayers === 'auto' ? (await stat(path)).size : 0, nLayer: blockCount(file) });
+    const offloaded = gpuLayers !== 0 && devices.some(isGpuDevice);
     using link = new AbortLink(opts.signal);
     // Native progress arrives through a thread-safe function, which may be delivered after the
     // load's promise settles: report 0 first and 1 last from here, and drop late updates, so
@@ -70,7 +80,7 @@ export class Model {
       throw abortedError('model load', opts.signal);
     }
     const { metadata, ...info } = native.info();
-    return new Model(native, path, file, info, metadata, addon);
+    return new Model(native, path, file, info, metadata, addon, gpuLayers, offloaded);
   }
 
   get disposed(): boolean {
@@ -124,4 +134,10 @@ export class Model {
   [Symbol.asyncDispose](): Promise<void> {
     return this.dispose();
   }
+}
+
+/** The transformer block count from the GGUF header (`<arch>.block_count`); 0 when absent. */
+function blockCount(file: ModelFileInfo): number {
+  const v = file.header.kv.get(`${file.architecture}.block_count`)?.value;
+  return typeof v === 'number' || typeof v === 'bigint' ? Number(v) : 0;
 }

@@ -177,5 +177,6 @@ export interface NativeAddon {
   quantize(input: string, output: string, options: NativeQuantizeOptions, abort?: AbortFlag): Promise<void>;
   preprocessImage(samples: Uint8Array, spec: NativeImageSpec): Promise<Buffer>;
   systemInfo(): string;
-  backends(): { name: string; description: string; type: string }[];
+  /** ggml's devices; memory in bytes as ggml_backend_dev_memory reports it. */
+  backends(): { name: string; description: string; type: string; memoryFree: number; memoryTotal: number }[];
 }
