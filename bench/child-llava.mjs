@@ -9,6 +9,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { LlavaMed } = await import(pathToFileURL(path.join(root, 'dist', 'index.js')).href);
+// engineOf is internal (not exported from the package): the bench reads llama.cpp's counters through it.
+const { engineOf } = await import(pathToFileURL(path.join(root, 'dist', 'llava-med.js')).href);
 const o = JSON.parse(process.argv[2]);
 const hwm = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024;
 
@@ -19,8 +21,8 @@ const med = await LlavaMed.load({
 });
 const loadMs = performance.now() - t0;
 process.stdout.write(`READY ${JSON.stringify({ loadMs, rssAfterLoadMb: hwm() })}\n`);
-await med.context.resetPerf();
+await engineOf(med).context.resetPerf();
 const a = await med.ask(o.image, o.question, { temperature: 0, maxTokens: o.maxTokens ?? 32 });
-const perf = await med.context.perf();
+const perf = await engineOf(med).context.perf();
 process.stdout.write(`RESULT ${JSON.stringify({ loadMs, timings: a.timings, stopReason: a.stopReason, perf, peakRssMb: hwm() })}\n`);
 await med.dispose();

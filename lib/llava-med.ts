@@ -21,14 +21,16 @@ import {
   type LoadMode,
   type Logger,
   type LogLevel,
+  type LoadStats,
   type Sampler,
   type SampledToken,
+  type Sequence,
+  type SequenceItem,
 } from './engine/index.js';
 import { OperationQueue } from './engine/lifecycle.js';
 import type { GpuLayers } from './engine/gpu-layers.js';
 import { loadAndPreprocess, type ImageInput } from './image/index.js';
 import { generate, type StopReason } from './answer/generate.js';
-import { KvReuse, type LoadStats, type PromptItem } from './answer/kv-reuse.js';
 import { withTokenizer } from './answer/prompt-ids.js';
 import { plainOptions, readArg } from './input.js';
 import {
@@ -177,22 +179,46 @@ function detectVariant(model: Model, projector: Projector): Variant {
   return projector.imageSize >= 336 ? 'v1.5' : 'v0';
 }
 
+/** The engine objects behind an instance (tests and benchmarks; not exported from the package). */
+export interface Engine {
+  readonly model: Model;
+  readonly projector: Projector;
+  readonly context: Context;
+}
+
+const engines = new WeakMap<LlavaMed, Engine>();
+
+/** @internal The model, projector and context an instance runs on. Not part of the public API. */
+export function engineOf(med: LlavaMed): Engine {
+  const e = engines.get(med);
+  if (!e) throw llavaError('ERR_INVALID_ARGUMENT', 'engineOf expects a LlavaMed instance.');
+  return e;
+}
+
 export class LlavaMed {
   private readonly queue = new OperationQueue('LlavaMed instance');
-  private readonly kv: KvReuse;
   private readonly images = new Set<ImageHandle>();
   private disposing?: Promise<void>;
+  readonly #model: Model;
+  readonly #projector: Projector;
+  readonly #context: Context;
+  /** One per context sequence: job i of a batch runs on #sequences[i]. */
+  readonly #sequences: readonly Sequence[];
 
   private constructor(
-    readonly model: Model,
-    readonly projector: Projector,
-    readonly context: Context,
+    model: Model,
+    projector: Projector,
+    context: Context,
     readonly variant: Variant,
     private readonly ids: PromptIds,
     private readonly maxImagePixels: number,
     private readonly removeLogger?: () => void,
   ) {
-    this.kv = new KvReuse(context);
+    this.#model = model;
+    this.#projector = projector;
+    this.#context = context;
+    this.#sequences = Array.from({ length: context.sequences }, (_, i) => context.sequence(i));
+    engines.set(this, { model, projector, context });
   }
 
   static async load(opts: LlavaMedOptions): Promise<LlavaMed> {
@@ -290,7 +316,24 @@ export class LlavaMed {
 
   /** Tokens one image occupies (256 for v0, 576 for v1.5). */
   get imageTokens(): number {
-    return this.projector.imageTokens;
+    return this.#projector.imageTokens;
+  }
+
+  /** Parallel sequences (the most requests one askBatch step advances together). */
+  get sequences(): number {
+    return this.#context.sequences;
+  }
+
+  /**
+   * Empties the KV cache: the next question decodes its whole prompt, as on a fresh instance.
+   * Prompt prefixes are otherwise reused between questions (the v0 system prompt, a v1.5 image
+   * handle), which gives the same answers; use this to free the cache or to time a cold prompt.
+   * Runs after the calls already queued.
+   */
+  clearCache(): Promise<void> {
+    return this.queue.run(async () => {
+      for (const s of this.#sequences) await s.clear();
+    });
   }
 
   // ---- images ---------------------------------------------------------------------------
@@ -298,9 +341,9 @@ export class LlavaMed {
   private async encode(image: ImageInput, signal?: AbortSignal): Promise<ImageEmbedding> {
     // sharp decodes (async); one native call converts the samples and does the Pillow-exact pad/resize/crop
     // on the libuv pool (native/image.cpp): the event loop never waits, and no worker isolate is kept.
-    const px = await loadAndPreprocess({ input: image, maxPixels: this.maxImagePixels, preprocess: { variant: this.variant, imageSize: this.projector.imageSize }, signal });
+    const px = await loadAndPreprocess({ input: image, maxPixels: this.maxImagePixels, preprocess: { variant: this.variant, imageSize: this.#projector.imageSize }, signal });
     throwIfAborted(signal, 'image encode');
-    return this.projector.encode(px.data, px.width, px.height, { signal });
+    return this.#projector.encode(px.data, px.width, px.height, { signal });
   }
 
   /** Encodes an image once; pass the handle to ask/stream/score/chat to skip the encoder. */
@@ -321,9 +364,14 @@ export class LlavaMed {
   /** @internal */
   async releaseImage(h: ImageHandle): Promise<void> {
     if (h.embedding.disposed) return;
-    if (!this.queue.isClosed) await this.queue.run(() => this.kv.forgetImage(h.embedding));
+    if (!this.queue.isClosed) await this.queue.run(() => this.forget(h.embedding));
     this.images.delete(h);
     h.embedding.dispose();
+  }
+
+  /** Drops `image` (and what follows it) from every sequence: it is about to be disposed. */
+  private async forget(image: ImageEmbedding): Promise<void> {
+    for (const s of this.#sequences) await s.forget(image);
   }
 
   private async resolveImage(image: ImageArg, signal?: AbortSignal): Promise<{ embedding: ImageEmbedding; owned: boolean }> {
@@ -337,8 +385,8 @@ export class LlavaMed {
 
   // ---- prompts --------------------------------------------------------------------------
 
-  private async promptItems(embedding: ImageEmbedding, history: readonly ChatTurn[]): Promise<PromptItem[]> {
-    const layout = await withTokenizer(this.model, (tok) =>
+  private async promptItems(embedding: ImageEmbedding, history: readonly ChatTurn[]): Promise<SequenceItem[]> {
+    const layout = await withTokenizer(this.#model, (tok) =>
       this.variant === 'v0'
         ? buildV0Chat(tok, { bos: this.ids.bos, imStart: this.ids.imStart!, imEnd: this.ids.imEnd! }, history)
         : buildV15Chat(tok, { bos: this.ids.bos, eos: this.ids.eos }, history),
@@ -348,7 +396,7 @@ export class LlavaMed {
 
   private samplerFor(opts: GenerationOptions): Sampler {
     const d = GENERATION_DEFAULTS[this.variant];
-    return this.context.createSampler({
+    return this.#context.createSampler({
       temperature: opts.temperature ?? d.temperature,
       topK: opts.topK ?? d.topK,
       topP: opts.topP ?? d.topP,
@@ -384,9 +432,14 @@ export class LlavaMed {
 
   /**
    * Answers several questions at once on parallel sequences of the context (up to the
-   * `sequences` the instance was loaded with): all sequences advance together in one batched
-   * step per token, and prompt prefixes already in the cache (the v0 system prompt, a v1.5
-   * image) are shared instead of recomputed. Results come back in request order.
+   * `sequences` the instance was loaded with; more requests run in groups of that many): all
+   * sequences advance together in one batched step per token. Request i of a group runs on
+   * sequence i, which reuses the prompt prefix that sequence already holds from its previous
+   * question (the v0 system prompt, a v1.5 image handle); prefixes are not shared between
+   * sequences. Each sequence has its own KV buffer, so an answer does not depend on the other
+   * requests in its group. At temperature 0 it usually equals a sequential ask(), but not
+   * always: a step over several sequences uses other matrix kernels than a one-sequence step,
+   * which round differently and can flip a near-tie. Results come back in request order.
    */
   async askBatch(requests: readonly { image: ImageArg; question: string }[], opts: GenerationOptions = {}): Promise<Answer[]> {
     if (!Array.isArray(requests)) throw llavaError('ERR_INVALID_ARGUMENT', 'askBatch expects an array of { image, question }.');
@@ -394,7 +447,7 @@ export class LlavaMed {
     requests = readArg(() => requests.map((r) => ({ image: r?.image, question: r?.question })), 'the askBatch requests');
     requests.forEach((r) => validateQuestion(r.question));
     const limits = this.generationLimits(opts);
-    const width = this.context.sequences;
+    const width = this.#sequences.length;
     const out: Answer[] = [];
     for (let start = 0; start < requests.length; start += width) {
       const jobs = requests.slice(start, start + width).map((r) => ({ image: r.image, history: [{ question: r.question }] }));
@@ -424,21 +477,17 @@ export class LlavaMed {
         const items = await this.promptItems(embedding, jobs[seq].history);
         const sampler = this.samplerFor(opts);
         samplers.push(sampler);
-        const stats = await this.kv.load(seq, items, opts.signal).catch(async (e) => {
-          await this.kv.reset(seq);
-          throw e;
-        });
-        const first = await this.context.sample(sampler, { signal: opts.signal });
+        const stats = await this.#sequences[seq]!.load(items, opts.signal);
+        const first = await this.#context.sample(sampler, { signal: opts.signal });
         prepared.push({ seq, sampler, first, stats, encodeMs: own ? embedding.encodeMs : 0 });
       }
       const results = await generate(
-        this.context,
+        this.#context,
         prepared.map((p) => ({ seq: p.seq, sampler: p.sampler, first: p.first, ...limits, onText: jobs[p.seq].onText, shouldStop: jobs[p.seq].shouldStop })),
         opts.signal,
       );
       throwIfAborted(opts.signal, 'generation');
       return results.map((res, i) => {
-        this.kv.appendDecoded(i, res.tokens);
         const p = prepared[i];
         return {
           text: this.variant === 'v0' ? postprocessV0(res.text) : postprocessV15(res.text),
@@ -460,7 +509,7 @@ export class LlavaMed {
     } finally {
       for (const s of samplers) s.dispose();
       for (const e of owned) {
-        await this.kv.forgetImage(e);
+        await this.forget(e);
         e.dispose();
       }
     }
@@ -510,24 +559,25 @@ export class LlavaMed {
         const last = items[items.length - 1] as number;
         // The prompt minus its last token stays cached; each candidate is scored by decoding
         // [last, ...candidate] with logits everywhere: output i predicts candidate token i.
-        await this.kv.load(0, items, opts.signal);
-        await this.kv.truncate(0, items.length - 1);
+        const seq = this.#sequences[0]!;
+        await seq.load(items, opts.signal);
+        await seq.keep(items.length - 1);
         const out: CandidateScore[] = [];
         for (const candidate of candidates) {
-          const cand = Array.from(await this.model.tokenize(candidate, { addSpecial: false, parseSpecial: false }));
-          if (cand.length + 1 > this.context.batchSize) throw llavaError('ERR_INVALID_ARGUMENT', `candidate ${JSON.stringify(candidate)} is too long to score.`);
+          const cand = Array.from(await this.#model.tokenize(candidate, { addSpecial: false, parseSpecial: false }));
+          if (cand.length + 1 > this.#context.batchSize) throw llavaError('ERR_INVALID_ARGUMENT', `candidate ${JSON.stringify(candidate)} is too long to score.`);
           try {
-            await this.context.decode([last, ...cand.slice(0, -1)], { seq: 0, logits: 'all', signal: opts.signal });
-            const lp = await this.context.logProbs(cand.map((_, i) => i), cand);
+            await seq.decode([last, ...cand.slice(0, -1)], { logits: 'all', signal: opts.signal });
+            const lp = await this.#context.logProbs(cand.map((_, i) => i), cand);
             out.push({ candidate, logProb: lp.reduce((a, b) => a + b, 0), tokens: cand });
           } finally {
-            await this.kv.truncate(0, items.length - 1);
+            await seq.keep(items.length - 1);
           }
         }
         return out;
       } finally {
         if (owned) {
-          await this.kv.forgetImage(embedding);
+          await this.forget(embedding);
           embedding.dispose();
         }
       }
@@ -540,9 +590,9 @@ export class LlavaMed {
       await this.queue.close();
       for (const h of this.images) h.embedding.dispose();
       this.images.clear();
-      await this.context.dispose();
-      await this.projector.dispose();
-      await this.model.dispose();
+      await this.#context.dispose();
+      await this.#projector.dispose();
+      await this.#model.dispose();
       this.removeLogger?.();
     })();
     return this.disposing;

@@ -43,7 +43,6 @@ class Context : public Napi::ObjectWrap<Context>, public Disposable {
             InstanceMethod<&Context::LogProbs>("logProbs"),
             InstanceMethod<&Context::MemoryClear>("memoryClear"),
             InstanceMethod<&Context::SeqRm>("seqRm"),
-            InstanceMethod<&Context::SeqCp>("seqCp"),
             InstanceMethod<&Context::SeqKeep>("seqKeep"),
             InstanceMethod<&Context::SeqPosMax>("seqPosMax"),
             InstanceMethod<&Context::Perf>("perf"),
@@ -100,11 +99,6 @@ class Context : public Napi::ObjectWrap<Context>, public Disposable {
         bool ok = llama_memory_seq_rm(llama_get_memory(h->ctx.get()), ArgInt(info, 0, "seq"), ArgInt(info, 1, "p0"), ArgInt(info, 2, "p1"));
         return Napi::Boolean::New(info.Env(), ok);
     }
-    Napi::Value SeqCp(const Napi::CallbackInfo & info) {
-        ContextPtr h = IdlePtr(info.Env(), "seqCp");
-        llama_memory_seq_cp(llama_get_memory(h->ctx.get()), ArgInt(info, 0, "src"), ArgInt(info, 1, "dst"), ArgInt(info, 2, "p0"), ArgInt(info, 3, "p1"));
-        return info.Env().Undefined();
-    }
     Napi::Value SeqKeep(const Napi::CallbackInfo & info) {
         ContextPtr h = IdlePtr(info.Env(), "seqKeep");
         llama_memory_seq_keep(llama_get_memory(h->ctx.get()), ArgInt(info, 0, "seq"));
@@ -141,6 +135,7 @@ class Context : public Napi::ObjectWrap<Context>, public Disposable {
         ContextPtr h = Ptr(info.Env(), "info");
         Napi::Object o = Napi::Object::New(info.Env());
         o.Set("nCtx", llama_n_ctx(h->ctx.get()));
+        o.Set("nCtxSeq", llama_n_ctx_seq(h->ctx.get()));
         o.Set("nBatch", llama_n_batch(h->ctx.get()));
         o.Set("nUbatch", llama_n_ubatch(h->ctx.get()));
         o.Set("nSeqMax", llama_n_seq_max(h->ctx.get()));

@@ -62,7 +62,8 @@ class JobState {
     }
     this.flush(false);
     if (this.tokens.length >= this.job.maxTokens) return this.finish('length');
-    if (ctx.length(this.job.seq) + 1 > ctx.contextSize) return this.finish('context');
+    const seq = ctx.sequence(this.job.seq);
+    if (seq.length + 1 > seq.capacity) return this.finish('context');
     return true;
   }
 

@@ -1,14 +1,18 @@
 /**
- * A llama_context: the KV cache with one or more sequences, decoding of text tokens and
- * image embeddings, sampling steps and logits. Calls run one at a time in call order (FIFO).
- * Each sequence's length is tracked here so callers can append without counting positions.
+ * A llama_context: the KV cache with one or more sequences, sampling steps and logits. Calls run
+ * one at a time in call order (FIFO). Each sequence is a `Sequence` (sequence.ts), the one owner
+ * of its cells, history and positions; the seq-indexed methods here (decode, decodeImage, trim,
+ * length) are shorthands for `context.sequence(seq).…`.
  */
 import { DEFAULTS, FLASH_ATTN_MODES } from '../defaults.js';
 import { llavaError } from '../errors.js';
-import { AbortLink, OperationQueue, abortedError } from './lifecycle.js';
+import { OperationQueue } from './lifecycle.js';
 import type { Model } from './model.js';
 import type { KvCacheType, NativeContext, NativePerf, NativeSampler, NativeSamplerOptions } from './native-types.js';
-import { ImageEmbedding } from './projector.js';
+import type { ImageEmbedding } from './projector.js';
+import { Sequence, type SampledToken, type SequenceHost } from './sequence.js';
+
+export type { SampledToken } from './sequence.js';
 
 export interface ContextOptions {
   /** Context length in tokens (KV cache cells, shared by all sequences). Default 2048. */
@@ -26,21 +30,13 @@ export interface ContextOptions {
   kvCacheType?: KvCacheType | { k: KvCacheType; v: KvCacheType };
   /**
    * One KV buffer shared by all sequences (default true) or one per sequence (contextSize is then
-   * split evenly). Separate buffers lay each sequence's cells out exactly as a single-sequence
-   * context would, so attention sums in the same order and parallel answers match sequential ones.
+   * split evenly). Separate buffers lay each sequence's cells out as if it ran alone, so what one
+   * sequence computes does not depend on what the others hold.
    */
   kvUnified?: boolean;
 }
 
 export type SamplerOptions = Partial<NativeSamplerOptions>;
-
-export interface SampledToken {
-  token: number;
-  /** The token's text bytes (may be part of a UTF-8 character). */
-  piece: Buffer;
-  /** End-of-generation token (EOS/EOT). */
-  eog: boolean;
-}
 
 export interface StepEntry {
   seq: number;
@@ -94,19 +90,24 @@ function positiveInt(v: unknown, name: string, def: number, max = 1 << 24): numb
 
 export class Context {
   private readonly queue = new OperationQueue('context');
-  private readonly lengths: number[];
+  readonly #host: SequenceHost;
+  readonly #sequences: Sequence[];
   private disposing?: Promise<void>;
 
   private constructor(
     private readonly native: NativeContext,
     readonly model: Model,
+    /** KV cells in all (shared by the sequences in one buffer, split evenly between separate ones). */
     readonly contextSize: number,
     readonly batchSize: number,
+    /** How many sequences this context holds. */
     readonly sequences: number,
-    /** One KV buffer for all sequences (prefixes can then be shared between sequences). */
+    /** One KV buffer for all sequences, or one per sequence. */
     readonly kvUnified: boolean,
+    nCtxSeq: number,
   ) {
-    this.lengths = new Array(sequences).fill(0);
+    this.#host = { native, queue: this.queue, model, batchSize };
+    this.#sequences = Array.from({ length: sequences }, (_, i) => new Sequence(this.#host, i, nCtxSeq));
   }
 
   static async create(model: Model, opts: ContextOptions = {}): Promise<Context> {
@@ -129,18 +130,23 @@ export class Context {
         throw llavaError((e as { code?: string }).code === 'ERR_CONTEXT_CREATE' ? 'ERR_CONTEXT_CREATE' : 'ERR_NATIVE', (e as Error).message, e);
       });
     const info = native.info();
-    return new Context(native, model, info.nCtx, info.nBatch, info.nSeqMax, opts.kvUnified ?? true);
+    return new Context(native, model, info.nCtx, info.nBatch, info.nSeqMax, opts.kvUnified ?? true, info.nCtxSeq);
   }
 
   get disposed(): boolean {
     return this.queue.isClosed;
   }
 
-  /** Tokens currently held by sequence `seq`. */
+  /** Sequence `seq` (0 ≤ seq < sequences): the object that decodes into it and knows what it holds. */
+  sequence(seq = 0): Sequence {
+    this.checkSeq(seq);
+    return this.#sequences[seq]!;
+  }
+
+  /** Positions currently held by sequence `seq`. */
   length(seq = 0): number {
     this.queue.assertOpen();
-    this.checkSeq(seq);
-    return this.lengths[seq];
+    return this.sequence(seq).length;
   }
 
   createSampler(opts: SamplerOptions = {}): Sampler {
@@ -161,81 +167,14 @@ export class Context {
     }
   }
 
-  private checkRoom(seq: number, n: number): void {
-    if (this.lengths[seq] + n > this.contextSize) {
-      throw llavaError(
-        'ERR_CONTEXT_FULL',
-        `The prompt does not fit: sequence ${seq} holds ${this.lengths[seq]} tokens and ${n} more exceed the context of ${this.contextSize}. Use a larger contextSize or a shorter prompt.`,
-      );
-    }
-  }
-
-  // A failed decode may have stored part of the batch: drop it so the tracked length stays true.
-  private rollback(seq: number, from: number): void {
-    this.native.seqRm(seq, from, -1);
-    this.lengths[seq] = from;
-  }
-
-  /**
-   * Appends text tokens to sequence `seq`. `logits`: which positions keep logits
-   * ('last' for generation, 'all' for scoring a continuation, or 'none').
-   */
+  /** Appends text tokens to sequence `seq` (see Sequence.decode). */
   async decode(tokens: ArrayLike<number>, opts: { seq?: number; logits?: 'last' | 'all' | 'none'; signal?: AbortSignal } = {}): Promise<{ ms: number }> {
-    const seq = opts.seq ?? 0;
-    this.checkSeq(seq);
-    if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') throw llavaError('ERR_INVALID_ARGUMENT', 'tokens must be an array of token ids.');
-    const ids = Int32Array.from(tokens);
-    if (ids.length === 0) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'decode needs at least one token.'));
-    const nVocab = this.model.info.nVocab;
-    for (let i = 0; i < ids.length; i++) {
-      if (ids[i] !== tokens[i] || ids[i] < 0 || ids[i] >= nVocab) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `token ${String(tokens[i])} at index ${i} is not a valid id.`));
-    }
-    const mode = opts.logits ?? 'last';
-    if (mode !== 'last' && mode !== 'all' && mode !== 'none') throw llavaError('ERR_INVALID_ARGUMENT', `logits must be 'last', 'all' or 'none', not ${JSON.stringify(mode)}.`);
-    if (mode === 'all' && ids.length > this.batchSize) {
-      return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `logits for every position need at most batchSize (${this.batchSize}) tokens per decode.`));
-    }
-    return this.queue.run(async () => {
-      this.checkRoom(seq, ids.length);
-      const start = this.lengths[seq];
-      const n = ids.length;
-      const logits = new Uint8Array(n);
-      if (mode === 'all') logits.fill(1);
-      else if (mode === 'last') logits[n - 1] = 1;
-      const pos = new Int32Array(n).map((_, i) => start + i);
-      using link = new AbortLink(opts.signal);
-      try {
-        const r = await this.native.decode({ tokens: ids, pos, seq: new Int32Array(n).fill(seq), logits }, link.flag);
-        this.lengths[seq] = start + n;
-        return r;
-      } catch (e) {
-        this.rollback(seq, start);
-        if (link.aborted) throw abortedError('decode', opts.signal);
-        throw e;
-      }
-    }, opts.signal);
+    return this.sequence(opts.seq ?? 0).decode(tokens, opts);
   }
 
   /** Appends image features (from Projector.encode) to sequence `seq`. */
   async decodeImage(image: ImageEmbedding, opts: { seq?: number; signal?: AbortSignal } = {}): Promise<{ ms: number }> {
-    const seq = opts.seq ?? 0;
-    this.checkSeq(seq);
-    if (!(image instanceof ImageEmbedding)) throw llavaError('ERR_INVALID_ARGUMENT', 'decodeImage expects an ImageEmbedding from Projector.encode().');
-    image.assertLive();
-    return this.queue.run(async () => {
-      this.checkRoom(seq, image.nTokens);
-      const start = this.lengths[seq];
-      using link = new AbortLink(opts.signal);
-      try {
-        const r = await this.native.decodeEmbedding(image.native, seq, start, link.flag);
-        this.lengths[seq] = start + image.nTokens;
-        return r;
-      } catch (e) {
-        this.rollback(seq, start);
-        if (link.aborted) throw abortedError('image decode', opts.signal);
-        throw e;
-      }
-    }, opts.signal);
+    return this.sequence(opts.seq ?? 0).decodeImage(image, opts);
   }
 
   /** Samples from the logits left by the last decode (index -1 = its last output). */
@@ -258,27 +197,8 @@ export class Context {
       if (seen.has(e.seq)) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `sequence ${e.seq} appears twice in one step.`));
       seen.add(e.seq);
     }
-    const natives = entries.map((e) => asSampler(e.sampler).live());
-    return this.queue.run(async () => {
-      for (const e of entries) this.checkRoom(e.seq, 1);
-      const starts = entries.map((e) => this.lengths[e.seq]);
-      using link = new AbortLink(opts.signal);
-      try {
-        const r = await this.native.step(
-          Int32Array.from(entries, (e) => e.token),
-          Int32Array.from(entries, (e) => e.seq),
-          Int32Array.from(starts),
-          natives,
-          link.flag,
-        );
-        entries.forEach((e, i) => (this.lengths[e.seq] = starts[i] + 1));
-        return Array.from(r.tokens, (t, i) => ({ token: t, piece: r.pieces[i], eog: r.eog[i] === 1 }));
-      } catch (e) {
-        entries.forEach((en, i) => this.rollback(en.seq, starts[i]));
-        if (link.aborted) throw abortedError('generation step', opts.signal);
-        throw e;
-      }
-    }, opts.signal);
+    const natives = entries.map((e) => ({ sequence: this.#sequences[e.seq]!, token: e.token, sampler: asSampler(e.sampler).live() }));
+    return this.queue.run(() => Sequence.step(this.#host, natives, opts.signal), opts.signal);
   }
 
   /** A copy of the logits at batch output `index` of the last decode (-1 = last). */
@@ -291,37 +211,14 @@ export class Context {
     return this.queue.run(() => this.native.logProbs(Int32Array.from(indexes), Int32Array.from(targets)));
   }
 
-  /** Drops positions [from, to) of sequence `seq` (to = -1: to the end). */
+  /** Drops positions from `from` on in sequence `seq` (see Sequence.trim). */
   async trim(seq: number, from: number): Promise<void> {
-    this.checkSeq(seq);
-    if (!Number.isInteger(from) || from < 0) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'from must be an integer >= 0.'));
-    return this.queue.run(async () => {
-      if (from >= this.lengths[seq]) return;
-      this.native.seqRm(seq, from, -1);
-      this.lengths[seq] = from;
-    });
-  }
-
-  /** Makes sequence `dst` share the first `n` cached tokens of `src` (no recompute). */
-  async copyPrefix(src: number, dst: number, n: number): Promise<void> {
-    this.checkSeq(src);
-    this.checkSeq(dst);
-    // llama.cpp GGML_ASSERTs (aborting the process) on a partial copy between separate buffers.
-    if (!this.kvUnified) throw llavaError('ERR_INVALID_ARGUMENT', 'copyPrefix needs a context created with kvUnified: true.');
-    return this.queue.run(async () => {
-      if (n > this.lengths[src]) throw llavaError('ERR_INVALID_ARGUMENT', `sequence ${src} holds only ${this.lengths[src]} tokens.`);
-      this.native.seqRm(dst, -1, -1);
-      this.native.seqCp(src, dst, 0, n);
-      this.lengths[dst] = n;
-    });
+    return this.sequence(seq).trim(from);
   }
 
   /** Empties every sequence. */
-  clear(): Promise<void> {
-    return this.queue.run(async () => {
-      this.native.memoryClear();
-      this.lengths.fill(0);
-    });
+  async clear(): Promise<void> {
+    for (const s of this.#sequences) await s.clear();
   }
 
   /** The highest position the native KV cache holds for `seq` (-1 when empty). */

@@ -105,13 +105,12 @@ export interface NativeContext {
   logProbs(idxs: Int32Array, targets: Int32Array, abort?: AbortFlag): Promise<Float64Array>;
   memoryClear(): void;
   seqRm(seq: number, p0: number, p1: number): boolean;
-  seqCp(src: number, dst: number, p0: number, p1: number): void;
   seqKeep(seq: number): void;
   seqPosMax(seq: number): number;
   perf(): NativePerf;
   perfReset(): void;
   setThreads(threads: number, threadsBatch: number): void;
-  info(): { nCtx: number; nBatch: number; nUbatch: number; nSeqMax: number; nVocab: number; nEmbd: number };
+  info(): { nCtx: number; nCtxSeq: number; nBatch: number; nUbatch: number; nSeqMax: number; nVocab: number; nEmbd: number };
   dispose(): Promise<void>;
   readonly disposed: boolean;
 }

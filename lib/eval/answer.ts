@@ -44,8 +44,8 @@ export interface AnswerRunResult extends AnswerProgress {
 export async function answerQuestions(o: AnswerRunOptions): Promise<AnswerRunResult> {
   const parallel = o.parallel ?? 1;
   if (!Number.isInteger(parallel) || parallel < 1) throw llavaError('ERR_INVALID_ARGUMENT', '--parallel must be an integer >= 1.');
-  if (parallel > o.med.context.sequences) {
-    throw llavaError('ERR_INVALID_ARGUMENT', `--parallel ${parallel} needs an instance loaded with sequences >= ${parallel} (it has ${o.med.context.sequences}).`);
+  if (parallel > o.med.sequences) {
+    throw llavaError('ERR_INVALID_ARGUMENT', `--parallel ${parallel} needs an instance loaded with sequences >= ${parallel} (it has ${o.med.sequences}).`);
   }
   const all = await readTestFile(o.questionFile);
   const entries = splitChunks(all, o.numChunks ?? 1, o.chunkIdx ?? 0);

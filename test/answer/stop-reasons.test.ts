@@ -83,6 +83,21 @@ t.test("'context': the sequence fills up; the last sampled token is returned but
   t.equal(await ctx.nativeLength(), ctx.contextSize, 'llama.cpp holds as many cells');
 });
 
+t.test("'context' with separate KV buffers: each sequence stops at its own share", async (t) => {
+  const two = await Context.create(model, { contextSize: 512, sequences: 2, kvUnified: false, threads: 1 });
+  t.teardown(() => two.dispose());
+  const cap = two.sequence(1).capacity;
+  t.equal(cap, 256, 'half of the 512 cells');
+  const prompt = [1, ...new Array(cap - 22).fill(450), chain[0]!];
+  using sampler = two.createSampler({ temperature: 0 });
+  await two.decode(prompt, { seq: 1 });
+  const first = await two.sample(sampler);
+  const [r] = await generate(two, [{ seq: 1, sampler, first, maxTokens: 1000, stop: [] }]);
+  t.equal(r!.stopReason, 'context');
+  t.same(r!.tokens, follow(chain[0]!, cap - prompt.length + 1));
+  t.equal(await two.nativeLength(1), cap);
+});
+
 t.test("'aborted': shouldStop ends the job between tokens", async (t) => {
   let calls = 0;
   const r = await run([1, chain[0]!], { shouldStop: () => ++calls > 3 });

@@ -51,7 +51,6 @@ t.test('every Context method after dispose → ERR_DISPOSED', async (t) => {
     ['logits', () => ctx.logits()],
     ['logProbs', () => ctx.logProbs([0], [1])],
     ['trim', () => ctx.trim(0, 0)],
-    ['copyPrefix', () => ctx.copyPrefix(0, 1, 1)],
     ['clear', () => ctx.clear()],
     ['nativeLength', () => ctx.nativeLength()],
     ['perf', () => ctx.perf()],

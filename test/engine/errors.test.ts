@@ -179,7 +179,7 @@ t.test('wrong JS types on Context methods → ERR_INVALID_ARGUMENT (a LlavaMedEr
   await failsWith(t, () => ctx.logits('x' as never), 'ERR_INVALID_ARGUMENT', "logits('x')");
   await failsWith(t, () => ctx.trim(0, -1), 'ERR_INVALID_ARGUMENT', 'trim(0, -1)');
   await failsWith(t, () => ctx.trim(7, 0), 'ERR_INVALID_ARGUMENT', 'trim(7, 0)');
-  await failsWith(t, () => ctx.copyPrefix(0, 9, 1), 'ERR_INVALID_ARGUMENT', 'copyPrefix to seq 9');
+  await failsWith(t, () => ctx.sequence(9), 'ERR_INVALID_ARGUMENT', 'sequence(9)');
   await failsWith(t, () => ctx.setThreads(0), 'ERR_INVALID_ARGUMENT', 'setThreads(0)');
   await failsWith(t, () => ctx.createSampler({ temperature: 'hot' as never }), 'ERR_INVALID_ARGUMENT', "temperature 'hot'");
   await failsWith(t, () => ctx.createSampler({ topP: 2 }), 'ERR_INVALID_ARGUMENT', 'topP 2');
@@ -211,7 +211,6 @@ t.test('Promise-returning methods reject instead of throwing synchronously', asy
   await rejectsWith(t, () => ctx.step([{ seq: 5, token: 1, sampler: smp }]), 'ERR_INVALID_ARGUMENT', 'step on seq 5');
   await rejectsWith(t, () => ctx.step([{ seq: 0, token: 1, sampler: {} as never }]), 'ERR_INVALID_ARGUMENT', 'step with a non-sampler');
   await rejectsWith(t, () => ctx.trim(7, 0), 'ERR_INVALID_ARGUMENT', 'trim(7, 0)');
-  await rejectsWith(t, () => ctx.copyPrefix(0, 9, 1), 'ERR_INVALID_ARGUMENT', 'copyPrefix to seq 9');
   await rejectsWith(t, () => ctx.setThreads(0), 'ERR_INVALID_ARGUMENT', 'setThreads(0)');
   await rejectsWith(t, () => ctx.decodeImage({} as never), 'ERR_INVALID_ARGUMENT', 'decodeImage({})');
   await rejectsWith(t, () => model.tokenPieces([99999]), 'ERR_INVALID_ARGUMENT', 'tokenPieces([99999])');

@@ -1,7 +1,7 @@
-// Several sequences in one context: a shared KV buffer lets sequences share a prefix (seq_cp);
-// separate buffers do not, and a partial copy there — which llama.cpp would GGML_ASSERT on,
-// killing the process — is refused in TypeScript. Separate buffers also make batched logits
-// bit-identical to a single-sequence run.
+// Several sequences in one context: each sequence's capacity (one shared KV buffer, or one
+// buffer per sequence), and on this model, two sequences stepped together in separate buffers
+// give the single-sequence continuations (see test/llava-med/parallel-ties.test.ts for why that
+// is not guaranteed on every model: 1-row and 2-row steps use different matrix kernels).
 import t from 'tap';
 import { Context, Model } from '../../lib/engine/index.js';
 import { makeTinyLlamaGguf } from '../helpers/tiny-gguf.js';
@@ -11,34 +11,22 @@ const model = await Model.load(path);
 t.teardown(() => model.dispose());
 const prompt = Array.from({ length: 40 }, (_, i) => 1000 + ((i * 37) % 500));
 
-t.test('unified buffer: copyPrefix shares the prefix; the copy gives the same logits', async (t) => {
-  const ctx = await Context.create(model, { contextSize: 512, sequences: 2, flashAttn: 'off' });
-  t.teardown(() => ctx.dispose());
-  await ctx.decode(prompt, { seq: 0 });
-  const a = await ctx.logits();
-  await ctx.copyPrefix(0, 1, prompt.length - 1);
-  t.equal(ctx.length(1), prompt.length - 1);
-  t.equal(await ctx.nativeLength(1), prompt.length - 1, 'llama.cpp holds the copied cells');
-  await ctx.decode(prompt.slice(-1), { seq: 1 });
-  const b = await ctx.logits();
-  // Close, not bit-identical: seq 1's new cell sits after seq 0's in the shared buffer, which
-  // changes the order attention sums in (the reason LlavaMed uses separate buffers for batches).
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += a[i]! ** 2;
-  }
-  t.ok(Math.sqrt(num / den) < 1e-4, `the shared prefix gives the same logits up to rounding (${Math.sqrt(num / den).toExponential(1)})`);
-});
-
-t.test('separate buffers: copyPrefix is refused, not a process abort; the context keeps working', async (t) => {
+t.test("a sequence's capacity is llama.cpp's n_ctx_seq: the whole buffer when shared, its share when separate", async (t) => {
+  const shared = await Context.create(model, { contextSize: 512, sequences: 2, flashAttn: 'off' });
+  t.teardown(() => shared.dispose());
+  t.same([shared.sequence(0).capacity, shared.sequence(1).capacity], [512, 512]);
   const ctx = await Context.create(model, { contextSize: 1024, sequences: 2, kvUnified: false, flashAttn: 'off' });
   t.teardown(() => ctx.dispose());
   t.equal(ctx.kvUnified, false);
+  t.same([ctx.sequence(0).capacity, ctx.sequence(1).capacity], [512, 512], 'separate buffers: 1024 cells split in two');
   await ctx.decode(prompt, { seq: 0 });
-  await t.rejects(ctx.copyPrefix(0, 1, 10), { code: 'ERR_INVALID_ARGUMENT' });
+  const err = await ctx.decode(new Array(512 - prompt.length + 1).fill(1000), { seq: 0, logits: 'none' }).then(() => undefined, (e: unknown) => e);
+  t.equal((err as { code?: string } | undefined)?.code, 'ERR_CONTEXT_FULL', 'one position past its share is refused before llama.cpp sees it');
+  t.equal(ctx.length(0), prompt.length);
+  await ctx.decode(new Array(512 - prompt.length).fill(1000), { seq: 0, logits: 'none' });
+  t.equal(await ctx.nativeLength(0), 512, 'its whole share can be filled');
   await ctx.decode(prompt, { seq: 1 });
-  t.equal(ctx.length(1), prompt.length);
+  t.equal(ctx.length(1), prompt.length, 'and the other sequence still has its own');
 });
 
 t.test('separate buffers: two sequences stepped together = each alone, bit for bit', async (t) => {

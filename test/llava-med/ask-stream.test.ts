@@ -2,6 +2,7 @@
 import t from 'tap';
 import { pyStrip } from '../../lib/prompt/index.js';
 import { loadTiny, noisePng, rejectsCode, spyEngine } from './util.js';
+import { engineOf } from '../../lib/llava-med.js';
 
 const Q = 'What is shown in this image?';
 
@@ -24,7 +25,7 @@ t.test('ask: result shape and timings', async (t) => {
   t.equal(tm.generatedTokens, 12);
   t.ok(tm.generateMs > 0);
   t.ok(tm.totalMs >= tm.generateMs + tm.promptMs, 'total covers its parts');
-  const text = await med.model.detokenize(a.tokens);
+  const text = await engineOf(med).model.detokenize(a.tokens);
   t.equal(a.text, pyStrip(text.split('###')[0]!), 'text = detokenized tokens, cut at ### and stripped (v0)');
 
   // The same question again: the system prompt is reused from the KV cache.
@@ -56,9 +57,9 @@ t.test('ask: stop strings cut the text; maxTokens gives length', async (t) => {
   const png = await noisePng(30, 30, 13);
   const full = await med.ask(png, Q, { temperature: 0, maxTokens: 24 });
   t.equal(full.stopReason, 'length');
-  const raw = await med.model.detokenize(full.tokens);
+  const raw = await engineOf(med).model.detokenize(full.tokens);
   // Pick a stop string from the greedy answer itself: two characters (not U+FFFD) starting after the 3rd token.
-  const start = (await med.model.detokenize(full.tokens.slice(0, 3))).length;
+  const start = (await engineOf(med).model.detokenize(full.tokens.slice(0, 3))).length;
   let at = -1;
   for (let i = start; i < raw.length - 1; i++) {
     const s = raw.slice(i, i + 2);
@@ -101,7 +102,7 @@ t.test('stream: chunks concatenate to ask()\'s text; breaking out stops generati
     t.ok(chunks.length > 1, `${variant}: streamed in ${chunks.length} chunks`);
     t.ok(chunks.every((c) => c.length > 0), `${variant}: no empty chunks`);
     const joined = chunks.join('');
-    t.equal(joined, await med.model.detokenize(a.tokens), `${variant}: concatenation = the generated text, unstripped`);
+    t.equal(joined, await engineOf(med).model.detokenize(a.tokens), `${variant}: concatenation = the generated text, unstripped`);
     t.equal(pyStrip(joined.split('###')[0]!), a.text, `${variant}: ... which post-processes to ask()'s text`);
 
     const before = spy.steps.length;

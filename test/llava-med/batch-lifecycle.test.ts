@@ -1,6 +1,6 @@
 /** askBatch vs sequential ask; abort; FIFO queueing; dispose during calls; await using. */
 import t from 'tap';
-import { LlavaMed } from '../../lib/llava-med.js';
+import { LlavaMed, engineOf } from '../../lib/llava-med.js';
 import { loadTiny, noisePng, rejectsCode, spyEngine } from './util.js';
 
 const GEN = { temperature: 0, maxTokens: 12, stop: [] as string[] };
@@ -9,7 +9,7 @@ t.test('askBatch with 3 sequences = sequential ask at temperature 0', async (t) 
   for (const variant of ['v0', 'v1.5'] as const) {
     const { med: seq } = await loadTiny(variant);
     const { med: par } = await loadTiny(variant, { sequences: 3 });
-    t.equal(par.context.sequences, 3);
+    t.equal(engineOf(par).context.sequences, 3);
     const reqs = [
       { image: await noisePng(30, 30, 51), question: 'What is shown?' },
       { image: await noisePng(36, 28, 52), question: 'Is there a fracture?' },
@@ -116,8 +116,8 @@ t.test('dispose during a call; await using', async (t) => {
   await rejectsCode(t, queued, 'ERR_DISPOSED', 'a queued ask');
   await rejectsCode(t, queuedScore, 'ERR_DISPOSED', 'a queued score');
   await disposed;
-  t.equal(med.context.disposed, true, 'the context is freed');
-  t.equal(med.model.disposed, true, 'the model is freed');
+  t.equal(engineOf(med).context.disposed, true, 'the context is freed');
+  t.equal(engineOf(med).model.disposed, true, 'the model is freed');
   await rejectsCode(t, med.ask(png, 'After?', GEN), 'ERR_DISPOSED', 'ask after dispose');
   await rejectsCode(t, med.score(png, 'After?', ['yes']), 'ERR_DISPOSED', 'score after dispose');
   await rejectsCode(t, med.embedImage(png), 'ERR_DISPOSED', 'embedImage after dispose');
@@ -145,6 +145,6 @@ t.test('dispose during a call; await using', async (t) => {
     t.equal((await m3.ask(png, 'What?', { ...GEN, maxTokens: 2 })).tokens.length, 2);
   }
   t.equal(ref.disposed, true, 'await using disposed the instance');
-  t.equal(ref.model.disposed, true, 'and freed the model');
+  t.equal(engineOf(ref).model.disposed, true, 'and freed the model');
   await rejectsCode(t, ref.ask(png, 'What?', GEN), 'ERR_DISPOSED', 'ask after await using');
 });

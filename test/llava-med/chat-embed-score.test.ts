@@ -3,6 +3,7 @@ import t from 'tap';
 import { Context } from '../../lib/engine/index.js';
 import type { LlavaMed } from '../../lib/llava-med.js';
 import { loadTiny, noisePng, rejectsCode, spyEngine } from './util.js';
+import { engineOf } from '../../lib/llava-med.js';
 
 const GEN = { temperature: 0, maxTokens: 10, stop: [] as string[] };
 
@@ -103,7 +104,7 @@ function logSoftmaxAt(logits: Float32Array, target: number): number {
 }
 
 async function manualScore(med: LlavaMed, before: number[], image: Parameters<Context['decodeImage']>[0], after: number[], cand: number[]): Promise<number> {
-  const ctx = await Context.create(med.model, { contextSize: med.context.contextSize, batchSize: med.context.batchSize, threads: 1, flashAttn: 'off' /* as LlavaMed on CPU */ });
+  const ctx = await Context.create(engineOf(med).model, { contextSize: engineOf(med).context.contextSize, batchSize: engineOf(med).context.batchSize, threads: 1, flashAttn: 'off' /* as LlavaMed on CPU */ });
   try {
     await ctx.decode(before, { logits: 'none' });
     await ctx.decodeImage(image);
@@ -134,7 +135,7 @@ t.test('score: log-probs equal a manual computation; stable across calls', async
     const after = promptFed.slice(imgAt + 1).flatMap((f) => f.tokens!);
     t.same(s.map((x) => x.candidate), cands, `${variant}: results in candidate order`);
     for (const x of s) {
-      const expectTokens = Array.from(await med.model.tokenize(x.candidate, { addSpecial: false, parseSpecial: false }));
+      const expectTokens = Array.from(await engineOf(med).model.tokenize(x.candidate, { addSpecial: false, parseSpecial: false }));
       t.same(x.tokens, expectTokens, `${variant}: ${x.candidate} tokens = plain SentencePiece encoding`);
       const manual = await manualScore(med, before, h.embedding, after, expectTokens);
       t.ok(Math.abs(manual - x.logProb) < 1e-9, `${variant}: ${x.candidate}: ${x.logProb} = manual ${manual}`);
@@ -149,9 +150,9 @@ t.test('score: log-probs equal a manual computation; stable across calls', async
     await med.score(h, 'Is there an effusion?', ['yes']);
     t.same((await med.ask(h, 'Is there an effusion?', GEN)).tokens, a1.tokens, `${variant}: ask unaffected by score`);
     // score's first token agrees with greedy generation: the greedy token has the best 1-token log-prob.
-    const piece = await med.model.detokenize([a1.tokens[0]!]);
+    const piece = await engineOf(med).model.detokenize([a1.tokens[0]!]);
     if (piece.length > 0 && !piece.includes('\ufffd')) {
-      const first = Array.from(await med.model.tokenize(piece.trimStart(), { addSpecial: false }));
+      const first = Array.from(await engineOf(med).model.tokenize(piece.trimStart(), { addSpecial: false }));
       if (first.length === 1 && first[0] === a1.tokens[0]) {
         const [best] = await med.score(h, 'Is there an effusion?', [piece.trimStart()]);
         const [worse] = await med.score(h, 'Is there an effusion?', ['yes']);

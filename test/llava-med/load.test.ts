@@ -2,7 +2,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { LlavaMed } from '../../lib/llava-med.js';
+import { LlavaMed, engineOf } from '../../lib/llava-med.js';
 import { Projector } from '../../lib/engine/projector.js';
 import { flatten, loadTiny, noisePng, rejectsCode, spyEngine, tinyV0, tinyV15 } from './util.js';
 
@@ -55,10 +55,10 @@ t.test('variant detection and override', async (t) => {
   const spy = spyEngine(med);
   const a = await med.ask(h, 'What is shown?', { maxTokens: 3 });
   spy.stop();
-  const sp = async (s: string) => Array.from(await med.model.tokenize(s, { addSpecial: false, parseSpecial: false }));
+  const sp = async (s: string) => Array.from(await engineOf(med).model.tokenize(s, { addSpecial: false, parseSpecial: false }));
   t.same(
     flatten(spy.fed),
-    [med.model.info.bos, ...(await sp('[INST] ')), 'IMG', ...(await sp('\nWhat is shown? [/INST]'))],
+    [engineOf(med).model.info.bos, ...(await sp('[INST] ')), 'IMG', ...(await sp('\nWhat is shown? [/INST]'))],
     'the v1.5 prompt layout is used with the override',
   );
   t.equal(a.tokens.length, 3);

@@ -11,17 +11,18 @@ import t from 'tap';
 import { Context } from '../../lib/engine/index.js';
 import type { LlavaMed, ImageHandle } from '../../lib/llava-med.js';
 import { flatten, loadTiny, noisePng, spyEngine } from './util.js';
+import { engineOf } from '../../lib/llava-med.js';
 
 // Written out here, not imported from lib/prompt, so a drift in the library's constant shows up.
 const V0_SYSTEM_AND_FEW_SHOT =
   "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions." +
   '###Human: Hi!###Assistant: Hi there!  How can I help you today?\n###Human: ';
 
-const sp = async (med: LlavaMed, text: string): Promise<number[]> => Array.from(await med.model.tokenize(text, { addSpecial: false, parseSpecial: false }));
+const sp = async (med: LlavaMed, text: string): Promise<number[]> => Array.from(await engineOf(med).model.tokenize(text, { addSpecial: false, parseSpecial: false }));
 
 /** Runs before + image + after on a fresh context shaped like LlavaMed's; returns the last position's logits. */
 async function manualLogits(med: LlavaMed, image: ImageHandle, before: number[], after: number[]): Promise<Float32Array> {
-  const ctx = await Context.create(med.model, { contextSize: med.context.contextSize, batchSize: med.context.batchSize, threads: 1, flashAttn: 'off' /* as LlavaMed on CPU */ });
+  const ctx = await Context.create(engineOf(med).model, { contextSize: engineOf(med).context.contextSize, batchSize: engineOf(med).context.batchSize, threads: 1, flashAttn: 'off' /* as LlavaMed on CPU */ });
   try {
     await ctx.decode(before, { logits: 'none' });
     await ctx.decodeImage(image.embedding);
@@ -47,10 +48,10 @@ t.test('v0: special ids come from the GGUF and are single tokens', async (t) => 
   t.teardown(() => med.dispose());
   t.equal(med.variant, 'v0', 'variant detected from the GGUF');
   t.equal(tiny.ids.promptBos, 2, 'the converter recorded </s> (id 2) as the prompt BOS, per special_tokens_map.json');
-  const piece = await med.model.detokenize([tiny.ids.promptBos], { special: true });
+  const piece = await engineOf(med).model.detokenize([tiny.ids.promptBos], { special: true });
   t.equal(piece, '</s>', 'id 2 is </s>');
   for (const [name, id] of [['<im_start>', tiny.ids.imStart], ['<im_end>', tiny.ids.imEnd]] as const) {
-    const ids = Array.from(await med.model.tokenize(name, { addSpecial: false, parseSpecial: true }));
+    const ids = Array.from(await engineOf(med).model.tokenize(name, { addSpecial: false, parseSpecial: true }));
     t.same(ids, [id], `${name} is the single token ${id}`);
     t.not(id, undefined);
   }
@@ -68,7 +69,7 @@ t.test('v0: LlavaMed feeds exactly [</s>] + sp(preamble + q) + [<im_start>] + im
 
   const spy = spyEngine(med);
   const a = await med.ask(image, q, { temperature: 0, maxTokens: 1 });
-  const medLogits = await med.context.logits(-1); // maxTokens 1: no step ran, these are the prompt's logits
+  const medLogits = await engineOf(med).context.logits(-1); // maxTokens 1: no step ran, these are the prompt's logits
   spy.stop();
   t.same(flatten(spy.fed), [...before, 'IMG', ...after], 'the engine received the reference id sequence');
   t.equal(spy.fed.find((f) => f.image)?.image, image.embedding, 'the image slot holds the embedImage embedding');
@@ -111,13 +112,13 @@ t.test('v1.5: LlavaMed feeds exactly [<s>] + sp("[INST] ") + image + sp("\\n{q} 
   const after = await sp(med, '\nIs the heart normal? [/INST]');
   const spy = spyEngine(med);
   const a = await med.ask(image, q, { temperature: 0, maxTokens: 1 });
-  const medLogits = await med.context.logits(-1);
+  const medLogits = await engineOf(med).context.logits(-1);
   spy.stop();
   t.same(flatten(spy.fed), [...before, 'IMG', ...after], 'the engine received the reference id sequence');
   const manual = await manualLogits(med, image, before, after);
   t.ok(sameBits(manual, medLogits), 'manual engine run gives bit-identical next-token logits');
   t.equal(a.tokens[0], argmax(manual), 'first greedy token matches');
   // Negative control: the whole text tokenized by llama.cpp with its own BOS is a different sequence.
-  const whole = Array.from(await med.model.tokenize('[INST] \nIs the heart normal? [/INST]', { addSpecial: true, parseSpecial: false }));
+  const whole = Array.from(await engineOf(med).model.tokenize('[INST] \nIs the heart normal? [/INST]', { addSpecial: true, parseSpecial: false }));
   t.notSame(whole.slice(before.length), after, 'tokenizing the chunks separately is not the same as one string');
 });

@@ -5,6 +5,7 @@
  * fresh instance gives.
  */
 import t from 'tap';
+import { engineOf } from '../../lib/llava-med.js';
 import { loadTiny, noisePng } from './util.js';
 
 const GEN = { temperature: 0, maxTokens: 10, stop: [] as string[] };
@@ -30,3 +31,27 @@ for (const variant of ['v0', 'v1.5'] as const) {
     await fresh.dispose();
   });
 }
+
+t.test('clearCache: the next answer starts from an empty cache, as on a fresh instance', async (t) => {
+  const q = 'Is there a fracture?';
+  const { med: fresh } = await loadTiny('v0', { sequences: 2 });
+  const ref = await fresh.ask(await noisePng(30, 30, 72), q, GEN);
+  await fresh.dispose();
+
+  const { med } = await loadTiny('v0', { sequences: 2 });
+  t.teardown(() => med.dispose());
+  const { context } = engineOf(med);
+  const img = await med.embedImage(await noisePng(30, 30, 72));
+  await med.askBatch([{ image: img, question: q }, { image: img, question: 'What is shown?' }], GEN);
+  t.ok((await context.nativeLength(0)) > 0 && (await context.nativeLength(1)) > 0, 'both sequences hold cells');
+  await med.clearCache();
+  t.same([await context.nativeLength(0), await context.nativeLength(1)], [0, 0], 'llama.cpp holds no cell of either sequence');
+  t.same([context.length(0), context.length(1)], [0, 0], 'and the sequences know it');
+  const b = await med.ask(img, q, GEN);
+  t.equal(b.timings.reusedTokens, 0, 'nothing is reported reused');
+  t.equal(b.timings.imageTokens, ref.timings.imageTokens, 'the image is decoded again');
+  t.equal(b.timings.promptTokens, ref.timings.promptTokens, 'the whole prompt is decoded again');
+  t.same(b.tokens, ref.tokens, "the fresh instance's answer");
+  await med.dispose();
+  await t.rejects(med.clearCache(), { code: 'ERR_DISPOSED' }, 'clearCache after dispose is a typed error');
+});

@@ -1,7 +1,7 @@
 /** Shared helpers for the LlavaMed tests (not a test file: tap only runs *.test.ts). */
 import type { Test } from 'tap';
 import { LlavaMedError } from '../../lib/errors.js';
-import { LlavaMed, type LlavaMedOptions } from '../../lib/llava-med.js';
+import { LlavaMed, type LlavaMedOptions, engineOf } from '../../lib/llava-med.js';
 import type { ImageEmbedding } from '../../lib/engine/index.js';
 import { tinyV0, tinyV15, type TinyLlava } from '../helpers/tiny-llava.js';
 
@@ -36,27 +36,34 @@ export async function rejectsCode(t: Test, p: Promise<unknown> | (() => unknown)
 export type Fed = { seq: number; tokens?: number[]; image?: ImageEmbedding; logits?: string }[];
 
 /**
- * Records every Context.decode / decodeImage / step call LlavaMed makes (the real methods still
- * run), and counts Projector.encode calls. Returns a stop() that restores the methods.
+ * Records every Sequence.decode / decodeImage and Context.step call LlavaMed makes (the real
+ * methods still run), and counts Projector.encode calls. Returns a stop() that restores them.
  */
 export function spyEngine(med: LlavaMed): { fed: Fed; steps: number[][]; encodes: () => number; stop: () => void } {
-  const ctx = med.context;
-  const proj = med.projector;
+  const { context: ctx, projector: proj } = engineOf(med);
   const fed: Fed = [];
   const steps: number[][] = [];
   let encodes = 0;
-  const decode = ctx.decode;
-  const decodeImage = ctx.decodeImage;
+  const restore: (() => void)[] = [];
+  for (let i = 0; i < ctx.sequences; i++) {
+    const s = ctx.sequence(i);
+    const decode = s.decode;
+    const decodeImage = s.decodeImage;
+    s.decode = function (this: typeof s, tokens, opts = {}) {
+      fed.push({ seq: s.id, tokens: Array.from(tokens), logits: opts.logits ?? 'last' });
+      return decode.call(this, tokens, opts);
+    };
+    s.decodeImage = function (this: typeof s, image, opts = {}) {
+      fed.push({ seq: s.id, image });
+      return decodeImage.call(this, image, opts);
+    };
+    restore.push(() => {
+      s.decode = decode;
+      s.decodeImage = decodeImage;
+    });
+  }
   const step = ctx.step;
   const encode = proj.encode;
-  ctx.decode = function (this: typeof ctx, tokens, opts = {}) {
-    fed.push({ seq: opts.seq ?? 0, tokens: Array.from(tokens), logits: opts.logits ?? 'last' });
-    return decode.call(this, tokens, opts);
-  };
-  ctx.decodeImage = function (this: typeof ctx, image, opts = {}) {
-    fed.push({ seq: opts.seq ?? 0, image });
-    return decodeImage.call(this, image, opts);
-  };
   ctx.step = function (this: typeof ctx, entries, opts = {}) {
     steps.push(entries.map((e) => e.seq));
     return step.call(this, entries, opts);
@@ -70,8 +77,7 @@ export function spyEngine(med: LlavaMed): { fed: Fed; steps: number[][]; encodes
     steps,
     encodes: () => encodes,
     stop: () => {
-      ctx.decode = decode;
-      ctx.decodeImage = decodeImage;
+      for (const r of restore) r();
       ctx.step = step;
       proj.encode = encode;
     },
