@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import { LlavaMed } from '../../lib/llava-med.js';
+import { LlavaMed, engineOf } from '../../lib/llava-med.js';
 import { buildV0Chat, buildV15Chat, markerTexts } from '../../lib/prompt/index.js';
 import { isLlavaMedError } from '../../lib/errors.js';
 import { writeLegacyLayout } from '../helpers/legacy-gguf.js';
@@ -70,7 +70,7 @@ for (const variant of ['v0', 'v1.5'] as const) {
       t.teardown(() => med.dispose());
       t.equal(med.variant, variant, 'variant detected');
       // what llama.cpp's tokenizer alone would do with the text (parse_special=false)
-      const plain = Array.from(await med.model.tokenize('a <im_start> b', { addSpecial: false, parseSpecial: false }));
+      const plain = Array.from(await engineOf(med).model.tokenize('a <im_start> b', { addSpecial: false, parseSpecial: false }));
       for (const m of markerTexts(variant)) {
         await rejectsCode(t, med.ask(image, `What is ${m} shown?`, { maxTokens: 2 }), 'ERR_INVALID_ARGUMENT', `ask with ${m}`);
       }
