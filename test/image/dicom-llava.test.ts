@@ -51,4 +51,10 @@ t.test('DICOM inputs agree with the reference rendering as a grey image', async 
   await rejectsCode(t, med.ask(bytes.subarray(0, 400), Q, GEN), 'ERR_IMAGE_DECODE', 'a truncated DICOM');
   await rejectsCode(t, med.ask({ dicom: file, window: { center: 0, width: 0 } }, Q, GEN), 'ERR_INVALID_ARGUMENT', 'window width 0');
   t.same(await med.score(file, Q, ['yes', 'no']), ref, 'the instance still answers after the errors');
+  // every supported transfer syntax reaches an answer (the renderings themselves are checked in dicom.test.ts)
+  for (const f of ['u12-implicit', 'u12-big-endian', 'u12-deflate', 'u12-rle', 'u8-jpeg-baseline', 'u8-jpeg-extended', 'u12-jpeg-lossless',
+    'u12-jpeg-lossless-sv1', 'u12-jpls-lossless', 'u12-jpls-near', 'u12-j2k-lossless', 'u12-j2k-lossy', 'rgb-jpeg-baseline']) {
+    const a = await med.ask(path.join(root, `${f}.dcm`), Q, GEN);
+    t.ok(a.tokens.length > 0, `${f}: answered (${a.tokens.length} tokens)`);
+  }
 });
