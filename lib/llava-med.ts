@@ -263,9 +263,9 @@ export class LlavaMed {
             threads,
             kvCacheType: opts.kvCacheType,
             flashAttn: opts.flashAttn ?? defaultFlashAttn(loaded.offloaded ? loaded.gpuLayers : 0),
-            // A buffer per sequence keeps each sequence's cells in single-sequence order, so batched
-            // answers equal sequential ones (a shared buffer interleaves them and changes the order
-            // in which attention sums, enough to flip a greedy near-tie).
+            // A buffer per sequence keeps each sequence's cells in single-sequence order, so an answer
+            // does not depend on the other requests of its batch (a shared buffer interleaves them and
+            // changes the order in which attention sums, enough to flip a greedy near-tie).
             kvUnified: (opts.sequences ?? 1) === 1,
           }))(),
       ]);

@@ -5,7 +5,9 @@ import { loadTiny, noisePng, rejectsCode, spyEngine } from './util.js';
 
 const GEN = { temperature: 0, maxTokens: 12, stop: [] as string[] };
 
-t.test('askBatch with 3 sequences = sequential ask at temperature 0', async (t) => {
+// On these tiny models the batched answers equal the sequential ones; that is not guaranteed on every
+// model (a several-row step rounds differently from a one-row step: see parallel-ties.test.ts).
+t.test('askBatch with 3 sequences = sequential ask at temperature 0 (tiny models)', async (t) => {
   for (const variant of ['v0', 'v1.5'] as const) {
     const { med: seq } = await loadTiny(variant);
     const { med: par } = await loadTiny(variant, { sequences: 3 });
