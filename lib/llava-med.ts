@@ -350,7 +350,10 @@ export class LlavaMed {
   async embedImage(image: ImageInput, opts: { signal?: AbortSignal } = {}): Promise<ImageHandle> {
     opts = plainOptions(opts, 'the embedImage options');
     this.queue.assertOpen();
-    const e = await this.encode(image, opts.signal);
+    const e = await this.encode(image, opts.signal).catch((err: unknown) => {
+      this.queue.assertOpen(); // stopped by dispose(): say so in this instance's words
+      throw err;
+    });
     if (this.queue.isClosed) {
       // dispose() ran while this image was encoding: nothing would free it later.
       e.dispose();
@@ -426,7 +429,7 @@ export class LlavaMed {
     opts = plainOptions(opts, 'the generation options');
     const limits = this.generationLimits(opts);
     validateQuestion(history[history.length - 1]?.question);
-    const [answer] = await this.queue.run(() => this.runJobs([{ image, history, onText, shouldStop }], opts, limits), opts.signal);
+    const [answer] = await this.queue.run((signal) => this.runJobs([{ image, history, onText, shouldStop }], { ...opts, signal }, limits), opts.signal);
     return answer;
   }
 
@@ -451,7 +454,7 @@ export class LlavaMed {
     const out: Answer[] = [];
     for (let start = 0; start < requests.length; start += width) {
       const jobs = requests.slice(start, start + width).map((r) => ({ image: r.image, history: [{ question: r.question }] }));
-      out.push(...(await this.queue.run(() => this.runJobs(jobs, opts, limits), opts.signal)));
+      out.push(...(await this.queue.run((signal) => this.runJobs(jobs, { ...opts, signal }, limits), opts.signal)));
     }
     return out;
   }
@@ -552,22 +555,22 @@ export class LlavaMed {
       throw llavaError('ERR_INVALID_ARGUMENT', 'candidates must be a non-empty array of non-empty strings.');
     }
     for (const c of candidates) assertNoMarkers(c, this.variant, 'candidate');
-    return this.queue.run(async () => {
-      const { embedding, owned } = await this.resolveImage(image, opts.signal);
+    return this.queue.run(async (signal) => {
+      const { embedding, owned } = await this.resolveImage(image, signal);
       try {
         const items = await this.promptItems(embedding, [{ question }]);
         const last = items[items.length - 1] as number;
         // The prompt minus its last token stays cached; each candidate is scored by decoding
         // [last, ...candidate] with logits everywhere: output i predicts candidate token i.
         const seq = this.#sequences[0]!;
-        await seq.load(items, opts.signal);
+        await seq.load(items, signal);
         await seq.keep(items.length - 1);
         const out: CandidateScore[] = [];
         for (const candidate of candidates) {
           const cand = Array.from(await this.#model.tokenize(candidate, { addSpecial: false, parseSpecial: false }));
           if (cand.length + 1 > this.#context.batchSize) throw llavaError('ERR_INVALID_ARGUMENT', `candidate ${JSON.stringify(candidate)} is too long to score.`);
           try {
-            await seq.decode([last, ...cand.slice(0, -1)], { logits: 'all', signal: opts.signal });
+            await seq.decode([last, ...cand.slice(0, -1)], { logits: 'all', signal });
             const lp = await this.#context.logProbs(cand.map((_, i) => i), cand);
             out.push({ candidate, logProb: lp.reduce((a, b) => a + b, 0), tokens: cand });
           } finally {
@@ -584,15 +587,18 @@ export class LlavaMed {
     }, opts.signal);
   }
 
-  /** Frees the context, projector, model and image handles once running calls finish. */
+  /**
+   * Stops the running call (it rejects with ERR_DISPOSED unless it had already finished),
+   * rejects the queued ones with ERR_DISPOSED, then frees the context, projector, model and
+   * image handles side by side on the thread pool.
+   */
   dispose(): Promise<void> {
     this.disposing ??= (async () => {
       await this.queue.close();
       for (const h of this.images) h.embedding.dispose();
       this.images.clear();
-      await this.#context.dispose();
-      await this.#projector.dispose();
-      await this.#model.dispose();
+      // embedImage runs outside the instance queue: disposing the projector stops its encode.
+      await Promise.all([this.#context.dispose(), this.#projector.dispose(), this.#model.dispose()]);
       this.removeLogger?.();
     })();
     return this.disposing;

@@ -208,8 +208,13 @@ class EncodeWorker : public PromiseWorker {
         int32_t r = TokenizeImage(ctx, bmp.get(), chunks.get(), &chunk);
         if (r != 0) return Fail("ERR_ENCODE", "mtmd could not preprocess the image (code " + std::to_string(r) + ")");
         auto t0 = std::chrono::steady_clock::now();
+        // ggml polls this between the vision graph's nodes (native/patches/0003): an abort
+        // stops the encode within one node instead of after the whole encoder.
+        mtmd_set_abort_callback(ctx, [](void * ud) { return static_cast<EncodeWorker *>(ud)->abort_.Aborted(); }, this);
         r = mtmd_encode_chunk(ctx, chunk);
+        mtmd_set_abort_callback(ctx, nullptr, nullptr);
         double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (r != 0 && abort_.Aborted()) return Fail("ERR_ABORTED", "image encode aborted");
         if (r != 0) return Fail("ERR_ENCODE", "image encode failed (code " + std::to_string(r) + ")");
         auto out = std::make_shared<EmbeddingData>();
         out->nTokens = (int32_t) mtmd_input_chunk_get_n_tokens(chunk);

@@ -198,7 +198,7 @@ export class Context {
       seen.add(e.seq);
     }
     const natives = entries.map((e) => ({ sequence: this.#sequences[e.seq]!, token: e.token, sampler: asSampler(e.sampler).live() }));
-    return this.queue.run(() => Sequence.step(this.#host, natives, opts.signal), opts.signal);
+    return this.queue.run((signal) => Sequence.step(this.#host, natives, signal), opts.signal);
   }
 
   /** A copy of the logits at batch output `index` of the last decode (-1 = last). */

@@ -33,15 +33,25 @@ export function abortedError(what: string, signal?: AbortSignal): LlavaMedError 
   return llavaError('ERR_ABORTED', `The ${what} was aborted.`, signal?.reason);
 }
 
+/** A call waiting in an OperationQueue. */
+interface Waiter {
+  start(done: () => void): Promise<void>;
+  cancel(e: LlavaMedError): void;
+}
+
 /**
  * Serializes async operations on one native object: each runs after the previous one settled,
- * in call order. After close(), new calls fail with ERR_DISPOSED and calls still waiting are
- * rejected; the running one finishes first (dispose waits for it).
+ * in call order. A waiting call whose signal aborts is rejected at once (ERR_ABORTED) and never
+ * runs. Each operation gets a signal that fires when its caller's signal aborts or when the
+ * queue is closed, for the native worker's abort flag. close() rejects the waiting calls
+ * (ERR_DISPOSED), aborts the running one (which then rejects with ERR_DISPOSED, unless it
+ * finished first) and resolves when it has settled.
  */
 export class OperationQueue {
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly waiting: Waiter[] = [];
+  private running?: Promise<void>;
+  private readonly closer = new AbortController();
   private closed = false;
-  private pending = 0;
 
   constructor(private readonly what: string) {}
 
@@ -51,37 +61,84 @@ export class OperationQueue {
 
   /** Number of operations waiting or running. */
   get size(): number {
-    return this.pending;
+    return this.waiting.length + (this.running ? 1 : 0);
   }
 
-  run<T>(op: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  run<T>(op: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.closed) return Promise.reject(this.disposedError());
-    this.pending++;
-    const result = this.tail.then(async () => {
-      if (this.closed) throw this.disposedError();
-      if (signal?.aborted) throw abortedError(this.what, signal);
-      try {
-        return await op();
-      } catch (e) {
-        throw fromNative(e);
-      }
+    if (signal?.aborted) return Promise.reject(this.abortedWaiting(signal));
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        const i = this.waiting.indexOf(waiter);
+        if (i < 0) return; // already running: the operation's own signal handles it
+        this.waiting.splice(i, 1);
+        reject(this.abortedWaiting(signal));
+      };
+      const waiter: Waiter = {
+        // `done` frees the queue before the caller hears of the result, so size is exact then
+        start: async (done) => {
+          signal?.removeEventListener('abort', onAbort);
+          let settle: () => void;
+          try {
+            if (this.closed) throw this.disposedError();
+            if (signal?.aborted) throw this.abortedWaiting(signal);
+            const opSignal = signal ? AbortSignal.any([signal, this.closer.signal]) : this.closer.signal;
+            const value = await op(opSignal);
+            settle = () => resolve(value);
+          } catch (e) {
+            settle = () => reject(this.mapError(e, signal));
+          }
+          done();
+          settle();
+        },
+        cancel: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiter);
+      this.pump();
     });
-    const settled = result.then(
-      () => undefined,
-      () => undefined,
-    ).finally(() => this.pending--);
-    this.tail = settled;
-    return result;
   }
 
-  /** Stops accepting work and resolves when the running operation (if any) has settled. */
+  // Starts the next waiting call once none runs; operations start in a microtask, never
+  // inside the caller's run().
+  private pump(): void {
+    if (this.running || this.waiting.length === 0) return;
+    const next = this.waiting.shift()!;
+    this.running = Promise.resolve().then(() =>
+      next.start(() => {
+        this.running = undefined;
+        this.pump();
+      }),
+    );
+  }
+
+  // An operation stopped by close() reports the dispose, not an abort the caller never asked for.
+  private mapError(e: unknown, signal?: AbortSignal): LlavaMedError {
+    const err = fromNative(e);
+    if (err.code === 'ERR_ABORTED' && this.closer.signal.aborted && !signal?.aborted) return this.disposedError(err);
+    return err;
+  }
+
+  /**
+   * Stops accepting work, rejects the waiting calls, aborts the running one, and resolves
+   * when it has settled.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    await this.tail;
+    for (const w of this.waiting.splice(0)) w.cancel(this.disposedError());
+    this.closer.abort();
+    await this.running;
   }
 
-  disposedError(): LlavaMedError {
-    return llavaError('ERR_DISPOSED', `The ${this.what} has been disposed; create a new one.`);
+  private abortedWaiting(signal?: AbortSignal): LlavaMedError {
+    return llavaError('ERR_ABORTED', `The call on the ${this.what} was aborted before it started.`, signal?.reason);
+  }
+
+  disposedError(cause?: unknown): LlavaMedError {
+    return llavaError('ERR_DISPOSED', `The ${this.what} has been disposed; create a new one.`, cause);
   }
 
   assertOpen(): void {

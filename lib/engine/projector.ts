@@ -112,8 +112,8 @@ export class Projector {
     if (width !== this.imageSize || height !== this.imageSize || rgb.length !== width * height * 3) {
       return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `the encoder takes ${this.imageSize}x${this.imageSize} RGB (${this.imageSize * this.imageSize * 3} bytes); got ${width}x${height} with ${rgb.length} bytes. Preprocess with lib/image first.`));
     }
-    return this.queue.run(async () => {
-      using link = new AbortLink(opts.signal);
+    return this.queue.run(async (signal) => {
+      using link = new AbortLink(signal);
       try {
         const e = await this.native.encode(rgb, width, height, link.flag);
         if (link.aborted) {

@@ -115,7 +115,7 @@ export class Sequence {
     if (mode === 'all' && ids.length > this.#host.batchSize) {
       return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `logits for every position need at most batchSize (${this.#host.batchSize}) tokens per decode.`));
     }
-    return this.#host.queue.run(async () => {
+    return this.#host.queue.run(async (signal) => {
       this.checkRoom(ids.length);
       const start = this.#length;
       const n = ids.length;
@@ -123,7 +123,7 @@ export class Sequence {
       if (mode === 'all') logits.fill(1);
       else if (mode === 'last') logits[n - 1] = 1;
       const pos = new Int32Array(n).map((_, i) => start + i);
-      using link = new AbortLink(opts.signal);
+      using link = new AbortLink(signal);
       try {
         const r = await this.#host.native.decode({ tokens: ids, pos, seq: new Int32Array(n).fill(this.id), logits }, link.flag);
         this.#items.push(...ids);
@@ -145,10 +145,10 @@ export class Sequence {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#host.queue.run(async () => {
+    return this.#host.queue.run(async (signal) => {
       this.checkRoom(image.nTokens);
       const start = this.#length;
-      using link = new AbortLink(opts.signal);
+      using link = new AbortLink(signal);
       try {
         const r = await this.#host.native.decodeEmbedding(image.native, this.id, start, link.flag);
         this.#items.push(image);

@@ -1,7 +1,8 @@
 /**
  * Dispose rules (better-sqlite3 style, anchors.md): dispose is idempotent; afterwards every
- * method fails with ERR_DISPOSED; dispose waits for the running call, which completes; calls
- * still queued behind it are rejected; calls run in FIFO order; `await using` disposes.
+ * method fails with ERR_DISPOSED; dispose stops the running call (decode, step, encode: it
+ * rejects with ERR_DISPOSED) and resolves once it has settled; calls still queued behind it
+ * are rejected at once; calls run in FIFO order; `await using` disposes.
  */
 import t from 'tap';
 import { Context, Model, Projector, type Sampler } from '../../lib/engine/index.js';
@@ -110,7 +111,7 @@ t.test('a context outlives its disposed model (the native side shares ownership)
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-t.test('dispose while a decode runs: the decode completes, queued calls are rejected, then dispose resolves', async (t) => {
+t.test('dispose while a decode runs: queued calls are rejected at once, the decode is stopped (ERR_DISPOSED), then dispose resolves', async (t) => {
   const model = await Model.load(big.path);
   const ctx = await Context.create(model, { contextSize: 1024 });
   const events: string[] = [];
@@ -119,7 +120,7 @@ t.test('dispose while a decode runs: the decode completes, queued calls are reje
     () => events.push('decode resolved'),
     (e: { code?: string }) => events.push(`decode rejected ${e.code}`),
   ).finally(() => (settled = true));
-  await sleep(15); // let the worker start: the 400-token decode takes ~100 ms
+  await sleep(15); // let the worker start: the 400-token decode takes ~100 ms alone, more on a busy machine
   const queued = ctx.nativeLength().then(
     () => events.push('queued resolved'),
     (e: { code?: string }) => events.push(`queued rejected ${e.code}`),
@@ -129,34 +130,34 @@ t.test('dispose while a decode runs: the decode completes, queued calls are reje
   t.equal(ctx.disposed, true, 'disposed at once (no new calls accepted)');
   await failsWith(t, () => ctx.decode([1]), 'ERR_DISPOSED', 'a call made after dispose()');
   await Promise.all([running, queued, disposing]);
-  t.same(events, ['decode resolved', 'queued rejected ERR_DISPOSED', 'dispose resolved'], 'order of settlement');
+  t.same(events, ['queued rejected ERR_DISPOSED', 'decode rejected ERR_DISPOSED', 'dispose resolved'], 'order of settlement');
   await model.dispose();
 });
 
-t.test('dispose while an encode runs: the encode completes and its embedding is usable', async (t) => {
+t.test('dispose while an encode runs: the encode is stopped (ERR_DISPOSED); an embedding made before outlives its projector', async (t) => {
   const model = await Model.load(big.path);
   const proj = await Projector.load(model, bigMm.path);
   const size = bigMm.imageSize;
+  const done = await proj.encode(testImage(size, size), size, size);
   const events: string[] = [];
   let settled = false;
-  const enc = proj.encode(testImage(size, size), size, size).then((e) => {
-    events.push('encode resolved');
-    settled = true;
-    return e;
-  });
+  const enc = proj.encode(testImage(size, size), size, size).then(
+    () => events.push('encode resolved'),
+    (e: { code?: string }) => events.push(`encode rejected ${e.code}`),
+  ).finally(() => (settled = true));
   await sleep(5);
   t.notOk(settled, 'the encode is still running when dispose() is called');
   const disposing = proj.dispose().then(() => events.push('dispose resolved'));
-  const e = await enc;
-  await disposing;
-  t.same(events, ['encode resolved', 'dispose resolved']);
-  t.equal(e.nTokens, (size / 14) ** 2);
-  t.equal(e.toFloat32Array().length, e.nTokens * 512, 'the embedding outlives its projector');
+  await Promise.all([enc, disposing]);
+  t.same(events, ['encode rejected ERR_DISPOSED', 'dispose resolved']);
+  await failsWith(t, () => proj.encode(testImage(size, size), size, size), 'ERR_DISPOSED', 'an encode after dispose()');
+  t.equal(done.nTokens, (size / 14) ** 2);
+  t.equal(done.toFloat32Array().length, done.nTokens * 512, 'the embedding outlives its projector');
   // and it still decodes into a context of the same model
   const ctx = await Context.create(model, { contextSize: 1024 });
-  await ctx.decodeImage(e);
-  t.equal(ctx.length(), e.nTokens);
-  e.dispose();
+  await ctx.decodeImage(done);
+  t.equal(ctx.length(), done.nTokens);
+  done.dispose();
   await ctx.dispose();
   await model.dispose();
 });

@@ -82,6 +82,22 @@ t.test('abort: mid-stream and before start', async (t) => {
   t.same(after.tokens, base.tokens, 'the instance answers exactly as before the aborts');
 });
 
+t.test('a queued ask whose signal aborts rejects before the running ask finishes; the running one is unaffected', async (t) => {
+  const { med } = await loadTiny('v0');
+  t.teardown(() => med.dispose());
+  const png = await noisePng(30, 30, 64);
+  const expected = await med.ask(png, 'First?', { ...GEN, maxTokens: 40 });
+  let runningDone = false;
+  const running = med.ask(png, 'First?', { ...GEN, maxTokens: 40 }).finally(() => (runningDone = true));
+  const ac = new AbortController();
+  const queued = med.ask(png, 'Second?', { ...GEN, signal: ac.signal });
+  await new Promise((r) => setImmediate(r));
+  ac.abort();
+  await rejectsCode(t, queued, 'ERR_ABORTED', 'the queued ask');
+  t.notOk(runningDone, 'it rejected while the running ask was still running');
+  t.same((await running).tokens, expected.tokens, 'the running ask answered as usual');
+});
+
 t.test('FIFO: calls resolve in call order', async (t) => {
   const { med } = await loadTiny('v0');
   t.teardown(() => med.dispose());
@@ -97,7 +113,7 @@ t.test('FIFO: calls resolve in call order', async (t) => {
   t.same(order, ['ask-long', 'score', 'ask-short', 'ask-short-2'], 'in call order, although later calls are shorter');
 });
 
-t.test('dispose during a call; await using', async (t) => {
+t.test('dispose during a call: the running call is stopped (ERR_DISPOSED), queued calls are rejected; await using', async (t) => {
   const { med } = await loadTiny('v0');
   const png = await noisePng(30, 30, 63);
   const it = med.stream(png, 'What is shown?', { ...GEN, maxTokens: 30 });
@@ -105,20 +121,23 @@ t.test('dispose during a call; await using', async (t) => {
   t.equal(first.done, false);
   const queued = med.ask(png, 'Queued?', GEN);
   const queuedScore = med.score(png, 'Queued?', ['yes']);
+  for (const p of [queued, queuedScore]) p.catch(() => {}); // they reject at once, checked below
   const disposed = med.dispose();
   t.equal(med.disposed, true, 'disposed as soon as dispose() is called');
-  let rest = '';
-  for (;;) {
-    const r = await it.next();
-    if (r.done) break;
-    rest += r.value;
-  }
-  t.pass('the running stream ran to its end');
-  t.type(rest, 'string');
+  let chunks = 1;
+  const streamEnd = await (async () => {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return 'ran to its end';
+      chunks++;
+    }
+  })().catch((e: { code?: string }) => `rejected ${e.code}`);
+  t.equal(streamEnd, 'rejected ERR_DISPOSED', `the running stream stopped after ${chunks} of 30 chunks`);
   await rejectsCode(t, queued, 'ERR_DISPOSED', 'a queued ask');
   await rejectsCode(t, queuedScore, 'ERR_DISPOSED', 'a queued score');
   await disposed;
   t.equal(engineOf(med).context.disposed, true, 'the context is freed');
+  t.equal(engineOf(med).projector.disposed, true, 'the projector is freed');
   t.equal(engineOf(med).model.disposed, true, 'the model is freed');
   await rejectsCode(t, med.ask(png, 'After?', GEN), 'ERR_DISPOSED', 'ask after dispose');
   await rejectsCode(t, med.score(png, 'After?', ['yes']), 'ERR_DISPOSED', 'score after dispose');
@@ -128,16 +147,28 @@ t.test('dispose during a call; await using', async (t) => {
   await med.dispose(); // idempotent
   t.pass('dispose twice is fine');
 
-  // A running ask (not a stream) completes with its answer.
+  // A running ask (not a stream): stopped mid-generation, rejected with ERR_DISPOSED.
   const { med: m2 } = await loadTiny('v0');
   const spy = spyEngine(m2);
   const running = m2.ask(png, 'What is shown?', { ...GEN, maxTokens: 30 });
-  while (spy.fed.length === 0) await new Promise((r) => setImmediate(r)); // wait until it reaches the engine
+  while (spy.steps.length === 0) await new Promise((r) => setImmediate(r)); // wait until it generates
   const d2 = m2.dispose();
-  const a = await running;
-  t.equal(a.tokens.length, 30, 'the running ask completed normally');
+  await rejectsCode(t, running, 'ERR_DISPOSED', 'the running ask');
+  t.ok(spy.steps.length < 29, `it stopped after ${spy.steps.length} of 29 steps`);
   await d2;
   spy.stop();
+
+  // An image being embedded (outside the instance queue): stopped as well.
+  const { med: m4 } = await loadTiny('v0');
+  const embedding = m4.embedImage(png);
+  await new Promise((r) => setImmediate(r));
+  const d4 = m4.dispose();
+  const outcome = await embedding.then(
+    () => 'embedded',
+    (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`,
+  );
+  t.match(outcome, /^(ERR_DISPOSED: The LlavaMed instance has been disposed|embedded)/, 'embedImage during dispose: ERR_DISPOSED in the instance\'s words (or done before)');
+  await d4;
 
   let ref: LlavaMed | undefined;
   {
