@@ -335,6 +335,11 @@ async function downloadOne(r: Resolved, job: FileJob): Promise<'fetched' | 'reus
           throw new Retryable('range not satisfiable; restarting the file', 0);
         }
         if (!res.ok) return await hubRefusal(res, r, snap.repo, label);
+        const servedCommit = first.get('x-repo-commit');
+        if (servedCommit && servedCommit !== snap.commit) {
+          await res.body?.cancel().catch(() => undefined);
+          throw llavaError('ERR_HUB_INTEGRITY', `${label}: asked for commit ${snap.commit} but ${r.settings.endpoint} answered with commit ${servedCommit}; a mirror (HF_ENDPOINT) that ignores revisions cannot be used for pinned downloads.`);
+        }
         const linked = (first.get('x-linked-etag') ?? first.get('etag') ?? '').replace(/^W\//, '').replace(/"/g, '').toLowerCase();
         if (file.sha256 && linked && /^[0-9a-f]{64}$/.test(linked) && linked !== file.sha256) {
           await res.body?.cancel().catch(() => undefined);

@@ -31,7 +31,9 @@ export type Fault =
   /** Ignore the Range header (200 with the whole file). */
   | { kind: 'no-range' }
   /** Wait `ms` before answering normally. */
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  /** The resolve answer names another commit in X-Repo-Commit (a mirror ignoring revisions). */
+  | { kind: 'wrong-commit' };
 
 export interface HubFile {
   path: string;
@@ -59,6 +61,8 @@ interface StoredFile {
 interface StoredRepo {
   commit: string;
   files: Map<string, StoredFile>;
+  /** Every commit's files (older commits stay reachable by tag or hash). */
+  commits: Map<string, Map<string, StoredFile>>;
   gated: boolean;
   refs: Map<string, string>;
   /** What the listing announces instead of the truth (to test lies). */
@@ -133,7 +137,9 @@ export class HubServer {
     const refs = prev?.refs ?? new Map<string, string>();
     refs.set('main', commit);
     for (const t of o.tags ?? []) refs.set(t, commit);
-    this.repos.set(repo, { commit, files: stored, gated: o.gated ?? false, refs, announce: prev?.announce ?? new Map() });
+    const commits = prev?.commits ?? new Map<string, Map<string, StoredFile>>();
+    commits.set(commit, stored);
+    this.repos.set(repo, { commit, files: stored, commits, gated: o.gated ?? false, refs, announce: prev?.announce ?? new Map() });
     return commit;
   }
 
@@ -179,7 +185,7 @@ export class HubServer {
   }
 
   /** The repo and commit for a request, or undefined after answering with the Hub's error. */
-  private lookup(q: IncomingMessage, r: ServerResponse, repo: string, rev: string): { repo: StoredRepo; commit: string } | undefined {
+  private lookup(q: IncomingMessage, r: ServerResponse, repo: string, rev: string): { repo: StoredRepo; commit: string; files: Map<string, StoredFile> } | undefined {
     const stored = this.repos.get(repo);
     if (!stored) {
       if (this.authorized(q)) this.refuse(r, 404, 'RepoNotFound', 'Repository not found');
@@ -191,12 +197,12 @@ export class HubServer {
       else this.refuse(r, 401, 'GatedRepo', `Access to model ${repo} is restricted. You must have access to it and be authenticated to access it. Please log in.`);
       return undefined;
     }
-    const commit = stored.refs.get(rev) ?? (rev === stored.commit ? rev : undefined);
+    const commit = stored.refs.get(rev) ?? (stored.commits.has(rev) ? rev : undefined);
     if (!commit) {
       this.refuse(r, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
       return undefined;
     }
-    return { repo: stored, commit };
+    return { repo: stored, commit, files: stored.commits.get(commit)! };
   }
 
   private onHub(q: IncomingMessage, r: ServerResponse): void {
@@ -209,7 +215,7 @@ export class HubServer {
       if (f?.kind === 'status') return this.status(r, f);
       const found = this.lookup(q, r, repo, decodeURIComponent(api[2]));
       if (!found) return;
-      const siblings = [...found.repo.files.values()].map((sf) => {
+      const siblings = [...found.files.values()].map((sf) => {
         const a = found.repo.announce.get(sf.path) ?? {};
         return {
           rfilename: sf.path,
@@ -228,18 +234,18 @@ export class HubServer {
     const path = decodeURIComponent(res[3]);
     const found = this.lookup(q, r, repo, decodeURIComponent(res[2]));
     if (!found) return;
-    const sf = found.repo.files.get(path);
+    const sf = found.files.get(path);
     if (!sf) return this.refuse(r, 404, 'EntryNotFound', `${path} does not exist on "${res[2]}"`);
     // Status and redirect faults are the Hub's; body faults of LFS files wait for the CDN.
     const peek = this.faults.get(`${repo}\n${path}`)?.[0];
-    const f = !sf.lfs || peek?.kind === 'status' || peek?.kind === 'redirect-loop' ? this.nextFault(repo, path) : undefined;
+    const f = !sf.lfs || peek?.kind === 'status' || peek?.kind === 'redirect-loop' || peek?.kind === 'wrong-commit' ? this.nextFault(repo, path) : undefined;
     if (f?.kind === 'status') return this.status(r, f);
     if (f?.kind === 'redirect-loop') {
       r.writeHead(302, { location: u.pathname });
       r.end();
       return;
     }
-    const common = { 'x-repo-commit': found.commit };
+    const common = { 'x-repo-commit': f?.kind === 'wrong-commit' ? '0'.repeat(40) : found.commit };
     if (sf.lfs) {
       r.writeHead(302, {
         ...common,
@@ -260,8 +266,8 @@ export class HubServer {
     const m = /^\/repos\/([0-9a-f]{64})\/([^/]+)\/(.+)$/.exec(u.pathname);
     const repo = m ? decodeURIComponent(m[2]) : '';
     const path = m ? m[3].split('/').map(decodeURIComponent).join('/') : '';
-    const sf = this.repos.get(repo)?.files.get(path);
-    if (!m || !sf || sf.sha256 !== m[1]) {
+    const sf = [...(this.repos.get(repo)?.commits.values() ?? [])].map((c) => c.get(path)).find((f) => f?.sha256 === m?.[1]);
+    if (!m || !sf) {
       r.writeHead(404);
       r.end();
       return;

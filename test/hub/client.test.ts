@@ -288,3 +288,28 @@ t.test('two downloads of the same files at once: one fetches, the other waits an
   t.equal(hub.downloads(repo, f.path).filter((q) => q.server === 'cdn').length, 1, 'the big file was fetched once');
   t.equal(a.bytesFetched + b.bytesFetched, files.reduce((s, x) => s + x.data.length, 0), 'every byte fetched once in total');
 });
+
+t.test('revision pinning: a tag resolves to its commit and gets a ref; a commit is used as is', async (t) => {
+  const repo = 'org/pinned';
+  const first = hub.addRepo(repo, repoFiles(101), { tags: ['v1.0'] });
+  const second = hub.addRepo(repo, repoFiles(102));
+  t.not(first, second);
+  const o = opts();
+  const byTag = await snapshotDownload(repo, { ...o, revision: 'v1.0' });
+  t.equal(byTag.snapshot.commit, first, 'the tag still points at the first commit');
+  t.equal(readFileSync(join(o.cacheDir, 'models--org--pinned', 'refs', 'v1.0'), 'utf8'), first, 'refs/v1.0');
+  const main = await resolveRepo(repo, 'main', o);
+  t.equal(main.commit, second, 'main moved on');
+  const byCommit = await snapshotDownload(repo, { ...o, revision: first });
+  t.equal(byCommit.bytesFetched, 0, 'the pinned commit is already in the cache');
+  t.same((await readdir(join(o.cacheDir, 'models--org--pinned', 'refs'))).sort(), ['v1.0'], 'a commit hash writes no ref');
+  t.ok(hub.downloads(repo, 'config.json').every((q) => q.path.includes(`/resolve/${first}/`)), 'files are fetched by commit, not by branch name');
+});
+
+t.test('a mirror that answers with another commit than the one asked for is refused', async (t) => {
+  const { repo, files } = newRepo();
+  hub.fault(repo, big(files).path, { kind: 'wrong-commit' });
+  const o = opts();
+  await t.rejects(snapshotDownload(repo, o), { code: 'ERR_HUB_INTEGRITY', message: /answered with commit 0{40}/ });
+  t.notOk(existsSync(join(blobsDir(o.cacheDir, repo), sha256(big(files).data))), 'nothing under the final name');
+});
