@@ -7,6 +7,8 @@
 // thread finds exactly its own reasons there, never another call's). Loaders put them in
 // ERR_MODEL_LOAD / ERR_MMPROJ_LOAD messages.
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -93,6 +95,13 @@ void AbortMessage(const char * message) {
     std::fflush(stderr);
 }
 
+// ggml also installs a std::terminate handler that forks gdb for a backtrace: replaced the same way.
+[[noreturn]] void Terminate() {
+    std::fprintf(stderr, "llava-med: fatal error: an uncaught C++ exception in native code\n");
+    std::fflush(stderr);
+    std::abort();
+}
+
 void Callback(enum ggml_log_level level, const char * text, void * /*user*/) {
     if (text == nullptr) return;
     CaptureText(level, text);
@@ -169,6 +178,7 @@ std::string LogCaptureReason(const std::vector<std::string> & lines) {
 void InitLog(Napi::Env env, Napi::Object exports) {
     InstallCallbacks();
     ggml_set_abort_callback(AbortMessage);
+    std::set_terminate(Terminate);
     exports.Set("setLogger", Napi::Function::New(env, SetLogger, "setLogger"));
 }
 

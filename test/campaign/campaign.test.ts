@@ -49,11 +49,12 @@ for (const c of GGUF_CASES) {
   const out = c.edit(d);
   cases.push({ group: `gguf-${c.kind}`, name: c.name, kind: c.kind, path: file(out ?? encodeDoc(d)), model: v0.model });
 }
-// mmproj files that pass the pre-checks go through LlavaMed.load as well (pairing, prompt ids, one ask)
-for (const c of GGUF_CASES.filter((x) => x.kind === 'mmproj' && x.ts === undefined)) {
-  const d = cloneDoc(base.mmproj);
+// files that pass the pre-checks go through LlavaMed.load as well (pairing, prompt ids, one ask)
+for (const c of GGUF_CASES.filter((x) => x.ts === undefined)) {
+  const d = cloneDoc(base[c.kind]);
   const out = c.edit(d);
-  cases.push({ group: 'gguf-pair', name: c.name, kind: 'pair', path: file(out ?? encodeDoc(d)), model: v0.model });
+  const kind = c.kind === 'mmproj' ? 'pair' : 'pair-model';
+  cases.push({ group: `gguf-${kind}`, name: c.name, kind, path: file(out ?? encodeDoc(d)), model: v0.model, mmproj: v0.mmproj });
 }
 const mb = { model: mutantBase(base.model), mmproj: mutantBase(base.mmproj) };
 const picks: { kind: 'model' | 'mmproj'; i: number }[] = [];
@@ -80,7 +81,7 @@ t.test(`campaign (${FULL ? 'full' : `sample, seed ${seed}`})`, async (t) => {
   const started = Date.now();
   const results = await runCases(cases, { workers: 2, timeoutMs: 60_000 });
   report(t, results, `campaign in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  t.ok(cases.length >= (FULL ? 4000 : 1400), `${cases.length} cases`);
+  t.ok(cases.length >= (FULL ? 5500 : 2000), `${cases.length} cases`);
   for (const outcome of ['crash', 'hang', 'untyped'] as const) {
     const bad = results.filter((x) => x.outcome === outcome);
     t.equal(bad.length, 0, `no ${outcome}${bad.length ? `:\n${bad.slice(0, 25).map((x) => `  [${x.c.group}] ${x.c.name}: ${x.code ?? ''} ${x.message ?? ''}`).join('\n')}` : ''}`);

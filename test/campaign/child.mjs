@@ -98,8 +98,10 @@ async function runCase(c) {
       }
       return;
     }
-    case 'pair': {
-      const m = await LlavaMed.load({ model: c.model, mmproj: c.path, threads: 1, contextSize: 256 });
+    case 'pair':
+    case 'pair-model': {
+      const [model, mmproj] = c.kind === 'pair' ? [c.model, c.path] : [c.path, c.mmproj];
+      const m = await LlavaMed.load({ model, mmproj, threads: 1, contextSize: 256 });
       try {
         await m.ask(rawImage(), 'What is shown?', { maxTokens: 2, temperature: 0 });
       } finally {

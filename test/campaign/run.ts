@@ -17,7 +17,7 @@ const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
 export interface CampaignCase {
   group: string;
   name: string;
-  kind: 'model' | 'mmproj' | 'pair' | 'image' | 'convert';
+  kind: 'model' | 'mmproj' | 'pair' | 'pair-model' | 'image' | 'convert';
   /** Per-case limit; default RunOptions.timeoutMs. */
   timeoutMs?: number;
   [k: string]: unknown;
