@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import sharp from 'sharp';
 import { ensureDist, runCli } from '../cli/util.js';
+import { imageArg } from '../../lib/cli/image.js';
+import { parseWindowFlag } from '../../lib/image/index.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'dicom');
 ensureDist();
@@ -48,4 +50,15 @@ t.test('info on a DICOM file prints the rendering tags, never patient data', asy
   const info = JSON.parse(r.stdout) as Record<string, unknown>;
   t.match(info, { kind: 'DICOM image', photometricInterpretation: 'MONOCHROME1', bitsStored: 12, windows: [{ center: 2048, width: 3000 }] });
   t.notMatch(r.stdout, /SECRET/);
+});
+
+t.test('flag parsing: --window C,W or a preset, and the image argument', async (t) => {
+  t.same(parseWindowFlag('40,400'), { center: 40, width: 400 });
+  t.same(parseWindowFlag(' -600 , 1500 '), { center: -600, width: 1500 });
+  t.same(parseWindowFlag('Lung'), { center: -600, width: 1500 });
+  for (const bad of ['40', '40,0', 'a,b', '40,400,1', 'liver']) t.throws(() => parseWindowFlag(bad), { code: 'ERR_INVALID_ARGUMENT' }, bad);
+  t.equal(imageArg('x.dcm', {}), 'x.dcm', 'no DICOM flag: the path (DICOM recognised by content)');
+  t.same(imageArg('x.dcm', { window: { center: 1, width: 2 } }), { dicom: 'x.dcm', window: { center: 1, width: 2 }, frame: undefined, implicit: undefined });
+  t.same(imageArg('x.dcm', { frame: 0 }), { dicom: 'x.dcm', window: undefined, frame: 0, implicit: undefined }, 'frame 0 counts as given');
+  t.same(imageArg('x.dcm', { implicit: true }), { dicom: 'x.dcm', window: undefined, frame: undefined, implicit: true });
 });

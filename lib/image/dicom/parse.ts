@@ -104,7 +104,7 @@ export function unsupported(message: string): never {
 /** Parses the dataset; `implicit` reads a bare dataset without the meta header as Implicit VR Little Endian. */
 export function parseDicom(bytes: Uint8Array, opts: { implicit?: boolean; frame?: number }): ParsedDicom {
   if (!hasDicmMagic(bytes) && !opts.implicit) {
-    bad('no "DICM" marker at byte 128 (not a DICOM Part 10 file). For a bare dataset without the meta header, pass { implicit: true } (CLI: --implicit).');
+    bad('no "DICM" marker at byte 128, so not a DICOM Part 10 file (window and frame options apply to DICOM only). For a bare DICOM dataset without the meta header, pass { implicit: true } (CLI: --implicit).');
   }
   const fail = (e: unknown): never => {
     if (isLlavaMedError(e)) throw e;
