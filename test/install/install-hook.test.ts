@@ -71,6 +71,7 @@ t.test('the install hook with no build tools and no prebuilt binary: the lines, 
     'no C/C++ compiler found',
   ]);
   t.match(lines.at(-1), /LLAVA_MED_SKIP_BUILD=1/);
+  t.equal(lines.length, missing.length + 2, 'the header, the missing tools, the hint: nothing was started');
   t.notMatch(r.stderr, /^\s+at /m, 'no stack trace');
 });
 
