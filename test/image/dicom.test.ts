@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describeDicom, loadImage, renderDicom, type DicomRenderOptions } from '../../lib/image/index.js';
-import { stopDicomWorker } from '../../lib/image/dicom/index.js';
+import { setDicomJobTimeoutForTests, stopDicomWorker } from '../../lib/image/dicom/index.js';
 import { isLlavaMedError } from '../../lib/errors.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'dicom');
@@ -115,4 +115,16 @@ t.test('the eval report shows a DICOM image as rendered (sharp alone cannot read
   let sum = 0;
   for (let i = 0; i < exp.length; i++) sum += Math.abs(thumb.data[i]! - exp[i]!);
   t.ok(sum / exp.length < 4, `the thumbnail is the default rendering, up to JPEG loss (mean difference ${(sum / exp.length).toFixed(2)})`);
+});
+
+t.test('the watchdog ends a job that does not finish, and the next job gets a fresh worker', async (t) => {
+  const bytes = await readFile(path.join(root, 'u12-j2k-lossless.dcm'));
+  setDicomJobTimeoutForTests(0);
+  t.teardown(() => setDicomJobTimeoutForTests(undefined));
+  const [a, b] = await Promise.allSettled([renderDicom(bytes, { maxPixels: 1e8 }), renderDicom(bytes, { maxPixels: 1e8 })]);
+  t.match(a, { status: 'rejected', reason: { code: 'ERR_IMAGE_DECODE', message: /did not finish within 0 s/ } });
+  t.match(b, { status: 'rejected', reason: { code: 'ERR_IMAGE_DECODE' } }, 'a job queued behind it fails too, typed');
+  setDicomJobTimeoutForTests(undefined);
+  const r = await renderDicom(bytes, { maxPixels: 1e8 });
+  t.same([r.width, r.height], [40, 30], 'then a new job renders');
 });

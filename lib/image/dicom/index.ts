@@ -5,7 +5,7 @@
  *
  * Parsing, WebAssembly decoding and rendering run in one worker thread, started on first use and unref'd, so
  * a large or compressed study never blocks the caller's event loop and the codecs' Emscripten runtimes stay
- * out of the main isolate. A job that has not finished after JOB_TIMEOUT_MS ends the worker (a decoder stuck
+ * out of the main isolate. A job that has not finished in time (jobTimeoutMs) ends the worker (a decoder stuck
  * on a crafted stream) and rejects with ERR_IMAGE_DECODE; the next job starts a fresh worker.
  */
 import { Worker } from 'node:worker_threads';
@@ -20,7 +20,17 @@ export { hasDicmMagic } from './magic.js';
 export { WINDOW_PRESETS } from './types.js';
 export type { DicomImageInfo, DicomInput, DicomRenderOptions, DicomRendering, DicomWindow, WindowPreset } from './types.js';
 
-const JOB_TIMEOUT_MS = 120_000;
+/**
+ * The watchdog: 2 minutes plus 20 s per MB of input. A 7 MB JPEG 2000 radiograph (7.5 megapixels) takes
+ * ~12 s on a loaded 2-core machine, so a legitimate file stays far inside it.
+ */
+let timeoutOverrideMs: number | undefined;
+const jobTimeoutMs = (bytes: number): number => timeoutOverrideMs ?? 120_000 + Math.ceil(bytes / 1e6) * 20_000;
+
+/** @internal For tests: a fixed watchdog limit (undefined restores the default). */
+export function setDicomJobTimeoutForTests(ms: number | undefined): void {
+  timeoutOverrideMs = ms;
+}
 
 const windowSchema = z.union([
   z.enum(Object.keys(WINDOW_PRESETS) as [keyof typeof WINDOW_PRESETS, ...(keyof typeof WINDOW_PRESETS)[]]),
@@ -115,15 +125,16 @@ function call<T>(op: WorkerRequest['op'], bytes: Uint8Array, job: DicomJob): Pro
   return new Promise<T>((resolve, reject) => {
     const id = nextId++;
     const w = getWorker();
+    const limit = jobTimeoutMs(bytes.length);
     const timer = setTimeout(() => {
       pending.delete(id);
-      reject(llavaError('ERR_IMAGE_DECODE', `Decoding the DICOM file did not finish within ${JOB_TIMEOUT_MS / 1000} s; its compressed data is likely malformed.`));
+      reject(llavaError('ERR_IMAGE_DECODE', `Decoding the DICOM file did not finish within ${limit / 1000} s; its compressed data is likely malformed.`));
       // a decoder stuck in a loop cannot be interrupted otherwise; the jobs still queued fail with it
       if (worker === w) {
         failAll(w, llavaError('ERR_IMAGE_DECODE', 'The DICOM decoder was restarted after another file timed out; try again.'));
         void w.terminate();
       }
-    }, JOB_TIMEOUT_MS);
+    }, limit);
     timer.unref();
     pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
     w.ref();
