@@ -280,8 +280,13 @@ export class LlavaMed {
       throwIfAborted(opts.signal, 'load');
       const variant = opts.variant ?? detectVariant(model, proj);
       const ids = await LlavaMed.promptIds(model, variant);
-      if (variant === 'v0' && proj.imageTokens + 2 > ctx.contextSize) {
-        throw llavaError('ERR_INVALID_ARGUMENT', `contextSize ${ctx.contextSize} cannot hold one image (${proj.imageTokens} tokens).`);
+      // Each sequence must hold an image and the tokens around it (v0: <im_start>, <im_end>, then the question).
+      const perSeq = ctx.sequence(0).capacity;
+      if (proj.imageTokens + 2 > perSeq) {
+        throw llavaError(
+          'ERR_INVALID_ARGUMENT',
+          `contextSize ${ctx.contextSize} gives each of the ${ctx.sequences} sequence(s) ${perSeq} positions, which cannot hold one image (${proj.imageTokens} tokens) and a question; use a contextSize of at least ${ctx.sequences * (proj.imageTokens + 64)}.`,
+        );
       }
       return new LlavaMed(model, proj, ctx, variant, ids, opts.maxImagePixels ?? DEFAULTS.maxImagePixels, removeLogger);
     } catch (e) {

@@ -43,7 +43,6 @@ class Context : public Napi::ObjectWrap<Context>, public Disposable {
             InstanceMethod<&Context::LogProbs>("logProbs"),
             InstanceMethod<&Context::MemoryClear>("memoryClear"),
             InstanceMethod<&Context::SeqRm>("seqRm"),
-            InstanceMethod<&Context::SeqKeep>("seqKeep"),
             InstanceMethod<&Context::SeqPosMax>("seqPosMax"),
             InstanceMethod<&Context::Perf>("perf"),
             InstanceMethod<&Context::PerfReset>("perfReset"),
@@ -98,11 +97,6 @@ class Context : public Napi::ObjectWrap<Context>, public Disposable {
         ContextPtr h = IdlePtr(info.Env(), "seqRm");
         bool ok = llama_memory_seq_rm(llama_get_memory(h->ctx.get()), ArgInt(info, 0, "seq"), ArgInt(info, 1, "p0"), ArgInt(info, 2, "p1"));
         return Napi::Boolean::New(info.Env(), ok);
-    }
-    Napi::Value SeqKeep(const Napi::CallbackInfo & info) {
-        ContextPtr h = IdlePtr(info.Env(), "seqKeep");
-        llama_memory_seq_keep(llama_get_memory(h->ctx.get()), ArgInt(info, 0, "seq"));
-        return info.Env().Undefined();
     }
     Napi::Value SeqPosMax(const Napi::CallbackInfo & info) {
         ContextPtr h = IdlePtr(info.Env(), "seqPosMax");

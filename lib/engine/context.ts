@@ -15,7 +15,7 @@ import { Sequence, type SampledToken, type SequenceHost } from './sequence.js';
 export type { SampledToken } from './sequence.js';
 
 export interface ContextOptions {
-  /** Context length in tokens (KV cache cells, shared by all sequences). Default 2048. */
+  /** KV cache cells in all: shared by the sequences in one buffer, split evenly between separate ones (kvUnified: false). Default 2048. */
   contextSize?: number;
   /** Logical batch: tokens per llama_decode call. Default 512. */
   batchSize?: number;

@@ -105,7 +105,6 @@ export interface NativeContext {
   logProbs(idxs: Int32Array, targets: Int32Array, abort?: AbortFlag): Promise<Float64Array>;
   memoryClear(): void;
   seqRm(seq: number, p0: number, p1: number): boolean;
-  seqKeep(seq: number): void;
   seqPosMax(seq: number): number;
   perf(): NativePerf;
   perfReset(): void;
