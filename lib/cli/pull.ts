@@ -19,8 +19,8 @@ function collect(v: string, prev: string[] = []): string[] {
 }
 
 /** Asks on the terminal; without one (a script, CI) the caller must pass --accept-license. */
-async function askLicense(terms: string): Promise<boolean> {
-  if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
+async function askLicense(terms: string): Promise<boolean | undefined> {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return undefined;
   process.stderr.write(`\n${terms}\n\n`);
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {

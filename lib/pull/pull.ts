@@ -58,8 +58,8 @@ export interface PullOptions extends HubOptions {
   name?: string;
   /** The licence terms were shown and accepted (the CLI's --accept-license). */
   acceptLicense?: boolean;
-  /** Asked when the terms were not accepted before: show them, return true to accept. */
-  confirmLicense?: (terms: string) => boolean | Promise<boolean>;
+  /** Asked when the terms were not accepted before: show them, return true to accept (undefined: nobody to ask). */
+  confirmLicense?: (terms: string) => boolean | undefined | Promise<boolean | undefined>;
   /** Keep the downloaded Hugging Face files after converting (default true: Python and later pulls reuse them). */
   keepSource?: boolean;
   threads?: number;
@@ -121,7 +121,9 @@ export async function checkLicenses(ids: readonly LicenseId[], o: Pick<PullOptio
   if (todo.length === 0) return;
   const terms = todo.map((id) => LICENSES[id]).join('\n\n');
   let ok = o.acceptLicense === true;
-  if (!ok && o.confirmLicense) ok = await o.confirmLicense(terms);
+  const answer = !ok && o.confirmLicense ? await o.confirmLicense(terms) : undefined;
+  if (answer === false) throw llavaError('ERR_LICENSE', `${what}: the terms were declined, so nothing was downloaded.`);
+  ok ||= answer === true;
   if (!ok) {
     throw llavaError('ERR_LICENSE', `${what} comes under these terms, which must be accepted first (--accept-license, or acceptLicense: true): ${terms.replace(/\n+/g, ' ')}`);
   }

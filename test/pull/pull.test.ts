@@ -218,3 +218,21 @@ t.test('not enough space for download + conversion: refused before any file move
   await t.rejects(pull(o), { code: 'ERR_DISK_SPACE', message: /needs about .* to download, .* to convert and quantize/ });
   t.same(fetchedFiles(before), []);
 });
+
+t.test('on a terminal the CLI shows the terms and asks; n refuses, y is remembered (script(1) gives it a pty)', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { CLI } = await import('../cli/util.js');
+  const { cleanEnv } = await import('../cli/util.js');
+  const o = opts({ source: 'v1.5' });
+  const env = cleanEnv({ LLAVA_MED_MODELS: o.modelsDir, HF_HUB_CACHE: o.cacheDir, HF_HUB_OFFLINE: '1' });
+  const run = (answer: string) => spawnSync('script', ['-qec', `"${process.execPath}" "${CLI}" pull v1.5`, '/dev/null'], { input: answer, env, encoding: 'utf8', timeout: 60_000 });
+  const no = run('n\n');
+  t.match(no.stdout, /RESEARCH USE ONLY[\s\S]*Do you accept these terms\? \[y\/N\]/, 'the terms and the question are shown');
+  t.match(no.stdout, /ERR_LICENSE: .*declined, so nothing was downloaded/);
+  t.notOk(existsSync(join(o.modelsDir, '.licenses.json')), 'nothing recorded');
+  const yes = run('y\n');
+  t.match(yes.stdout, /ERR_HUB_NOT_FOUND: HF_HUB_OFFLINE/, 'accepted: it goes on to the Hub (offline here)');
+  t.ok(existsSync(join(o.modelsDir, '.licenses.json')), 'acceptance recorded');
+  const again = run('');
+  t.notMatch(again.stdout, /Do you accept/, 'not asked again');
+});
