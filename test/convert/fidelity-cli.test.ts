@@ -10,58 +10,14 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { convertV0 } from '../../lib/convert/index.js';
+import { compiledCli } from '../helpers/compiled-cli.js';
 import { readGgufHeader, readGgufTensorData } from '../../lib/formats/gguf.js';
 import { makeTinyV0, TINY_CLIP } from '../helpers/tiny-hf.js';
 import { clipMeanStd, fmt, normalizedPixels, promptEmbeds, refGreedy, runEngine, runReference, testImage, type PromptIds, type RefModel } from '../helpers/fidelity.js';
 import { compare, type ClipVisionConfig, type LlamaConfig } from '../reference/index.js';
-
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-
-function listTs(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...listTs(p));
-    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
-}
-
-/** lib/**\/*.ts → <cache>/dist/**\/*.js (+ package.json); returns the CLI entry point. */
-function compiledCli(): string {
-  const lib = join(REPO, 'lib');
-  const files = listTs(lib);
-  const pkg = readFileSync(join(REPO, 'package.json'));
-  const h = createHash('sha256').update(pkg);
-  for (const f of files) h.update(f).update(readFileSync(f));
-  const outDir = join(REPO, 'node_modules', '.cache', `llava-med-cli-${h.digest('hex').slice(0, 16)}`);
-  const main = join(outDir, 'dist', 'cli', 'main.js');
-  if (existsSync(main)) return main;
-  const staging = `${outDir}.${process.pid}.tmp`;
-  rmSync(staging, { recursive: true, force: true });
-  for (const f of files) {
-    const js = ts.transpileModule(readFileSync(f, 'utf8'), {
-      fileName: f,
-      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, esModuleInterop: true, sourceMap: false },
-    }).outputText;
-    const dest = join(staging, 'dist', relative(lib, f)).replace(/\.ts$/, '.js');
-    mkdirSync(dirname(dest), { recursive: true });
-    writeFileSync(dest, js);
-  }
-  writeFileSync(join(staging, 'package.json'), pkg);
-  try {
-    renameSync(staging, outDir);
-  } catch {
-    rmSync(staging, { recursive: true, force: true }); // a concurrent run won the race with identical output
-  }
-  return main;
-}
 
 const root = t.testdir({});
 const tiny = await makeTinyV0({ dir: join(root, 'in'), format: 'bin', shards: 2, seed: 11 });

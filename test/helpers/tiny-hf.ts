@@ -160,6 +160,11 @@ export interface TinyClipOptions {
   layers?: number;
   /** Name prefix inside the checkpoint (LLaVA-1.5 nests the tower under model.vision_tower.vision_tower.). */
   prefix?: string;
+  /**
+   * Scale of q_proj / k_proj (default 1). Larger values give sharper attention, as in the real CLIP,
+   * where the precision of K (e.g. an F16 cast) matters more.
+   */
+  qkScale?: number;
 }
 
 /** CLIP vision-tower weights (HF names under `vision_model.`), F32 as openai publishes them. */
@@ -180,7 +185,7 @@ export function clipWeights(o: TinyClipOptions): Weights64 {
   for (let i = 0; i < layers; i++) {
     const p = `vision_model.encoder.layers.${i}.`;
     for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) {
-      w.set(`${p}self_attn.${n}.weight`, randTensor(r, [d, d], s, 'F32'));
+      w.set(`${p}self_attn.${n}.weight`, randTensor(r, [d, d], n === 'q_proj' || n === 'k_proj' ? s * (o.qkScale ?? 1) : s, 'F32'));
       w.set(`${p}self_attn.${n}.bias`, randTensor(r, [d], 0.05, 'F32'));
     }
     w.set(`${p}layer_norm1.weight`, randTensor(r, [d], 0.1, 'F32', 1));
@@ -271,6 +276,10 @@ export interface TinyV0Options {
   seed: number;
   /** Make a broken variant for error tests. */
   break?: TinyV0Break;
+  /** CLIP input size (default 28 px: 4 patches); 224 gives the real v0 geometry (256 patches + CLS). */
+  imageSize?: number;
+  /** CLIP q/k scale (clipWeights' qkScale). */
+  clipQkScale?: number;
 }
 
 export interface TinyTokenIds {
@@ -430,7 +439,7 @@ export async function makeTinyV0(o: TinyV0Options): Promise<TinyV0> {
   }
   const folded: Weights64 = new Map([...foldedExact].map(([n, t]) => [n, { shape: t.shape, data: t.data.map((x) => roundTo('F16', x)) }]));
 
-  const vision = await writeClipFolder(dirs.vision, { seed: o.seed + 1, notClip: o.break === 'not-clip' });
+  const vision = await writeClipFolder(dirs.vision, { seed: o.seed + 1, notClip: o.break === 'not-clip', imageSize: o.imageSize, qkScale: o.clipQkScale });
 
   return {
     dirs,
@@ -441,7 +450,7 @@ export async function makeTinyV0(o: TinyV0Options): Promise<TinyV0> {
     delta: deltaW,
     config: {
       llm: deltaCfg,
-      clip: clipVisionConfig(TINY_CLIP.imageSize, TINY_CLIP.layers),
+      clip: clipVisionConfig(o.imageSize ?? TINY_CLIP.imageSize, TINY_CLIP.layers),
       tokens: { nBaseVocab: nBase, unk: 0, s: 1, sEnd: 2, ...ids, promptBos: 2 },
     },
   };
@@ -455,6 +464,12 @@ export interface TinyV15Options {
   seed: number;
   /** Shards of the model checkpoint (default 2, like the real 4-shard release). */
   shards?: number;
+  /** Checkpoint format (default safetensors, as released). */
+  format?: 'safetensors' | 'bin';
+  /** CLIP input size of the separate CLIP folder (default 28 px); 336 gives the real v1.5 geometry (576 patches + CLS). */
+  imageSize?: number;
+  /** CLIP q/k scale (clipWeights' qkScale). */
+  clipQkScale?: number;
 }
 
 export interface TinyV15 {
@@ -541,15 +556,15 @@ export async function makeTinyV15(o: TinyV15Options): Promise<TinyV15> {
     tokenizer_class: 'LlamaTokenizer',
     unk_token: '<unk>',
   });
-  await writeHfCheckpoint(dirs.model, [...[...w].map(([n, t]) => toTensorData(n, t, 'BF16')), ...towerData], { format: 'safetensors', shards: o.shards ?? 2 });
-  const vision = await writeClipFolder(dirs.vision, { seed: o.seed + 1 });
+  await writeHfCheckpoint(dirs.model, [...[...w].map(([n, t]) => toTensorData(n, t, 'BF16')), ...towerData], { format: o.format ?? 'safetensors', shards: o.shards ?? 2 });
+  const vision = await writeClipFolder(dirs.vision, { seed: o.seed + 1, imageSize: o.imageSize, qkScale: o.clipQkScale });
   return {
     dirs,
     weights: w,
     vision,
     config: {
       llm: cfg,
-      clip: clipVisionConfig(TINY_CLIP.imageSize, TINY_CLIP.layers),
+      clip: clipVisionConfig(o.imageSize ?? TINY_CLIP.imageSize, TINY_CLIP.layers),
       tokens: { nBaseVocab: nVocab, unk: 0, s: 1, sEnd: 2, pad: 0, promptBos: 1 },
     },
   };
