@@ -5,7 +5,7 @@
 //
 //   node bench/run.mjs [--runs 5] [--threads N] [--max-tokens 32] [--questions 100] [--images 10]
 //                      [--cli-sample 10] [--settle-ms 500] [--sequences 4] [--convert-layers 1,4] [--skip-convert] [--skip-workload]
-//                      [--skip-llamanode] [--llamanode-runs 1] [--spincount 100|default] [--skip-f16] [--out BENCHMARKS.md] [--label TEXT]
+//                      [--skip-llamanode] [--llamanode-runs 1] [--spincount 100|default] [--skip-f16] [--skip-encoder-fa] [--out BENCHMARKS.md] [--label TEXT]
 //   node bench/run.mjs --rerender [--roofline]   rewrite BENCHMARKS.md from bench/.cache/last-run.json
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -230,6 +230,9 @@ async function figures(P, imgs) {
   const configs = [
     { key: 'lm-q4-none', tool: 'llava-med', model: 'q4', mode: 'none' },
     { key: 'cli-q4-none', tool: 'mtmd-cli', model: 'q4', mode: 'none' },
+    // the vision encoder with flash attention (F16 K/V, what mtmd-cli runs by default) next to
+    // llava-med's default F32 attention: the speed cost of the precision default
+    ...(flag('skip-encoder-fa') ? [] : [{ key: 'lm-q4-none-efa', tool: 'llava-med', model: 'q4', mode: 'none', extra: { projectorFlashAttn: 'on' } }]),
     { key: 'lm-q4-mmap', tool: 'llava-med', model: 'q4', mode: 'mmap' },
     { key: 'cli-q4-mmap', tool: 'mtmd-cli', model: 'q4', mode: 'mmap' },
   ];
@@ -440,6 +443,15 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }) {
     L.push('', `Load split: llava-med's \`LlavaMed.load()\` in process ${fmtS(ipl, 0)} ms, node start + imports ${fmtS(boot, 0)} ms; mtmd-cli's llama.cpp model load (t_load) ${fmtS(tl, 0)} ms of its ready time.`);
     if (pa && pb) L.push('', `Prompt tokens evaluated: llava-med ${pa.promptTokens} (image ${256} + text), mtmd-cli ${pb.promptTokens}; decode steps: ${pa.evalTokens} vs ${pb.evalTokens}. Image encode is the encoder alone on both sides: llava-med's \`mtmd_encode_chunk\` time (native), mtmd-cli's \"mtmd batch encoding done\" (\`mtmd_batch_encode\`); PNG decoding and preprocessing are outside both.`);
     L.push('');
+  }
+  if ((F.res['lm-q4-none-efa'] ?? []).length) {
+    const enc = (r) => r.encodeMs;
+    L.push('### Vision encoder precision (image encode, Q4_K_M, load mode none)', '');
+    L.push("llava-med runs the vision encoder's attention in F32 by default (`projectorFlashAttn: 'off'`); with flash attention clip.cpp casts K and V to F16, which is also mtmd-cli's default (AUTO → on for CPU). docs/conversion.md has the precision figures.", '');
+    L.push('| encoder attention | image encode, ms | / mtmd-cli default (paired) |', '|---|---|---|');
+    L.push(`| llava-med default: F32 (flash attention off) | ${fmtS(s('lm-q4-none', enc), 0)} | ${fmtR(ratio('lm-q4-none', 'cli-q4-none', enc))} |`);
+    L.push(`| llava-med \`projectorFlashAttn: 'on'\` (F16 K/V) | ${fmtS(s('lm-q4-none-efa', enc), 0)} | ${fmtR(ratio('lm-q4-none-efa', 'cli-q4-none', enc))} |`);
+    L.push(`| llama-mtmd-cli default (F16 K/V) | ${fmtS(s('cli-q4-none', enc), 0)} | 1 |`, '');
   }
   // target summary
   const t = (a, b, f) => ratio(a, b, f).median;
