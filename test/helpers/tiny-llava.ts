@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { convertV0, convertV15 } from '../../lib/convert/index.js';
-import { writeSyntheticV0, type SyntheticV0Dims } from '../../lib/demo/synthetic-v0.js';
+import { DEMO_DIMS, writeSyntheticV0, type SyntheticV0Dims } from '../../lib/demo/synthetic-v0.js';
 import { GgufValueType, readGgufHeader } from '../../lib/formats/gguf.js';
 import { makeTinyV15 } from './tiny-hf.js';
 
@@ -135,6 +135,25 @@ export function tinyV0(): Promise<TinyLlava> {
     };
   })();
   return v0Promise;
+}
+
+let demoPromise: Promise<{ model: string; mmproj: string }> | undefined;
+
+/**
+ * The demo model (lib/demo: DEMO_DIMS, the real 224 px CLIP geometry, f16), built once per machine.
+ * For tests where buffer sizes matter (memory), which the tiny models are too small to show.
+ */
+export function demoV0(): Promise<{ model: string; mmproj: string }> {
+  demoPromise ??= (async () => {
+    const dir = join(CACHE, `demo-${sourcesHash()}`);
+    await buildOnce(dir, async (staging) => {
+      const src = await writeSyntheticV0(join(staging, 'hf'), DEMO_DIMS);
+      await convertV0({ base: src.base, delta: src.delta, vision: src.vision, out: join(staging, 'gguf'), name: 'demo', outtype: 'f16' });
+      await rm(join(staging, 'hf'), { recursive: true, force: true });
+    });
+    return { model: join(dir, 'gguf', 'demo.gguf'), mmproj: join(dir, 'gguf', 'mmproj-demo.gguf') };
+  })();
+  return demoPromise;
 }
 
 /** The tiny v1.5 model + mmproj (f32), built once per machine through makeTinyV15 + convertV15. */
