@@ -8,6 +8,7 @@
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { addonCandidates, cpuFlags, cpuLevels, levelStatus, loadAddon } from '../../lib/engine/binding.js';
 import { LlavaMedError } from '../../lib/errors.js';
 import { REPO } from '../engine/util.js';
@@ -20,7 +21,8 @@ const CORE2 = 'fpu sse sse2 ssse3 cx16 lahf_lm';
 const NEHALEM = `${CORE2} sse4_1 sse4_2 popcnt`;
 const HASWELL = `${NEHALEM} avx f16c fma avx2 bmi1 bmi2 movbe`;
 const SKYLAKEX = `${HASWELL} avx512f avx512dq avx512cd avx512bw avx512vl`;
-const ICELAKE = `${SKYLAKEX} avx512ifma avx512_vbmi avx512_vbmi2 avx512_vnni avx512_bitalg avx512_vpopcntdq`;
+// Linux spells VBMI without an underscore (avx512vbmi) but VBMI2 and VNNI with one.
+const ICELAKE = `${SKYLAKEX} avx512ifma avx512vbmi avx512_vbmi2 avx512_vnni avx512_bitalg avx512_vpopcntdq`;
 const ZEN3 = `${HASWELL} sha_ni vaes vpclmulqdq`; // AVX2 but no AVX-512
 const set = (s: string) => new Set(s.split(' '));
 
@@ -41,7 +43,7 @@ t.test('each CPU generation runs exactly the levels its instructions allow', asy
   t.same(usable(set(NEHALEM)), ['x86-64-v2'], 'Nehalem');
   t.same(usable(set(CORE2)), [], 'Core 2: below the baseline');
   const why = levelStatus(levels, set(SKYLAKEX));
-  t.equal(why.get('icelake'), 'this CPU lacks avx512_vbmi, avx512_vnni', 'the reason names the missing flags');
+  t.equal(why.get('icelake'), 'this CPU lacks avx512vbmi, avx512_vnni', 'the reason names the missing flags');
   t.equal(levelStatus(levels, set(CORE2)).get('x86-64-v2'), 'this CPU lacks sse4_2');
 });
 
@@ -62,6 +64,29 @@ t.test('cpuFlags reads the flags line of /proc/cpuinfo', async (t) => {
     const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'))!;
     t.ok(cpuFlags()!.has(line.split(/\s+/).at(-1)!), 'this machine: the flags of its first CPU');
   }
+});
+
+t.test('this machine: every level whose instructions the native build was compiled with is usable', async (t) => {
+  // Independent of /proc/cpuinfo: ggml's -march=native build reports the features the compiler
+  // found on this CPU (systemInfo). A level asking only for those must not be refused.
+  const native = path.join(REPO, 'build', 'Release', 'llava_med.node');
+  if (process.arch !== 'x64' || process.platform !== 'linux' || !fs.existsSync(native)) {
+    t.comment('needs the x64 Linux native build');
+    return;
+  }
+  // required directly: loadAddon() would cache it for the rest of this file
+  const info = (createRequire(import.meta.url)(native) as { systemInfo(): string }).systemInfo();
+  const has = new Set([...info.matchAll(/(\w+) = 1/g)].map((m) => m[1]));
+  const all = JSON.parse(fs.readFileSync(path.join(REPO, 'native', 'cpu-levels.json'), 'utf8')).x64 as { name: string; ggml: string[] }[];
+  const status = levelStatus(levels, cpuFlags());
+  let checked = 0;
+  for (const l of all) {
+    const needs = l.ggml.filter((f) => f !== 'SSE42'); // not in ggml's report; every x86-64-v2 CPU has it
+    if (!needs.every((f) => has.has(f))) continue;
+    checked++;
+    t.equal(status.get(l.name), undefined, `${l.name}: native build has ${needs.join(', ') || 'the baseline'} -> usable`);
+  }
+  t.ok(checked >= 1, `${checked} levels checked against: ${info.trim()}`);
 });
 
 /** A package folder with the given prebuilt files (empty: they fail to load) and local builds. */
@@ -87,7 +112,7 @@ t.test('search order: local build, then the prebuilt levels this CPU runs, best 
   t.same(rel(root, cs), [
     'build/Release/llava_med.node',
     'build/Debug/llava_med.node -- not built (run `npm run build:native`)',
-    'prebuilds/linux-x64/llava_med.icelake.glibc.node -- this CPU lacks avx512_vbmi, avx512_vnni',
+    'prebuilds/linux-x64/llava_med.icelake.glibc.node -- this CPU lacks avx512vbmi, avx512_vnni',
     'prebuilds/linux-x64/llava_med.x86-64-v4.glibc.node',
     'prebuilds/linux-x64/llava_med.x86-64-v3.glibc.node',
     'prebuilds/linux-x64/llava_med.x86-64-v3.musl.node -- built for another libc (want glibc)',
