@@ -17,7 +17,8 @@ export {
 } from './llava-med.js';
 export { LlavaMedError, ErrorCodes, isLlavaMedError, type ErrorCode } from './errors.js';
 export type { StopReason } from './answer/generate.js';
-export type { ImageInput, RawPixels } from './image/index.js';
+export type { ImageInput, RawPixels, DicomInput, DicomWindow, DicomRenderOptions, DicomImageInfo, DicomRendering, WindowPreset } from './image/index.js';
+export { renderDicom, describeDicom, WINDOW_PRESETS } from './image/index.js';
 export type { Logger, LogLevel, GpuLayers } from './engine/index.js';
 export { DEFAULTS, type FlashAttnMode } from './defaults.js';
 export { RESEARCH_USE_NOTICE } from './notice.js';

@@ -32,6 +32,11 @@ export function setDicomJobTimeoutForTests(ms: number | undefined): void {
   timeoutOverrideMs = ms;
 }
 
+/** @internal For tests: a job that never finishes, so the watchdog must end it. */
+export function hangDicomWorkerForTests(): Promise<unknown> {
+  return call('hang', new Uint8Array(0), { maxPixels: 1 });
+}
+
 const windowSchema = z.union([
   z.enum(Object.keys(WINDOW_PRESETS) as [keyof typeof WINDOW_PRESETS, ...(keyof typeof WINDOW_PRESETS)[]]),
   z.object({ center: z.number().finite(), width: z.number().finite().min(1) }).strict(),
@@ -144,17 +149,20 @@ function call<T>(op: WorkerRequest['op'], bytes: Uint8Array, job: DicomJob): Pro
 
 /**
  * Renders a DICOM file's bytes (one frame) to 8-bit grey or RGB. The bytes are copied to the worker, so the
- * caller may reuse its buffer.
+ * caller may reuse its buffer. `maxPixels` (default 100 megapixels) bounds Rows x Columns.
  */
-export async function renderDicom(bytes: Uint8Array, opts: DicomRenderOptions & { maxPixels: number }): Promise<DicomRendering> {
-  const { maxPixels, ...rest } = opts;
+export async function renderDicom(bytes: Uint8Array, opts: DicomRenderOptions & { maxPixels?: number } = {}): Promise<DicomRendering> {
+  const { maxPixels = 100_000_000, ...rest } = opts;
+  if (!(bytes instanceof Uint8Array)) throw llavaError('ERR_INVALID_ARGUMENT', 'renderDicom expects the DICOM file as a Buffer or Uint8Array.');
+  if (typeof maxPixels !== 'number' || !(maxPixels >= 1)) throw llavaError('ERR_INVALID_ARGUMENT', `maxPixels must be a positive number or Infinity, got ${String(maxPixels)}.`);
   const o = parseDicomOptions(rest);
   const r = await call<DicomRendering>('render', bytes, { ...o, maxPixels });
   return { ...r, samples: Buffer.from(r.samples.buffer, r.samples.byteOffset, r.samples.byteLength) };
 }
 
 /** The rendering facts of a DICOM file (no identifying tags): transfer syntax, geometry, bits, windows. */
-export function describeDicom(bytes: Uint8Array, opts: { implicit?: boolean } = {}): Promise<DicomImageInfo> {
+export async function describeDicom(bytes: Uint8Array, opts: { implicit?: boolean } = {}): Promise<DicomImageInfo> {
+  if (!(bytes instanceof Uint8Array)) throw llavaError('ERR_INVALID_ARGUMENT', 'describeDicom expects the DICOM file as a Buffer or Uint8Array.');
   const o = parseDicomOptions(opts);
   return call<DicomImageInfo>('describe', bytes, { implicit: o.implicit, maxPixels: Infinity });
 }

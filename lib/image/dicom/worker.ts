@@ -9,7 +9,8 @@ import { describeDicomBytes, renderDicomBytes, type DicomJob } from './decode.js
 
 export interface WorkerRequest {
   id: number;
-  op: 'render' | 'describe';
+  /** 'hang' never returns: only the watchdog test sends it. */
+  op: 'render' | 'describe' | 'hang';
   bytes: Uint8Array;
   job: DicomJob;
 }
@@ -21,6 +22,7 @@ export type WorkerReply =
 parentPort!.on('message', (m: WorkerRequest) => {
   void (async () => {
     try {
+      if (m.op === 'hang') for (;;);
       if (m.op === 'describe') {
         parentPort!.postMessage({ id: m.id, ok: true, result: describeDicomBytes(m.bytes, m.job) } satisfies WorkerReply);
         return;
