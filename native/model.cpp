@@ -1,4 +1,5 @@
 #include "model.h"
+#include "options.h"
 
 #include <chrono>
 #include <vector>
@@ -102,12 +103,16 @@ class LoadModelWorker : public PromiseWorker {
         path_ = ArgString(info, 0, "path");
         Napi::Object o = ArgObject(info, 1, "options");
         params_ = llama_model_default_params();
-        params_.n_gpu_layers = (int32_t) OptNumber(o, "gpuLayers", 0);
-        std::string mode = OptString(o, "loadMode", "auto");
+        // Required and range-checked; the defaults live in lib/defaults.ts (native/options.h).
+        params_.n_gpu_layers = ReqInt(o, "gpuLayers", -1, 1 << 20);
+        std::string mode = ReqString(o, "loadMode");
+        if (mode != "auto" && mode != "mmap" && mode != "none" && mode != "mlock") {
+            ThrowTypeError(env, "options.loadMode must be 'auto', 'mmap', 'none' or 'mlock'");
+        }
         params_.load_mode = mode == "mmap" ? LLAMA_LOAD_MODE_MMAP
                           : mode == "none" ? LLAMA_LOAD_MODE_NONE
                           : mode == "mlock" ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_AUTO;
-        params_.vocab_only = OptBool(o, "vocabOnly", false);
+        params_.vocab_only = ReqBool(o, "vocabOnly");
         params_.check_tensors = OptBool(o, "checkTensors", false);
         if (info.Length() > 2 && info[2].IsFunction()) {
             progress_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "llava-med-progress", 0, 1);

@@ -160,7 +160,8 @@ export interface NativeAddon {
   setLogger(fn: ((level: string, text: string) => void) | null, minLevel: string): void;
   loadModel(
     path: string,
-    options: { gpuLayers?: number; loadMode?: 'auto' | 'mmap' | 'none' | 'mlock'; vocabOnly?: boolean; checkTensors?: boolean },
+    /** every field but checkTensors required (defaults are lib/defaults.ts; native/options.h re-checks) */
+    options: { gpuLayers: number; loadMode: 'auto' | 'mmap' | 'none' | 'mlock'; vocabOnly: boolean; checkTensors?: boolean },
     onProgress?: (p: number) => void,
     abort?: AbortFlag,
   ): Promise<NativeModel>;

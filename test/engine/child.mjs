@@ -56,7 +56,7 @@ switch (scenario) {
   // The raw addon, bypassing gguf-check: shows what the TS checks protect against.
   case 'raw-load-projector': {
     const addon = E.loadAddon();
-    const model = await addon.loadModel(args.model, { loadMode: 'none' });
+    const model = await addon.loadModel(args.model, { gpuLayers: 0, loadMode: 'none', vocabOnly: false });
     step('model loaded');
     result.code = await codeOf(addon.loadProjector(model, args.mmproj, { threads: 1, useGpu: false, warmup: true, flashAttn: 'off' }));
     step('projector load settled');

@@ -31,7 +31,7 @@ t.test('two failing loads at once each get their own reason', async (t) => {
   const b = await makeTinyLlamaGguf(undefined, { omitTensors: ['blk.1.ffn_up.weight'] });
   const addon = loadAddon();
   const runs = await Promise.all(
-    [a, b, a, b].map((f) => addon.loadModel(f.path, { loadMode: 'none' }).then(() => undefined, (e: Error & { code?: string; log?: string[] }) => e)),
+    [a, b, a, b].map((f) => addon.loadModel(f.path, { gpuLayers: 0, loadMode: 'none', vocabOnly: false }).then(() => undefined, (e: Error & { code?: string; log?: string[] }) => e)),
   );
   runs.forEach((e, i) => {
     const [mine, other] = i % 2 === 0 ? ['output_norm.weight', 'blk.1.ffn_up.weight'] : ['blk.1.ffn_up.weight', 'output_norm.weight'];
@@ -45,7 +45,7 @@ t.test('two failing loads at once each get their own reason', async (t) => {
 t.test('a projector clip.cpp refuses: the native error carries the reason and the log', async (t) => {
   const noOut = await makeTinyMmproj(undefined, { omitTensors: ['v.blk.1.attn_out.weight'] });
   const addon = loadAddon();
-  const model = await addon.loadModel(llm.path, { loadMode: 'none' });
+  const model = await addon.loadModel(llm.path, { gpuLayers: 0, loadMode: 'none', vocabOnly: false });
   t.teardown(() => model.dispose());
   const e = await addon.loadProjector(model, noOut.path, { threads: 1, useGpu: false, warmup: true, flashAttn: 'off' }).then(() => undefined, (x: Error & { code?: string; log?: string[] }) => x);
   t.equal(e?.code, 'ERR_MMPROJ_LOAD');
@@ -55,10 +55,10 @@ t.test('a projector clip.cpp refuses: the native error carries the reason and th
 
 t.test('a successful load leaves nothing behind for the next failure', async (t) => {
   const addon = loadAddon();
-  const ok = await addon.loadModel(llm.path, { loadMode: 'none' });
+  const ok = await addon.loadModel(llm.path, { gpuLayers: 0, loadMode: 'none', vocabOnly: false });
   await ok.dispose();
   const bad = await makeTinyLlamaGguf(undefined, { omitTensors: ['token_embd.weight'] });
-  const e = await addon.loadModel(bad.path, { loadMode: 'none' }).then(() => undefined, (x: Error & { log?: string[] }) => x);
+  const e = await addon.loadModel(bad.path, { gpuLayers: 0, loadMode: 'none', vocabOnly: false }).then(() => undefined, (x: Error & { log?: string[] }) => x);
   t.ok(e?.log && e.log.length <= 6, 'at most 6 lines');
   t.ok(e?.log?.every((l) => !l.includes('output_norm')), 'no line from an earlier call');
   t.match(e?.message ?? '', "tensor 'token_embd.weight' not found");

@@ -34,7 +34,7 @@ t.test('the projector encodes with the attention mode it was given; default off'
   await failsWith(t, () => Projector.load(model, mm.path, { threads: 0 }), 'ERR_INVALID_ARGUMENT', 'threads 0');
 });
 
-t.test('native code re-checks every projector and context option (no defaults of its own)', async (t) => {
+t.test('native code re-checks every model, projector and context option (no defaults of its own)', async (t) => {
   const addon = model.addon;
   const typeErr = async (what: string, f: () => unknown, re: RegExp) => {
     const e = await caught(f);
@@ -55,6 +55,13 @@ t.test('native code re-checks every projector and context option (no defaults of
   await typeErr('nCtx -1', () => addon.createContext(model.nativeHandle(), { ...CTX_OK, nCtx: -1 }), /nCtx must be an integer/);
   await typeErr('nCtx 1.5', () => addon.createContext(model.nativeHandle(), { ...CTX_OK, nCtx: 1.5 }), /nCtx must be an integer/);
   await typeErr('nSeqMax 257', () => addon.createContext(model.nativeHandle(), { ...CTX_OK, nSeqMax: 257 }), /nSeqMax/);
+  const MODEL_OK = { gpuLayers: 0, loadMode: 'none', vocabOnly: true } as const;
+  for (const key of Object.keys(MODEL_OK) as (keyof typeof MODEL_OK)[]) {
+    const { [key]: _, ...rest } = MODEL_OK;
+    await typeErr(`loadModel without ${key}`, () => addon.loadModel(llm.path, rest as never), new RegExp(`options\\.${key} is required`));
+  }
+  await typeErr('loadMode "lazy"', () => addon.loadModel(llm.path, { ...MODEL_OK, loadMode: 'lazy' as never }), /loadMode must be/);
+  await typeErr('gpuLayers -2', () => addon.loadModel(llm.path, { ...MODEL_OK, gpuLayers: -2 }), /gpuLayers must be an integer/);
   await typeErr('kvUnified "yes"', () => addon.createContext(model.nativeHandle(), { ...CTX_OK, kvUnified: 'yes' as never }), /kvUnified must be a boolean/);
   // the complete objects work
   const p = await addon.loadProjector(model.nativeHandle(), mm.path, PROJ_OK);
