@@ -33,6 +33,7 @@ import { loadAndPreprocess, type ImageInput } from './image/index.js';
 import { generate, type StopReason } from './answer/generate.js';
 import { withTokenizer } from './answer/prompt-ids.js';
 import { plainOptions, readArg } from './input.js';
+import { EmbedImageOptionsSchema, GenerationOptionsSchema, LoadOptionsSchema, ScoreOptionsSchema, parseOptions } from './options.js';
 import {
   GENERATION_DEFAULTS,
   assertNoMarkers,
@@ -91,16 +92,39 @@ export interface LlavaMedOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * How an answer is generated. Every field is optional; the defaults are the original's for the
+ * model's variant (v0: temperature 0.7, top-k 50, up to 1024 tokens, stop at '###'; v1.5: greedy,
+ * stop at EOS). Unknown keys and out-of-range values are ERR_INVALID_ARGUMENT.
+ */
 export interface GenerationOptions {
+  /** Sampling temperature, >= 0; 0 is greedy (the same answer every time). */
   temperature?: number;
+  /** Sample among the k most likely tokens (0 = no limit). Integer >= 0. */
   topK?: number;
+  /** Nucleus sampling: the smallest set of tokens whose probability reaches p. In (0, 1]. */
   topP?: number;
+  /** Drop tokens less likely than minP × the most likely one. In [0, 1]; default 0 (off). */
   minP?: number;
+  /** Penalty for repeating recent tokens, > 0; default 1 (off). */
   repeatPenalty?: number;
+  /** Sampling seed, an integer in [0, 2^32 - 1]; default random. Same seed + same options = same answer. */
   seed?: number;
+  /** Most new tokens to generate, integer >= 1. */
   maxTokens?: number;
   /** Stop strings; the answer is cut before the first one found. */
   stop?: string[];
+  /**
+   * Called with each piece of the answer as it becomes final (never a prefix of a stop string) —
+   * the callback form of stream(). Used by ask() and ChatSession.ask().
+   */
+  onTextChunk?: (text: string) => void;
+  /**
+   * When the signal aborts after the answer has started, resolve with the text so far
+   * (stopReason 'aborted') instead of rejecting with ERR_ABORTED. Default false.
+   */
+  stopOnAbortSignal?: boolean;
+  /** Aborts the call: it rejects with ERR_ABORTED (see stopOnAbortSignal) and the instance stays usable. */
   signal?: AbortSignal;
 }
 
@@ -223,7 +247,7 @@ export class LlavaMed {
 
   static async load(opts: LlavaMedOptions): Promise<LlavaMed> {
     if (opts === null || typeof opts !== 'object') throw llavaError('ERR_INVALID_ARGUMENT', 'LlavaMed.load expects { model, mmproj, ... }.');
-    opts = plainOptions(opts, 'the LlavaMed.load options');
+    opts = parseOptions(LoadOptionsSchema, plainOptions(opts, 'the LlavaMed.load options'), 'LlavaMed.load');
     // A registered name (`llava-med pull`) that is not also a file here: its files, its projector by default.
     if (typeof opts.model === 'string' && isModelName(opts.model) && !existsSync(opts.model)) {
       const m = await resolveModel(opts.model);
@@ -233,9 +257,6 @@ export class LlavaMed {
       throw llavaError('ERR_INVALID_ARGUMENT', 'LlavaMed.load needs `model` and `mmproj` paths (GGUF files from `llava-med convert`), or a registered `model` name from `llava-med pull`.');
     }
     const mmproj = opts.mmproj;
-    if (opts.variant !== undefined && opts.variant !== 'v0' && opts.variant !== 'v1.5') {
-      throw llavaError('ERR_INVALID_ARGUMENT', `variant must be 'v0' or 'v1.5', not ${JSON.stringify(opts.variant)}.`);
-    }
     throwIfAborted(opts.signal, 'load');
     const threads = opts.threads ?? Math.max(1, (await import('node:os')).availableParallelism());
     const removeLogger = opts.logger ? addLogger(loadAddon(), opts.logger, opts.logLevel ?? 'info') : undefined;
@@ -353,7 +374,7 @@ export class LlavaMed {
 
   /** Encodes an image once; pass the handle to ask/stream/score/chat to skip the encoder. */
   async embedImage(image: ImageInput, opts: { signal?: AbortSignal } = {}): Promise<ImageHandle> {
-    opts = plainOptions(opts, 'the embedImage options');
+    opts = parseOptions(EmbedImageOptionsSchema, plainOptions(opts, 'the embedImage options'), 'embedImage');
     this.queue.assertOpen();
     const e = await this.encode(image, opts.signal).catch((err: unknown) => {
       this.queue.assertOpen(); // stopped by dispose(): say so in this instance's words
@@ -431,10 +452,10 @@ export class LlavaMed {
     onText?: (t: string) => void,
     shouldStop?: () => boolean,
   ): Promise<Answer> {
-    opts = plainOptions(opts, 'the generation options');
+    opts = parseOptions(GenerationOptionsSchema, plainOptions(opts, 'the generation options'), 'generation options');
     const limits = this.generationLimits(opts);
     validateQuestion(history[history.length - 1]?.question);
-    const [answer] = await this.queue.run((signal) => this.runJobs([{ image, history, onText, shouldStop }], { ...opts, signal }, limits), opts.signal);
+    const [answer] = await this.queue.run((signal) => this.runJobs([{ image, history, onText: onText ?? opts.onTextChunk, shouldStop }], { ...opts, signal }, limits, opts.signal), opts.signal);
     return answer;
   }
 
@@ -451,7 +472,7 @@ export class LlavaMed {
    */
   async askBatch(requests: readonly { image: ImageArg; question: string }[], opts: GenerationOptions = {}): Promise<Answer[]> {
     if (!Array.isArray(requests)) throw llavaError('ERR_INVALID_ARGUMENT', 'askBatch expects an array of { image, question }.');
-    opts = plainOptions(opts, 'the generation options');
+    opts = parseOptions(GenerationOptionsSchema, plainOptions(opts, 'the generation options'), 'askBatch options');
     requests = readArg(() => requests.map((r) => ({ image: r?.image, question: r?.question })), 'the askBatch requests');
     requests.forEach((r) => validateQuestion(r.question));
     const limits = this.generationLimits(opts);
@@ -459,7 +480,7 @@ export class LlavaMed {
     const out: Answer[] = [];
     for (let start = 0; start < requests.length; start += width) {
       const jobs = requests.slice(start, start + width).map((r) => ({ image: r.image, history: [{ question: r.question }] }));
-      out.push(...(await this.queue.run((signal) => this.runJobs(jobs, { ...opts, signal }, limits), opts.signal)));
+      out.push(...(await this.queue.run((signal) => this.runJobs(jobs, { ...opts, signal }, limits, opts.signal), opts.signal)));
     }
     return out;
   }
@@ -473,6 +494,8 @@ export class LlavaMed {
     jobs: readonly { image: ImageArg; history: readonly ChatTurn[]; onText?: (t: string) => void; shouldStop?: () => boolean }[],
     opts: GenerationOptions,
     limits: { maxTokens: number; stop: string[] },
+    /** The caller's own signal (opts.signal also fires on dispose()). */
+    callerSignal?: AbortSignal,
   ): Promise<Answer[]> {
     const t0 = performance.now();
     const owned: ImageEmbedding[] = [];
@@ -494,7 +517,9 @@ export class LlavaMed {
         prepared.map((p) => ({ seq: p.seq, sampler: p.sampler, first: p.first, ...limits, onText: jobs[p.seq].onText, shouldStop: jobs[p.seq].shouldStop })),
         opts.signal,
       );
-      throwIfAborted(opts.signal, 'generation');
+      // With stopOnAbortSignal the caller's abort during generation ends the answers (stopReason
+      // 'aborted') instead of rejecting; an abort before the first token, or dispose(), still rejects.
+      if (!(opts.stopOnAbortSignal && callerSignal?.aborted)) throwIfAborted(opts.signal, 'generation');
       return results.map((res, i) => {
         const p = prepared[i];
         return {
@@ -554,7 +579,7 @@ export class LlavaMed {
    * its answer.
    */
   async score(image: ImageArg, question: string, candidates: readonly string[], opts: { signal?: AbortSignal } = {}): Promise<CandidateScore[]> {
-    opts = plainOptions(opts, 'the score options');
+    opts = parseOptions(ScoreOptionsSchema, plainOptions(opts, 'the score options'), 'score options');
     validateQuestion(question);
     if (!Array.isArray(candidates) || candidates.length === 0 || candidates.some((c) => typeof c !== 'string' || c.length === 0)) {
       throw llavaError('ERR_INVALID_ARGUMENT', 'candidates must be a non-empty array of non-empty strings.');

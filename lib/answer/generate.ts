@@ -113,10 +113,20 @@ export async function generate(ctx: Context, jobs: readonly GenerationJob[], sig
       active = active.filter((s) => s.accept(ctx));
       break;
     }
-    const results = await ctx.step(
-      active.map((s) => ({ seq: s.job.seq, token: s.current.token, sampler: s.job.sampler })),
-      { signal },
-    );
+    let results: SampledToken[];
+    try {
+      results = await ctx.step(
+        active.map((s) => ({ seq: s.job.seq, token: s.current.token, sampler: s.job.sampler })),
+        { signal },
+      );
+    } catch (e) {
+      // An abort inside the step: the sequences rolled the step back, so each job ends as if the
+      // abort had come between tokens (callers decide whether that rejects).
+      if (!signal?.aborted) throw e;
+      for (const s of active) s.job.shouldStop = () => true;
+      active = active.filter((s) => s.accept(ctx));
+      break;
+    }
     active.forEach((s, i) => (s.current = results[i]));
     active = active.filter((s) => s.accept(ctx));
   }

@@ -23,6 +23,7 @@ import { hasDicmMagic, isDicomInput, parseDicomOptions, renderDicom, type DicomR
 import { readRegularFile } from '../formats/file-read.js';
 import { plainOptions, readArg } from '../input.js';
 import { runNative } from './native.js';
+import { fileURLToPath } from 'node:url';
 import type { DecodedSamples, ImageInput, LoadImageOptions, PillowMode, RawPixels, RgbImage } from './types.js';
 
 // sharp (libvips) costs 50-250 ms and ~25 MB to import: paid at the first image, not when
@@ -53,7 +54,7 @@ function checkPixels(width: number, height: number, maxPixels: number): void {
 
 /** Strings and byte arrays as they are; raw-pixel and DICOM objects as plain copies. */
 function snapshotInput(input: ImageInput): ImageInput {
-  if (typeof input !== 'object' || input === null || input instanceof Uint8Array) return input;
+  if (typeof input !== 'object' || input === null || input instanceof Uint8Array || input instanceof URL) return input;
   if (isRawPixels(input)) return { data: input.data, width: input.width, height: input.height, channels: input.channels };
   return { ...(input as object) } as ImageInput;
 }
@@ -71,7 +72,12 @@ export async function decodeSamples(input: ImageInput, opts?: LoadImageOptions):
   const maxPixels = maxPixelsOf(opts);
   // A caller's object is read once, here: a throwing getter or Proxy trap is ERR_INVALID_ARGUMENT.
   input = readArg(() => snapshotInput(input), 'the image object');
-  if (typeof input === 'string') return decodeBytes(await readImageFile(input, opts?.signal), maxPixels, input);
+  if (input instanceof URL) input = urlInput(input);
+  if (typeof input === 'string') {
+    if (/^data:/i.test(input)) return decodeBytes(dataUrlBytes(input), maxPixels);
+    if (/^https?:\/\//i.test(input)) throw notDownloaded(input);
+    return decodeBytes(await readImageFile(input, opts?.signal), maxPixels, input);
+  }
   if (input instanceof Uint8Array) return decodeBytes(input, maxPixels);
   if (isDicomInput(input)) {
     const { dicom, ...options } = input;
@@ -81,7 +87,35 @@ export async function decodeSamples(input: ImageInput, opts?: LoadImageOptions):
     return dicomSamples(bytes, options, maxPixels);
   }
   if (isRawPixels(input)) return rawSamples(input, maxPixels);
-  throw llavaError('ERR_INVALID_ARGUMENT', 'loadImage expects a file path, a Buffer/Uint8Array of an encoded image, { data, width, height, channels } or { dicom, window?, frame? }.');
+  throw llavaError('ERR_INVALID_ARGUMENT', 'loadImage expects a file path, a file: or data: URL, a Buffer/Uint8Array of an encoded image, { data, width, height, channels } or { dicom, window?, frame? }.');
+}
+
+function notDownloaded(url: string): Error {
+  return llavaError(
+    'ERR_INVALID_ARGUMENT',
+    `${url.slice(0, 200)} is a web address: llava-med does not download images. Fetch it first and pass the bytes, e.g. Buffer.from(await (await fetch(url)).arrayBuffer()).`,
+  );
+}
+
+/** A `file:` URL is its path; any other scheme is refused with what to do instead. */
+function urlInput(u: URL): string {
+  if (u.protocol === 'file:') return fileURLToPath(u);
+  if (u.protocol === 'data:') return u.href;
+  if (u.protocol === 'http:' || u.protocol === 'https:') throw notDownloaded(u.href);
+  throw llavaError('ERR_INVALID_ARGUMENT', `An image URL must be a file: or data: URL, not ${u.protocol}.`);
+}
+
+/** The bytes of a `data:[<type>][;base64],<data>` URL (images sent inline, as OpenAI-style clients do). */
+function dataUrlBytes(url: string): Uint8Array {
+  const comma = url.indexOf(',');
+  if (comma < 0) throw llavaError('ERR_INVALID_ARGUMENT', 'A data: URL needs a comma before its data (data:image/png;base64,....).');
+  const meta = url.slice(5, comma);
+  const body = url.slice(comma + 1);
+  if (/;base64$/i.test(meta)) {
+    if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(body)) throw llavaError('ERR_IMAGE_DECODE', 'The data: URL is not valid base64.');
+    return Buffer.from(body, 'base64');
+  }
+  return Buffer.from(decodeURIComponent(body), 'latin1');
 }
 
 /** Encoded bytes: DICOM when they carry the Part 10 marker, otherwise whatever sharp decodes. */

@@ -45,10 +45,12 @@ export interface RawPixels {
 }
 
 /**
- * A file path, an encoded image in memory, raw pixels, or a DICOM file with rendering options. DICOM Part 10
- * files given as a path or bytes are recognised by content (the "DICM" marker) and rendered with the defaults.
+ * A file path (or `file:` URL), an encoded image in memory (Buffer / Uint8Array, or a `data:` URL string or
+ * URL), raw pixels, or a DICOM file with rendering options. DICOM Part 10 files given as a path or bytes are
+ * recognised by content (the "DICM" marker) and rendered with the defaults. http(s) addresses are refused:
+ * the library never downloads.
  */
-export type ImageInput = string | Uint8Array | RawPixels | DicomInput;
+export type ImageInput = string | URL | Uint8Array | RawPixels | DicomInput;
 
 export interface LoadImageOptions {
   /**

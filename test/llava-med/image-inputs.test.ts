@@ -3,6 +3,7 @@ import t from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { loadTiny, noisePixels, noisePng, rejectsCode } from './util.js';
 
@@ -27,6 +28,9 @@ t.test('file path, PNG/JPEG buffer and raw pixels agree', async (t) => {
       ['PNG file path', pngPath],
       ['PNG Buffer', png],
       ['PNG Uint8Array', new Uint8Array(png)],
+      ['file: URL', pathToFileURL(pngPath)],
+      ['data: URL string', `data:image/png;base64,${png.toString('base64')}`],
+      ['data: URL object', new URL(`data:image/png;base64,${png.toString('base64')}`)],
     ] as const) {
       const a = await med.ask(input, Q, GEN);
       t.same(a.tokens, ref.tokens, `${variant}: ${what} = raw RGB (tokens)`);
@@ -89,6 +93,13 @@ t.test('ERR_IMAGE_* through ask, and the instance still works', async (t) => {
   await rejectsCode(t, med.ask(join(tmpdir(), 'llava-med-no-such-image.png'), Q, GEN), 'ERR_FILE_NOT_FOUND', 'missing image file');
   await rejectsCode(t, med.ask(42 as unknown as string, Q, GEN), 'ERR_INVALID_ARGUMENT', 'a number is not an image');
   await rejectsCode(t, med.score(Buffer.alloc(0), Q, ['yes']), 'ERR_IMAGE_EMPTY', 'score with an empty image');
+  for (const web of ['https://example.org/xray.png', 'HTTP://example.org/xray.png', new URL('https://example.org/xray.png')]) {
+    const e = await rejectsCode(t, med.ask(web, Q, GEN), 'ERR_INVALID_ARGUMENT', `web address ${String(web)}`);
+    t.match(e?.message, /does not download images\. Fetch it first/, 'the message says what to do');
+  }
+  await rejectsCode(t, med.ask(new URL('ftp://example.org/x.png'), Q, GEN), 'ERR_INVALID_ARGUMENT', 'ftp: URL');
+  await rejectsCode(t, med.ask('data:image/png;base64,***', Q, GEN), 'ERR_IMAGE_DECODE', 'data: URL with bad base64');
+  await rejectsCode(t, med.ask('data:image/png;base64', Q, GEN), 'ERR_INVALID_ARGUMENT', 'data: URL without a comma');
   const after = await med.ask(small, Q, GEN);
   t.same(after.tokens, base.tokens, 'the instance answers exactly as before the failures');
   t.equal(med.disposed, false);

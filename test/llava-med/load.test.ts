@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { LlavaMed, engineOf } from '../../lib/llava-med.js';
 import { Projector } from '../../lib/engine/projector.js';
+import { Context } from '../../lib/engine/context.js';
+import { llavaError } from '../../lib/errors.js';
 import { flatten, loadTiny, noisePng, rejectsCode, spyEngine, tinyV0, tinyV15 } from './util.js';
 
 t.test('load errors', async (t) => {
@@ -23,20 +25,27 @@ t.test('load errors', async (t) => {
   await rejectsCode(t, load(v15.model, v15.mmproj, { variant: 'v0' }), 'ERR_MMPROJ_MISMATCH', 'v1.5 files forced to v0 (no <im_start> token)');
   // The projector and the context load side by side: a failure of either rejects the load
   // (the projector's error first when both fail) and frees the one that did load.
+  // (Option values are checked before anything loads, so the context's failure is staged.)
   const disposed: Projector[] = [];
   const realDispose = Projector.prototype.dispose;
+  const realCreate = Context.create;
   Projector.prototype.dispose = function (this: Projector) {
     disposed.push(this);
     return realDispose.call(this);
   };
+  Context.create = async () => {
+    throw llavaError('ERR_CONTEXT_CREATE', 'staged context failure');
+  };
   try {
-    await rejectsCode(t, load(v0.model, v0.mmproj, { contextSize: -1 }), 'ERR_INVALID_ARGUMENT', 'bad contextSize while the projector loads');
+    await rejectsCode(t, load(v0.model, v0.mmproj), 'ERR_CONTEXT_CREATE', 'the context fails while the projector loads');
+    t.equal(disposed.length, 1, 'the projector that did load was freed');
+    t.ok(disposed[0]?.disposed, 'and is disposed');
+    await rejectsCode(t, load(v0.model, missing), 'ERR_FILE_NOT_FOUND', 'both fail: the projector error wins');
   } finally {
     Projector.prototype.dispose = realDispose;
+    Context.create = realCreate;
   }
-  t.equal(disposed.length, 1, 'the projector that did load was freed');
-  t.ok(disposed[0]?.disposed, 'and is disposed');
-  await rejectsCode(t, load(v0.model, missing, { contextSize: -1 }), 'ERR_FILE_NOT_FOUND', 'both fail: the projector error wins');
+  await rejectsCode(t, load(v0.model, v0.mmproj, { contextSize: -1 }), 'ERR_INVALID_ARGUMENT', 'bad contextSize');
   // Still loads fine afterwards.
   const ok = await load(v0.model, v0.mmproj);
   t.equal(ok.variant, 'v0');
