@@ -27,7 +27,7 @@ export const DEFAULTS = {
   flashAttnGpu: 'auto',
   /**
    * The vision encoder's attention: 'off' runs it in F32. With flash attention clip.cpp casts K and V
-   * to F16, which at the real geometry (257 / 577 positions) puts the image embeddings 3–5× further from
+   * to F16, which at the real geometry (257 / 577 positions) puts the image embeddings 2–3× further from
    * the reference (measured in docs/conversion.md, "Vision encoder precision").
    */
   projectorFlashAttn: 'off',

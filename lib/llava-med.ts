@@ -80,8 +80,8 @@ export interface LlavaMedOptions {
   flashAttn?: FlashAttnMode;
   /**
    * The vision encoder's attention. Default 'off' (F32): with flash attention clip.cpp casts K and V to
-   * F16, and at the real geometry the image embeddings move 3–5× further from the original's
-   * (docs/conversion.md, "Vision encoder precision"); 'on' encodes ~20% faster.
+   * F16, and at the real geometry the image embeddings move 2–3× further from the original's
+   * (docs/conversion.md, "Vision encoder precision"); 'on' encodes faster.
    */
   projectorFlashAttn?: FlashAttnMode;
   /** Largest accepted image, in pixels (checked before decoding). Default 100 MP. */

@@ -50,7 +50,7 @@ function modelOptions(cmd: Command): Command {
     .addOption(new Option('--variant <v>', 'LLaVA-Med variant (default: from the GGUF)').choices(['v0', 'v1.5']))
     .addOption(new Option('--load-mode <mode>', 'how weights are read').choices(['none', 'mmap', 'auto']))
     .addOption(new Option('--flash-attn <mode>', 'flash attention (default: off on CPU, for reproducible answers)').choices(['auto', 'on', 'off']))
-    .addOption(new Option('--projector-flash-attn <mode>', "the vision encoder's flash attention (default: off, F32 attention as the original; on: ~20% faster encode, F16 K/V)").choices(['auto', 'on', 'off']))
+    .addOption(new Option('--projector-flash-attn <mode>', "the vision encoder's flash attention (default: off: F32 attention, closest to the reference; on: faster encode, F16 K/V)").choices(['auto', 'on', 'off']))
     .option('-v, --verbose', 'print llama.cpp logs to stderr');
 }
 

@@ -12,7 +12,7 @@ export interface ProjectorLoadOptions {
   useGpu?: boolean;
   /**
    * The vision encoder's attention. Default 'off': F32 attention. With flash attention clip.cpp casts
-   * K and V to F16, which puts the image embeddings 3–5× further from the reference at the real
+   * K and V to F16, which puts the image embeddings 2–3× further from the reference at the real
    * geometry (docs/conversion.md, "Vision encoder precision"); 'auto' lets mtmd decide (on, on CPU).
    */
   flashAttn?: FlashAttnMode;
