@@ -254,7 +254,8 @@ t.test('abort (Ctrl-C) leaves a resumable .incomplete, never a final file; the n
   const o = opts();
   const ac = new AbortController();
   // One file at a time (largest first), so the progress total is the big file's own count.
-  const p = snapshotDownload(repo, { ...o, concurrency: 1, signal: ac.signal, onProgress: (pr) => pr.bytesDone >= 80_000 && pr.file === f.path && ac.abort() });
+  // The stall timer is far away: only the abort itself can end the first download.
+  const p = snapshotDownload(repo, { ...o, concurrency: 1, stallTimeoutMs: 600_000, signal: ac.signal, onProgress: (pr) => pr.bytesDone >= 80_000 && pr.file === f.path && ac.abort() });
   await t.rejects(p, { code: 'ERR_ABORTED' });
   const blob = join(blobsDir(o.cacheDir, repo), sha256(f.data));
   t.notOk(existsSync(blob), 'no final blob');
