@@ -34,6 +34,7 @@ import { generate, type StopReason } from './answer/generate.js';
 import { withTokenizer } from './answer/prompt-ids.js';
 import { plainOptions, readArg } from './input.js';
 import { EmbedImageOptionsSchema, GenerationOptionsSchema, LoadOptionsSchema, ScoreOptionsSchema, parseOptions } from './options.js';
+import { checkSmallTensorsFinite } from './engine/finite-check.js';
 import {
   GENERATION_DEFAULTS,
   assertNoMarkers,
@@ -267,7 +268,10 @@ export class LlavaMed {
     try {
       // Both files' headers first (a projector that would crash clip.cpp, or does not fit the
       // model, is refused before the model's weights are read).
-      checkPairing(...(await Promise.all([checkModelFile(opts.model), checkProjectorFile(opts.mmproj)])));
+      const [mf, pf] = await Promise.all([checkModelFile(opts.model), checkProjectorFile(opts.mmproj)]);
+      checkPairing(mf, pf);
+      // NaN/Inf in the small tensors (norms, biases) is cheap to find and would poison every answer.
+      await Promise.all([checkSmallTensorsFinite(mf.header, 'model'), checkSmallTensorsFinite(pf.header, 'projector')]);
       model = await Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal });
       // The projector and the context need only the model: create them side by side (the
       // projector reads its file and runs a warm-up encode while the KV cache is allocated).

@@ -4,11 +4,12 @@
  * getters throw are ERR_INVALID_ARGUMENT, not ERR_NATIVE.
  */
 import t from 'tap';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, open, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { convertV15 } from '../../lib/convert/index.js';
 import { LlavaMedError } from '../../lib/errors.js';
-import { readGgufHeader, readGgufTensorData } from '../../lib/formats/gguf.js';
+import { GgmlType, GgufWriter, readGgufHeader, readGgufTensorData } from '../../lib/formats/gguf.js';
+import { checkSmallTensorsFinite } from '../../lib/engine/finite-check.js';
 import { loadImage } from '../../lib/image/load.js';
 import { LlavaMed } from '../../lib/llava-med.js';
 import { makeTinyV15 } from '../helpers/tiny-hf.js';
@@ -123,4 +124,57 @@ t.test('objects whose getters throw are ERR_INVALID_ARGUMENT (loadImage, ask, as
   t.equal((await errOf(med.score(px, 'What?', ['yes'], { get signal(): AbortSignal { return boom(); } }))).code, 'ERR_INVALID_ARGUMENT', 'score: options getter');
   const ok = await med.ask({ data: px, width: 8, height: 8, channels: 3 }, 'What is shown?', { maxTokens: 2, temperature: 0 });
   t.equal(ok.tokens.length > 0, true, 'the instance still answers');
+});
+
+t.test('load: NaN in a small tensor (norm, bias) of the model or the projector is ERR_GGUF_CORRUPT naming it', async (t) => {
+  const root = t.testdir({});
+  const m = await tinyV0();
+  /** A copy of `src` with element 3 of tensor `pick` set to NaN; returns the path and the tensor name. */
+  const poisoned = async (src: string, pick: (h: Awaited<ReturnType<typeof readGgufHeader>>) => string, dst: string) => {
+    await copyFile(src, dst);
+    const h = await readGgufHeader(dst);
+    const name = pick(h);
+    const ti = h.tensors.find((x) => x.name === name)!;
+    t.equal(ti.type, 0, `${name} is F32`);
+    const fh = await open(dst, 'r+');
+    const nan = Buffer.alloc(4);
+    nan.writeFloatLE(NaN);
+    await fh.write(nan, 0, 4, ti.offset + 12);
+    await fh.close();
+    return name;
+  };
+  const model = join(root, 'model.gguf');
+  const mName = await poisoned(m.model, () => 'output_norm.weight', model);
+  const e = await errOf(LlavaMed.load({ model, mmproj: m.mmproj, threads: 1, contextSize: 512 }));
+  t.equal(e.code, 'ERR_GGUF_CORRUPT', 'model: ERR_GGUF_CORRUPT');
+  t.match(e.message, new RegExp(`tensor '${mName}' holds a non-finite value .* at index 3`), 'names the tensor');
+  const mmproj = join(root, 'mmproj.gguf');
+  const pName = await poisoned(m.mmproj, (h) => h.tensors.find((x) => x.type === 0 && x.shape.length === 1)!.name, mmproj);
+  const e2 = await errOf(LlavaMed.load({ model: m.model, mmproj, threads: 1, contextSize: 512 }));
+  t.equal(e2.code, 'ERR_GGUF_CORRUPT', 'projector: ERR_GGUF_CORRUPT');
+  t.match(e2.message, new RegExp(`projector .*tensor '${pName.replace(/\./g, '\\.')}' holds a non-finite value`), 'names the tensor');
+});
+
+t.test('checkSmallTensorsFinite: F16 infinities too; large tensors are not scanned', async (t) => {
+  const root = t.testdir({});
+  const write = async (name: string, f16: number[], bigNan: boolean) => {
+    const p = join(root, name);
+    const w = await GgufWriter.create(p);
+    w.addString('general.architecture', 'test');
+    w.addTensorInfo('small.f16', GgmlType.F16, [f16.length]);
+    w.addTensorInfo('big.f32', GgmlType.F32, [32 << 10]); // 128 KiB: over the scan limit
+    await w.writeHeader();
+    const h = Buffer.alloc(2 * f16.length);
+    f16.forEach((b, i) => h.writeUInt16LE(b, 2 * i));
+    await w.writeTensor('small.f16', h);
+    const big = new Float32Array(32 << 10);
+    if (bigNan) big[5] = NaN;
+    await w.writeTensor('big.f32', Buffer.from(big.buffer));
+    await w.finish();
+    return readGgufHeader(p);
+  };
+  await checkSmallTensorsFinite(await write('ok.gguf', [0x3c00, 0x7bff, 0xfbff], true), 'model');
+  t.pass('finite F16 (incl. ±65504) passes; a NaN in a 128 KiB tensor is not looked for');
+  const e = await errOf(checkSmallTensorsFinite(await write('inf.gguf', [0x3c00, 0xfc00], false), 'model'));
+  t.match(e.message, /tensor 'small\.f16' holds a non-finite value .* at index 1/, 'F16 -Inf found');
 });
