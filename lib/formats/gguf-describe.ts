@@ -38,14 +38,19 @@ interface GgufSummaryBase {
 
 /** Summary of a projector (mmproj) GGUF. */
 export interface MmprojSummary extends GgufSummaryBase {
+  /** Discriminant: this file is a vision encoder + projector. */
   kind: 'projector (mmproj)';
+  /** `clip.projector_type` (llama.cpp's name for the projector, e.g. `mlp`). */
   projectorType?: string;
   /** `llava_med.projector` (e.g. mlp2x_gelu), written by llava-med's converter. */
   projector?: string;
   /** Encoder input side in pixels. */
   imageSize?: number;
+  /** Vision-transformer patch side in pixels. */
   patchSize?: number;
+  /** Number of vision-transformer blocks. */
   visionLayers?: number;
+  /** Vision-transformer hidden width. */
   visionWidth?: number;
   /** Width of the embeddings the projector hands to the language model. */
   outputWidth?: number;
@@ -53,21 +58,31 @@ export interface MmprojSummary extends GgufSummaryBase {
 
 /** Summary of a language-model GGUF. */
 export interface LanguageModelSummary extends GgufSummaryBase {
+  /** Discriminant: this file is the language model. */
   kind: 'language model';
+  /** Number of transformer blocks (`<arch>.block_count`). */
   layers?: number;
+  /** Hidden width (`<arch>.embedding_length`). */
   embeddingLength?: number;
+  /** Attention heads. */
   heads?: number;
+  /** Key/value heads (fewer than `heads` under grouped-query attention). */
   kvHeads?: number;
   /** Trained context length in tokens. */
   contextLength?: number;
+  /** Number of tokens in the vocabulary. */
   vocabSize?: number;
+  /** Beginning-of-sequence token id. */
   bos?: number;
+  /** End-of-sequence token id. */
   eos?: number;
   /** The token id LLaVA-Med v0 put first in every prompt (`</s>`), when recorded. */
   promptBos?: number;
+  /** `general.license`, when recorded. */
   license?: string;
 }
 
+/** What {@link describeGguf} returns; `kind` tells the two apart. */
 export type GgufSummary = MmprojSummary | LanguageModelSummary;
 
 /**

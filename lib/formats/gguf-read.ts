@@ -14,6 +14,7 @@ import {
   type GgmlType, type GgufHeader, type GgufKv, type GgufScalar, type GgufTensorInfo, type GgufValue,
 } from './gguf-types.js';
 
+/** Limits {@link readGgufHeader} enforces before allocating anything a file's header asks for; exceeding one is `ERR_GGUF_CORRUPT`. */
 export interface ReadGgufOptions {
   /** Max key/value pairs (default 65536). */
   maxKv?: number;
@@ -188,6 +189,12 @@ async function readKv(c: Cursor, key: string, o: Required<ReadGgufOptions>): Pro
 /**
  * Read and validate a GGUF file's header, KV pairs and tensor table. Tensor data is not read, only
  * proven to lie inside the file.
+ *
+ * @param path - The GGUF file.
+ * @param opts - Reader limits; every field has a default.
+ * @throws LlavaMedError `ERR_FILE_NOT_FOUND` when the file is missing, `ERR_NOT_GGUF` when it is not a
+ *   regular file or lacks the GGUF magic, `ERR_GGUF_CORRUPT` when the header is truncated, damaged,
+ *   big-endian, version 1, or exceeds a limit in `opts`.
  */
 export async function readGgufHeader(path: string, opts: ReadGgufOptions = {}): Promise<GgufHeader> {
   const o = { ...DEFAULTS, ...opts };
@@ -303,10 +310,15 @@ function wrongType(h: GgufHeader, key: string, want: string, e: GgufKv): never {
   throw llavaError('ERR_GGUF_CORRUPT', `${h.path}: key '${key}' must be ${want} but is ${got}.`);
 }
 
+/** Whether the header has metadata key `key`. */
 export function ggufHas(h: GgufHeader, key: string): boolean {
   return h.kv.has(key);
 }
 
+/**
+ * The STRING value of `key`.
+ * @throws LlavaMedError `ERR_GGUF_CORRUPT` when the key is missing or not a STRING.
+ */
 export function ggufString(h: GgufHeader, key: string): string {
   const e = getKv(h, key);
   if (e.type !== GgufValueType.STRING) wrongType(h, key, 'STRING', e);
@@ -328,7 +340,10 @@ function toNumber(h: GgufHeader, key: string, v: GgufScalar): number {
   return v as number;
 }
 
-/** Any numeric type as a JS number (64-bit values must be safe integers). `types` restricts the accepted types. */
+/**
+ * Any numeric type as a JS number (64-bit values must be safe integers). `types` restricts the accepted types.
+ * @throws LlavaMedError `ERR_GGUF_CORRUPT` when the key is missing, of another type, or a 64-bit value beyond 2^53.
+ */
 export function ggufNumber(h: GgufHeader, key: string, types?: readonly GgufValueType[]): number {
   const e = getKv(h, key);
   const ok = types ? types.includes(e.type) : NUMERIC.has(e.type);
@@ -341,13 +356,20 @@ export function ggufU32(h: GgufHeader, key: string): number {
   return ggufNumber(h, key, [GgufValueType.UINT32]);
 }
 
+/**
+ * The BOOL value of `key`.
+ * @throws LlavaMedError `ERR_GGUF_CORRUPT` when the key is missing or not a BOOL.
+ */
 export function ggufBool(h: GgufHeader, key: string): boolean {
   const e = getKv(h, key);
   if (e.type !== GgufValueType.BOOL) wrongType(h, key, 'BOOL', e);
   return e.value as boolean;
 }
 
-/** An array, optionally of one element type; values as stored (64-bit ints as BigInt). */
+/**
+ * An array, optionally of one element type; values as stored (64-bit ints as BigInt).
+ * @throws LlavaMedError `ERR_GGUF_CORRUPT` when the key is missing, not an ARRAY, or of another element type.
+ */
 export function ggufArray(h: GgufHeader, key: string, elemType?: GgufValueType): GgufScalar[] {
   const e = getKv(h, key);
   if (e.type !== GgufValueType.ARRAY || (elemType !== undefined && e.elemType !== elemType)) {
@@ -356,11 +378,18 @@ export function ggufArray(h: GgufHeader, key: string, elemType?: GgufValueType):
   return e.value as GgufScalar[];
 }
 
+/**
+ * An ARRAY of STRING (e.g. `tokenizer.ggml.tokens`).
+ * @throws LlavaMedError `ERR_GGUF_CORRUPT` when the key is missing or not an array of strings.
+ */
 export function ggufStringArray(h: GgufHeader, key: string): string[] {
   return ggufArray(h, key, GgufValueType.STRING) as string[];
 }
 
-/** A numeric array as numbers (any numeric element type unless `elemType` is given). */
+/**
+ * A numeric array as numbers (any numeric element type unless `elemType` is given).
+ * @throws LlavaMedError `ERR_GGUF_CORRUPT` when the key is missing, not a numeric ARRAY, or holds a 64-bit value beyond 2^53.
+ */
 export function ggufNumberArray(h: GgufHeader, key: string, elemType?: GgufValueType): number[] {
   const e = getKv(h, key);
   if (e.type !== GgufValueType.ARRAY || (elemType !== undefined ? e.elemType !== elemType : !NUMERIC.has(e.elemType!))) {
@@ -374,13 +403,21 @@ export function ggufValue(h: GgufHeader, key: string): GgufValue | undefined {
   return h.kv.get(key)?.value;
 }
 
+/**
+ * The tensor-table row named `name`.
+ * @throws LlavaMedError `ERR_GGUF_CORRUPT` when the file has no such tensor.
+ */
 export function ggufTensor(h: GgufHeader, name: string): GgufTensorInfo {
   const t = h.tensors.find((x) => x.name === name);
   if (!t) throw llavaError('ERR_GGUF_CORRUPT', `${h.path}: tensor '${name}' is missing.`);
   return t;
 }
 
-/** Read one tensor's bytes (positioned read; only that tensor is loaded). */
+/**
+ * Read one tensor's bytes, as stored (positioned read; only that tensor is loaded).
+ * @throws LlavaMedError `ERR_GGUF_CORRUPT` when the tensor is missing or the file shrank since the header was read;
+ *   `ERR_FILE_NOT_FOUND` when the file is gone.
+ */
 export async function readGgufTensorData(h: GgufHeader, name: string): Promise<Buffer> {
   const t = ggufTensor(h, name);
   const { fh } = await openRegularFile(h.path, { what: 'GGUF file', notRegularCode: 'ERR_NOT_GGUF' });

@@ -11,17 +11,63 @@ export const GGUF_DEFAULT_ALIGNMENT = 32;
 export const GGML_MAX_NAME = 64;
 export const GGML_MAX_DIMS = 4;
 
+/** Type tag of a GGUF metadata value, as stored in the file (GGUF v3 `gguf_type`). */
 export enum GgufValueType {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+  /** Unsigned 8-bit integer. */ UINT8 = 0,
+  /** Signed 8-bit integer. */ INT8 = 1,
+  /** Unsigned 16-bit integer. */ UINT16 = 2,
+  /** Signed 16-bit integer. */ INT16 = 3,
+  /** Unsigned 32-bit integer. */ UINT32 = 4,
+  /** Signed 32-bit integer. */ INT32 = 5,
+  /** IEEE 754 32-bit float. */ FLOAT32 = 6,
+  /** Boolean (one byte, 0 or 1). */ BOOL = 7,
+  /** UTF-8 string with a 64-bit byte length. */ STRING = 8,
+  /** Array of one element type (see {@link GgufKv.elemType}); arrays do not nest. */ ARRAY = 9,
+  /** Unsigned 64-bit integer (read as a BigInt). */ UINT64 = 10,
+  /** Signed 64-bit integer (read as a BigInt). */ INT64 = 11,
+  /** IEEE 754 64-bit float. */ FLOAT64 = 12,
 }
 
+/**
+ * ggml tensor storage type (ggml.h `ggml_type`); the values are the numbers stored in a GGUF tensor table.
+ * Block and byte sizes per type follow gguf-py's GGML_QUANT_SIZES.
+ */
 export enum GgmlType {
-  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
-  IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22, IQ4_XS = 23,
-  I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
-  TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39, NVFP4 = 40, Q1_0 = 41, Q2_0 = 42,
+  /** 32-bit float. */ F32 = 0,
+  /** IEEE half float. */ F16 = 1,
+  /** 4-bit, blocks of 32 with one f16 scale. */ Q4_0 = 2,
+  /** 4-bit, blocks of 32 with f16 scale and minimum. */ Q4_1 = 3,
+  /** 5-bit, blocks of 32 with one f16 scale. */ Q5_0 = 6,
+  /** 5-bit, blocks of 32 with f16 scale and minimum. */ Q5_1 = 7,
+  /** 8-bit, blocks of 32 with one f16 scale. */ Q8_0 = 8,
+  /** 8-bit, blocks of 32 with f32 scale and sum (intermediate type). */ Q8_1 = 9,
+  /** 2-bit k-quant, super-blocks of 256. */ Q2_K = 10,
+  /** 3-bit k-quant, super-blocks of 256. */ Q3_K = 11,
+  /** 4-bit k-quant, super-blocks of 256 (Q4_K_M files are mostly this). */ Q4_K = 12,
+  /** 5-bit k-quant, super-blocks of 256. */ Q5_K = 13,
+  /** 6-bit k-quant, super-blocks of 256. */ Q6_K = 14,
+  /** 8-bit k-quant (intermediate type). */ Q8_K = 15,
+  /** 2.06 bits/weight importance quant. */ IQ2_XXS = 16,
+  /** 2.31 bits/weight importance quant. */ IQ2_XS = 17,
+  /** 3.06 bits/weight importance quant. */ IQ3_XXS = 18,
+  /** 1.56 bits/weight importance quant. */ IQ1_S = 19,
+  /** 4-bit non-linear quant, blocks of 32. */ IQ4_NL = 20,
+  /** 3.44 bits/weight importance quant. */ IQ3_S = 21,
+  /** 2.5 bits/weight importance quant. */ IQ2_S = 22,
+  /** 4.25 bits/weight non-linear quant. */ IQ4_XS = 23,
+  /** Signed 8-bit integer. */ I8 = 24,
+  /** Signed 16-bit integer. */ I16 = 25,
+  /** Signed 32-bit integer. */ I32 = 26,
+  /** Signed 64-bit integer. */ I64 = 27,
+  /** 64-bit float. */ F64 = 28,
+  /** 1.75 bits/weight importance quant. */ IQ1_M = 29,
+  /** bfloat16. */ BF16 = 30,
+  /** Ternary quant, 1.69 bits/weight. */ TQ1_0 = 34,
+  /** Ternary quant, 2.06 bits/weight. */ TQ2_0 = 35,
+  /** OCP microscaling FP4, blocks of 32 with an E8M0 scale. */ MXFP4 = 39,
+  /** NVIDIA FP4, blocks of 64. */ NVFP4 = 40,
+  /** 1-bit, blocks of 128. */ Q1_0 = 41,
+  /** 2-bit, blocks of 64. */ Q2_0 = 42,
 }
 
 const QK_K = 256;
@@ -68,6 +114,7 @@ export function isGgmlType(t: number): t is GgmlType {
   return Object.prototype.hasOwnProperty.call(GGML_TYPE_SIZES, t);
 }
 
+/** The ggml type's name (`'Q4_K'`, `'F16'`), or `'unknown(<n>)'` for a number that is not a {@link GgmlType}. Never throws. */
 export function ggmlTypeName(t: number): string {
   return isGgmlType(t) ? GgmlType[t] : `unknown(${t})`;
 }
@@ -118,33 +165,51 @@ export function alignUp(n: number, alignment: number): number {
 
 /** A scalar value or an array of scalars (GGUF forbids nested arrays). 64-bit integers are BigInt. */
 export type GgufScalar = number | bigint | boolean | string;
+/** A metadata value: a scalar, or an array of scalars of one type. */
 export type GgufValue = GgufScalar | GgufScalar[];
 
+/** One metadata entry of a GGUF header. */
 export interface GgufKv {
+  /** The stored value type. */
   type: GgufValueType;
   /** Element type when type === ARRAY. */
   elemType?: GgufValueType;
+  /** The value as read: 64-bit integers are BigInt, BOOL is a boolean, ARRAY is a JS array. */
   value: GgufValue;
 }
 
+/** One row of a GGUF tensor table (the data itself is not read). */
 export interface GgufTensorInfo {
+  /** Tensor name, e.g. `blk.0.attn_q.weight` (shorter than 64 bytes). */
   name: string;
+  /** Storage type of the tensor data. */
   type: GgmlType;
   /** ggml order: shape[0] is the fastest-varying dimension (the reverse of PyTorch's shape). */
   shape: number[];
   /** Absolute byte offset of the tensor data in the file. */
   offset: number;
+  /** Size of the tensor data in bytes (from the type's block size and the shape). */
   byteSize: number;
 }
 
+/**
+ * A parsed and validated GGUF header, as {@link readGgufHeader} returns it. Read the metadata with the
+ * typed getters (`ggufString`, `ggufNumber`, …) rather than `kv` directly to get typed errors.
+ */
 export interface GgufHeader {
+  /** The path the header was read from (used again by {@link readGgufTensorData}). */
   path: string;
+  /** GGUF format version (2 or 3). */
   version: number;
+  /** Tensor data alignment in bytes (`general.alignment`, default 32). */
   alignment: number;
+  /** Metadata entries by key, in file order. */
   kv: Map<string, GgufKv>;
+  /** The tensor table, in file order. */
   tensors: GgufTensorInfo[];
   /** Absolute offset of the data section (tensor offsets in the file are relative to it). */
   dataOffset: number;
+  /** File size in bytes when the header was read. */
   fileSize: number;
 }
 
