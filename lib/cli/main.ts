@@ -240,11 +240,15 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** `-q, --quiet` on every command: no progress bars or progress lines on stderr (errors still print). */
+/**
+ * On every command: `-q, --quiet` (no progress bars or progress lines on stderr; errors still print),
+ * and "(required)" after each mandatory option in --help (commander lists them like the others).
+ */
 function addQuietFlag(cmd: Command): void {
   for (const c of cmd.commands) {
     if (c.commands.length) addQuietFlag(c);
     else c.option('-q, --quiet', 'no progress output on stderr').hook('preAction', (_, action) => setQuiet(action.opts().quiet === true));
+    for (const o of c.options) if (o.mandatory && !o.description.endsWith('(required)')) o.description += ' (required)';
   }
 }
 

@@ -17,6 +17,10 @@ t.test('chat-judge never prints an API key from the environment', async (t) => {
   t.equal(help.code, 0);
   t.notMatch(help.stdout + help.stderr, SECRET, 'not in --help');
   t.match(help.stdout, /OPENAI_API_KEY: \(set\)/, 'help says the variable is set');
+  const askHelp = (await runCli(['ask', '--help'])).stdout.replace(/\s+/g, ' '); // help wraps long lines
+  t.match(askHelp, /-m, --model <[^>]+> [^()]*(\([^)]*\) )?\(required\) -p, --mmproj/, 'required options are marked');
+  t.match(askHelp, /-i, --image <file> [^-]*\(required\)/);
+  t.notMatch(askHelp, /--threads <n> [^-]*\(required\)/, 'optional ones are not');
   const bad = await runCli(['eval', 'chat-judge', '--no-such-flag'], { env: { OPENAI_API_KEY: SECRET } });
   t.not(bad.code, 0);
   t.notMatch(bad.stdout + bad.stderr, SECRET, 'not after a usage error');
