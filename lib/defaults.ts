@@ -4,8 +4,10 @@
  * (native/options.h), so a default can never differ between the two sides.
  */
 
+/** Flash attention: 'auto' lets llama.cpp decide per device, 'on' forces it, 'off' disables it. */
 export type FlashAttnMode = 'auto' | 'on' | 'off';
 
+/** llava-med's engine defaults: what each option of {@link LlavaMedOptions} is when not given. Read-only. */
 export const DEFAULTS = {
   /** Positions each sequence gets in LlavaMed: the original's model_max_length (capped by the model's n_ctx_train). */
   contextPerSequence: 2048,
@@ -13,6 +15,7 @@ export const DEFAULTS = {
   contextSize: 2048,
   /** Logical batch (tokens per llama_decode), capped by the context size. */
   batchSize: 512,
+  /** Parallel sequences of one context. */
   sequences: 1,
   /** Engine-level threads (Context / Projector used directly); LlavaMed uses the available cores. */
   threads: 4,
@@ -37,6 +40,7 @@ export const DEFAULTS = {
   maxImagePixels: 100_000_000,
   /** How model weights are read: 'none' copies them into memory (measured faster here). */
   loadMode: 'none',
+  /** Layers offloaded to a GPU (CPU only). */
   gpuLayers: 0,
 } as const satisfies Record<string, unknown>;
 

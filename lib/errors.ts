@@ -46,9 +46,15 @@ export const ErrorCodes = [
   'ERR_MODEL_NOT_FOUND',
 ] as const;
 
+/** One of {@link ErrorCodes}: the stable `code` of a {@link LlavaMedError}. */
 export type ErrorCode = (typeof ErrorCodes)[number];
 
+/**
+ * The only error type llava-med throws or rejects with. Switch on `code` (stable); `message` is for people
+ * and may change. `cause` holds the underlying error (fs, native, network) when there is one.
+ */
 export class LlavaMedError extends Error {
+  /** Stable machine-readable code. */
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -62,6 +68,7 @@ export function llavaError(code: ErrorCode, message: string, cause?: unknown): L
   return new LlavaMedError(code, message, cause === undefined ? undefined : { cause });
 }
 
+/** Whether `e` is a LlavaMedError (with code `code`, when given). A type guard; never throws. */
 export function isLlavaMedError(e: unknown, code?: ErrorCode): e is LlavaMedError {
   return e instanceof LlavaMedError && (code === undefined || e.code === code);
 }

@@ -19,6 +19,7 @@ export { LlavaMedError, ErrorCodes, isLlavaMedError, type ErrorCode } from './er
 export type { StopReason } from './answer/generate.js';
 export type { ImageInput, RawPixels, DicomInput, DicomWindow, DicomRenderOptions, DicomImageInfo, DicomRendering, WindowPreset } from './image/index.js';
 export { renderDicom, describeDicom, WINDOW_PRESETS } from './image/index.js';
-export type { Logger, LogLevel, GpuLayers } from './engine/index.js';
+export type { Logger, LogLevel, GpuLayers, KvCacheType, LoadMode } from './engine/index.js';
+export type { ChatTurn } from './prompt/index.js';
 export { DEFAULTS, type FlashAttnMode } from './defaults.js';
 export { RESEARCH_USE_NOTICE } from './notice.js';

@@ -48,12 +48,18 @@ import {
 /** LLaVA-Med v0 (LLaMA-7B delta, CLIP-224, 256 image tokens) or v1.5 (Mistral-7B, CLIP-336, 576). */
 export type Variant = 'v0' | 'v1.5';
 
+/** Progress of {@link LlavaMed.load}, reported through {@link LlavaMedOptions.onProgress}. */
 export interface LoadProgress {
+  /** What is loading: the language model's weights, the projector (vision encoder), or the KV cache. */
   phase: 'model' | 'projector' | 'context';
   /** 0..1 within the phase. */
   fraction: number;
 }
 
+/**
+ * Options of {@link LlavaMed.load}. Only `model` is required (plus `mmproj` for a GGUF path). Unknown keys and
+ * out-of-range values are `ERR_INVALID_ARGUMENT`; `null` means the default. Defaults are listed in {@link DEFAULTS}.
+ */
 export interface LlavaMedOptions {
   /** Language-model GGUF (from `llava-med convert`), or a registered name from `llava-med pull` (`llava-med:v1.5-q4_k_m`). */
   model: string;
@@ -65,6 +71,7 @@ export interface LlavaMedOptions {
   contextSize?: number;
   /** Parallel sequences (for askBatch). Default 1. */
   sequences?: number;
+  /** Logical batch: most tokens decoded per llama.cpp step (prompt prefill). Default 512, capped by the context size. */
   batchSize?: number;
   /** Layers on a GPU backend: a number (default 0), 'max' (all) or 'auto' (what fits in the GPU's free memory; 0 without one). */
   gpuLayers?: GpuLayers;
@@ -72,6 +79,7 @@ export interface LlavaMedOptions {
   variant?: Variant;
   /** How weights are read: 'none' copies them into memory (default, measured faster here), 'mmap' maps the file. */
   loadMode?: LoadMode;
+  /** Element type of the KV cache. Default 'f16'; 'q8_0' / 'q4_0' halve / quarter its memory at some accuracy cost. */
   kvCacheType?: KvCacheType;
   /**
    * Flash attention. Default: 'off' on CPU — llama.cpp's CPU kernel switches to a split-KV path
@@ -87,9 +95,13 @@ export interface LlavaMedOptions {
   projectorFlashAttn?: FlashAttnMode;
   /** Largest accepted image, in pixels (checked before decoding). Default 100 MP. */
   maxImagePixels?: number;
+  /** Receives llama.cpp's log lines. Default: none (native logs are dropped; the library never writes to stdout/stderr). */
   logger?: Logger;
+  /** Least severe level passed to `logger`. Default 'info'. */
   logLevel?: LogLevel;
+  /** Called as loading proceeds (phase and fraction). */
   onProgress?: (p: LoadProgress) => void;
+  /** Aborts loading: load rejects with `ERR_ABORTED` and frees what it had loaded. */
   signal?: AbortSignal;
 }
 
@@ -129,32 +141,43 @@ export interface GenerationOptions {
   signal?: AbortSignal;
 }
 
+/** Where an answer's time went (milliseconds, wall clock) and how many tokens each step handled. */
 export interface AnswerTimings {
   /** Vision encoder time (0 when the image embedding was reused). */
   imageEncodeMs: number;
   /** Image embedding positions decoded into the context (0 when reused from the KV cache). */
   imageTokens: number;
+  /** Time to decode those image positions into the context (ms). */
   imageDecodeMs: number;
   /** Text prompt tokens decoded (reused ones excluded) and the time they took. */
   promptTokens: number;
+  /** Time to decode the prompt tokens (ms). */
   promptMs: number;
   /** Positions reused from the KV cache. */
   reusedTokens: number;
+  /** Tokens generated. */
   generatedTokens: number;
+  /** Time spent generating them (ms); tokens/s = generatedTokens × 1000 / generateMs. */
   generateMs: number;
+  /** Total time of the call (ms). */
   totalMs: number;
 }
 
+/** The result of `ask`, `askBatch` and `ChatSession.ask`. */
 export interface Answer {
   /** The answer, post-processed as the original (v0: cut at '###' and stripped). */
   text: string;
   /** Generated token ids. */
   tokens: number[];
+  /** Why generation ended. */
   stopReason: StopReason;
+  /** Token counts and durations of each step. */
   timings: AnswerTimings;
 }
 
+/** One candidate's score from {@link LlavaMed.score}. */
 export interface CandidateScore {
+  /** The candidate answer, as given. */
   candidate: string;
   /** Sum of the log-probabilities of the candidate's tokens after the prompt. */
   logProb: number;
@@ -164,14 +187,21 @@ export interface CandidateScore {
 
 /** An image encoded once, reusable for many questions (embedImage). */
 export class ImageHandle {
+  /** @internal The engine's encoded image (not part of the public API). */
+  readonly embedding: ImageEmbedding;
   /** @internal */
-  constructor(/** @internal */ readonly embedding: ImageEmbedding, private readonly owner: LlavaMed) {}
+  constructor(embedding: ImageEmbedding, private readonly owner: LlavaMed) {
+    this.embedding = embedding;
+  }
+  /** Positions the image occupies in the context (256 for v0, 576 for v1.5). */
   get nTokens(): number {
     return this.embedding.nTokens;
   }
+  /** How long the vision encoder took for this image (ms). */
   get encodeMs(): number {
     return this.embedding.encodeMs;
   }
+  /** True after dispose() (or after its LlavaMed was disposed); a disposed handle is `ERR_DISPOSED` when used. */
   get disposed(): boolean {
     return this.embedding.disposed;
   }
@@ -179,9 +209,11 @@ export class ImageHandle {
   belongsTo(m: LlavaMed): boolean {
     return this.owner === m;
   }
+  /** Frees the encoded image and drops it from the KV cache. Idempotent. */
   dispose(): Promise<void> {
     return this.owner.releaseImage(this);
   }
+  /** Same as dispose(), for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.dispose();
   }
@@ -195,6 +227,7 @@ interface PromptIds {
   imEnd?: number;
 }
 
+/** An image to ask about: any {@link ImageInput}, or a handle from {@link LlavaMed.embedImage} to skip the encoder. */
 export type ImageArg = ImageInput | ImageHandle;
 
 function detectVariant(model: Model, projector: Projector): Variant {
@@ -234,6 +267,7 @@ export class LlavaMed {
     model: Model,
     projector: Projector,
     context: Context,
+    /** The model's LLaVA-Med release (detected at load, or as given in the options); picks prompt format and defaults. */
     readonly variant: Variant,
     private readonly ids: PromptIds,
     private readonly maxImagePixels: number,
@@ -246,6 +280,17 @@ export class LlavaMed {
     engines.set(this, { model, projector, context });
   }
 
+  /**
+   * Loads a language model and its projector and creates the context. Both files' headers are checked
+   * (and paired) before any weight is read, and whatever was loaded is freed again if a later step fails.
+   *
+   * @param opts - Files and engine options; see {@link LlavaMedOptions} for each field's default.
+   * @throws LlavaMedError `ERR_INVALID_ARGUMENT` (bad options, or a context too small for an image),
+   *   `ERR_FILE_NOT_FOUND`, `ERR_NOT_GGUF` / `ERR_GGUF_CORRUPT` (not a usable GGUF), `ERR_MMPROJ_MISMATCH`
+   *   (projector and model do not belong together), `ERR_MODEL_NOT_FOUND` (unknown registered name),
+   *   `ERR_MODEL_LOAD` / `ERR_MMPROJ_LOAD` / `ERR_CONTEXT_CREATE` (llama.cpp refused), `ERR_NATIVE_LOAD`
+   *   (no addon for this platform), `ERR_ABORTED` (`signal` fired).
+   */
   static async load(opts: LlavaMedOptions): Promise<LlavaMed> {
     if (opts === null || typeof opts !== 'object') throw llavaError('ERR_INVALID_ARGUMENT', 'LlavaMed.load expects { model, mmproj, ... }.');
     opts = parseOptions(LoadOptionsSchema, plainOptions(opts, 'the LlavaMed.load options'), 'LlavaMed.load');
@@ -340,6 +385,7 @@ export class LlavaMed {
     return { bos, eos: model.info.eos, imStart: await single('<im_start>'), imEnd: await single('<im_end>') };
   }
 
+  /** True once dispose() was called; every later call is `ERR_DISPOSED`. */
   get disposed(): boolean {
     return this.queue.isClosed;
   }
@@ -638,6 +684,7 @@ export class LlavaMed {
     return this.disposing;
   }
 
+  /** Same as dispose(), for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.dispose();
   }
@@ -662,6 +709,7 @@ export class ChatSession {
     if (!this.ownsHandle) this.handle = Promise.resolve(image as ImageHandle);
   }
 
+  /** The turns answered so far, oldest first. */
   get history(): readonly ChatTurn[] {
     return this.turns;
   }
@@ -674,12 +722,17 @@ export class ChatSession {
     return this.handle;
   }
 
+  /**
+   * Asks the next question; the answer is appended to {@link ChatSession.history}. Errors are those of
+   * {@link LlavaMed.ask}; a failed turn is not added to the history.
+   */
   async ask(question: string, opts: GenerationOptions = {}): Promise<Answer> {
     const a = await this.med.runTurn(await this.imageHandle(opts.signal), [...this.turns, { question }], opts);
     this.turns.push({ question, answer: a.text });
     return a;
   }
 
+  /** Like {@link ChatSession.ask}, streaming the answer's text as {@link LlavaMed.stream} does. */
   stream(question: string, opts: GenerationOptions = {}): AsyncIterableIterator<string> {
     return streamFrom(async (onText, shouldStop) => {
       const r = await this.med.runTurn(await this.imageHandle(opts.signal), [...this.turns, { question }], opts, onText, shouldStop);
@@ -688,6 +741,7 @@ export class ChatSession {
     });
   }
 
+  /** Frees the image this session encoded itself (a handle passed in stays the caller's). Idempotent. */
   async dispose(): Promise<void> {
     if (this.ownsHandle && this.handle) {
       const h = await this.handle.catch(() => undefined);
@@ -696,6 +750,7 @@ export class ChatSession {
     }
   }
 
+  /** Same as dispose(), for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.dispose();
   }

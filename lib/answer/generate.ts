@@ -6,6 +6,11 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { Context, SampledToken, Sampler } from '../engine/index.js';
 
+/**
+ * Why generation ended: 'eos' the model ended its answer, 'stop' a stop string was found, 'length' maxTokens
+ * were generated, 'context' the sequence's context positions ran out, 'aborted' the signal fired with
+ * `stopOnAbortSignal` (or a stream was left early).
+ */
 export type StopReason = 'eos' | 'stop' | 'length' | 'context' | 'aborted';
 
 export interface GenerationJob {

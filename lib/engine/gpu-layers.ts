@@ -5,6 +5,7 @@
  */
 import { llavaError } from '../errors.js';
 
+/** Layers on a GPU backend: a count (0 = CPU only), 'max' (all) or 'auto' (what fits in free GPU memory). */
 export type GpuLayers = 'auto' | 'max' | number;
 
 export interface GpuDevice {

@@ -6,7 +6,9 @@
  */
 import type { NativeAddon } from './native-types.js';
 
+/** Severity of a native log line. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+/** Receives llama.cpp/ggml/mtmd log lines at or above the chosen level; an exception it throws is ignored. */
 export type Logger = (level: LogLevel, message: string) => void;
 
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };

@@ -8,6 +8,7 @@ import { checkModelFile, type ModelFileInfo } from './gguf-check.js';
 import { AbortLink, OperationQueue, abortedError, fromNative } from './lifecycle.js';
 import type { NativeAddon, NativeModel, NativeModelInfo } from './native-types.js';
 
+/** How weights are read: 'none' copies them into memory, 'mmap' maps the file, 'auto' lets llama.cpp choose (mmap where supported). */
 export type LoadMode = 'auto' | 'mmap' | 'none';
 
 export interface ModelLoadOptions {

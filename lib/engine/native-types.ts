@@ -86,6 +86,7 @@ export interface NativeContextOptions {
   typeV: KvCacheType;
   kvUnified: boolean;
 }
+/** Element type of the KV cache (llama.cpp's cache_type_k / cache_type_v). */
 export type KvCacheType = 'f16' | 'f32' | 'bf16' | 'q8_0' | 'q4_0';
 
 export interface NativePerf {

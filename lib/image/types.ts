@@ -37,8 +37,11 @@ export interface DecodedSamples {
 
 /** Raw, already-decoded 8-bit pixels supplied by the caller (interleaved, row-major). */
 export interface RawPixels {
+  /** The samples: `width × height × channels` bytes. */
   data: Uint8Array;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** 1 = grey, 2 = grey + alpha, 3 = RGB, 4 = RGBA. */
   channels: 1 | 2 | 3 | 4;

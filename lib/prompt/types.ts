@@ -17,6 +17,8 @@ export interface PromptLayout {
 
 /** One exchange of a chat. The last turn normally has no answer yet (it is the one being asked). */
 export interface ChatTurn {
+  /** The user's question. */
   question: string;
+  /** The model's answer, once given. */
   answer?: string;
 }
