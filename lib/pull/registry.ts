@@ -13,12 +13,17 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { llavaError } from '../errors.js';
 
 const PART = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const NAME = /^([a-z0-9][a-z0-9._-]{0,63}):([a-z0-9][a-z0-9._-]{0,63})$/;
+
+/** A dot-name beside an entry (never listed, same file system for the rename). */
+function aside(dir: string, why: string): string {
+  return join(dirname(dir), `.${basename(dir)}.${why}-${process.pid}-${Date.now()}`);
+}
 
 /** True for strings shaped like a registered name (`namespace:tag`), as opposed to file paths. */
 export function isModelName(s: string): boolean {
@@ -130,7 +135,7 @@ export async function removeModel(name: string, root = modelsDir()): Promise<Reg
   const m = await findModel(name, root);
   if (!m) throw llavaError('ERR_MODEL_NOT_FOUND', `No model named ${name} in ${root} (\`llava-med list\` shows the registered ones).`);
   // Rename first so the name disappears at once, even if deleting gigabytes takes a while.
-  const trash = `${m.dir}.rm-${process.pid}-${Date.now()}`;
+  const trash = aside(m.dir, 'rm');
   await rename(m.dir, trash);
   await rm(trash, { recursive: true, force: true });
   return m;
@@ -145,14 +150,20 @@ export async function registerModel(staging: string, manifest: ModelManifest, ro
   const dir = entryDir(parsed.name, root);
   await writeFile(join(staging, 'manifest.json'), `${JSON.stringify(parsed, null, 2)}\n`);
   await mkdir(join(dir, '..'), { recursive: true });
-  const old = `${dir}.old-${process.pid}-${Date.now()}`;
-  const had = await rename(dir, old).then(() => true, () => false);
-  try {
-    await rename(staging, dir);
-  } catch (e) {
-    if (had) await rename(old, dir).catch(() => undefined);
-    throw e;
+  // Move an existing entry aside, then rename ours in. Another registration of the same name may
+  // slip in between (two pulls at once): then move that one aside too and try again; last one wins.
+  for (let attempt = 0; ; attempt++) {
+    const old = aside(dir, `old-${attempt}`);
+    const had = await rename(dir, old).then(() => true, () => false);
+    try {
+      await rename(staging, dir);
+    } catch (e) {
+      if (had) await rename(old, dir).catch(() => undefined);
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && attempt < 10) continue;
+      throw e;
+    }
+    if (had) await rm(old, { recursive: true, force: true });
+    return (await readEntry(dir))!;
   }
-  if (had) await rm(old, { recursive: true, force: true });
-  return (await readEntry(dir))!;
 }
