@@ -87,7 +87,9 @@ const rows = [
 });
 const met = (k) => {
   const r = rows.find((x) => x.k === k).ratio;
-  return `${fmt(r.median, 2)}× (${r.median >= 0.97 ? '**met**' : '**not met**'})`;
+  // Paired ratios spread wider than this say more about the machine's noise than the binaries.
+  const noisy = r.max - r.min > 0.15;
+  return `${fmt(r.median, 2)}× (${r.median >= 0.97 ? '**met**' : '**not met**'}${noisy ? `, but the paired ratios spread over ${fmt(r.min, 2)}–${fmt(r.max, 2)}: **inconclusive**, rerun on a quiet machine` : ''})`;
 };
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 const section = `${START}
