@@ -39,7 +39,7 @@ const demo = await ensureDemoModel(join(work, 'demo'));
 const image = join(REPO, 'assets', 'sample-xray.png');
 
 t.test('the tarball carries the compiled subpath entries', async (t) => {
-  for (const f of ['dist/index.js', 'dist/convert/index.d.ts', 'dist/eval/index.d.ts', 'dist/gguf.d.ts', 'dist/demo/index.d.ts']) {
+  for (const f of ['dist/index.js', 'dist/convert/index.d.ts', 'dist/eval/index.d.ts', 'dist/gguf.d.ts', 'dist/demo/index.d.ts', 'dist/pull/index.d.ts']) {
     t.ok(readdirSync(join(pkgDir, f, '..')).includes(f.split('/').at(-1) ?? ''), f);
   }
 });
@@ -56,6 +56,7 @@ import { convertV0, quantize, type ConvertResult } from 'llava-med/convert';
 import { evaluate, type EvaluateResult } from 'llava-med/eval';
 import { describeGguf, readGgufHeader, type GgufSummary } from 'llava-med/gguf';
 import { ensureDemoModel } from 'llava-med/demo';
+import { listModels, RECIPES, type RegisteredModel } from 'llava-med/pull';
 
 const [model, mmproj, image] = process.argv.slice(2) as [string, string, string];
 const summary: GgufSummary = await describeGguf(model);
@@ -68,10 +69,11 @@ try {
 } finally {
   await med.dispose();
 }
-const fns: unknown[] = [convertV0, quantize, ensureDemoModel, isLlavaMedError];
+const registered: RegisteredModel[] = await listModels();
+const fns: unknown[] = [convertV0, quantize, ensureDemoModel, isLlavaMedError, RECIPES];
 const r: EvaluateResult = evaluate([], []);
 const unused: ConvertResult | undefined = undefined;
-console.log(JSON.stringify({ kind: summary.kind, ctx, mmprojTensors: header.tensors.length, tokens: answer.timings.generatedTokens, fns: fns.length, overall: typeof r.overall, unused: unused ?? null }));
+console.log(JSON.stringify({ kind: summary.kind, ctx, mmprojTensors: header.tensors.length, tokens: answer.timings.generatedTokens, fns: fns.length, overall: typeof r.overall, unused: unused ?? null, registered: registered.length }));
 `);
   const tsc = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
   sh(process.execPath, [tsc, '-p', 'tsconfig.json'], app);
@@ -80,6 +82,7 @@ console.log(JSON.stringify({ kind: summary.kind, ctx, mmprojTensors: header.tens
   t.type(out.ctx, 'number');
   t.ok((out.mmprojTensors as number) > 0);
   t.equal(out.tokens, 4);
+  t.equal(out.registered, 0, 'llava-med/pull: no models registered in the fresh cache');
 });
 
 t.test('CommonJS consumer requires every subpath', async (t) => {
@@ -89,18 +92,19 @@ const { convertV0, quantize } = require('llava-med/convert');
 const { evaluate } = require('llava-med/eval');
 const { describeGguf } = require('llava-med/gguf');
 const { ensureDemoModel } = require('llava-med/demo');
+const { pull } = require('llava-med/pull');
 (async () => {
   const [model, mmproj, image] = process.argv.slice(2);
   const info = await describeGguf(mmproj);
   const med = await LlavaMed.load({ model, mmproj });
   try {
     const a = await med.ask(image, 'What is shown?', { maxTokens: 3, temperature: 0 });
-    console.log(JSON.stringify({ kind: info.kind, tokens: a.timings.generatedTokens, types: [typeof convertV0, typeof quantize, typeof evaluate, typeof ensureDemoModel] }));
+    console.log(JSON.stringify({ kind: info.kind, tokens: a.timings.generatedTokens, types: [typeof convertV0, typeof quantize, typeof evaluate, typeof ensureDemoModel, typeof pull] }));
   } finally {
     await med.dispose();
   }
 })().catch((e) => { console.error(e); process.exit(1); });
 `);
   const out = JSON.parse(sh(process.execPath, [join(app, 'consumer.cjs'), demo.model, demo.mmproj, image], app).trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
-  t.same(out, { kind: 'projector (mmproj)', tokens: 3, types: ['function', 'function', 'function', 'function'] });
+  t.same(out, { kind: 'projector (mmproj)', tokens: 3, types: ['function', 'function', 'function', 'function', 'function'] });
 });
