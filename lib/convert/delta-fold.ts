@@ -24,7 +24,9 @@ export type FoldKind = 'add' | 'add-top-left' | 'copy';
 
 /** How base + delta is computed: as the original (fp16 operands, fp16 sum) or the exact float32 sum. */
 export type FoldArithmetic = 'fp16' | 'exact';
+/** The accepted {@link FoldArithmetic} values. */
 export const FOLD_ARITHMETICS: readonly FoldArithmetic[] = ['fp16', 'exact'];
+/** 'fp16': the weights the original ran. */
 export const DEFAULT_FOLD_ARITHMETIC: FoldArithmetic = 'fp16';
 
 export function checkFoldArithmetic(a: unknown): FoldArithmetic {

@@ -20,22 +20,31 @@ import { checkFoldArithmetic, foldTensor, type FoldArithmetic } from './delta-fo
 import { openV0Checkpoints, readV0Configs } from './v0-pair.js';
 import type { ProgressCallback } from './types.js';
 
+/** Options of {@link foldDelta}. */
 export interface FoldDeltaOptions {
+  /** Original LLaMA-7B folder in HF format. */
   base: string;
+  /** LLaVA-Med v0 delta folder. */
   delta: string;
   /** Output folder; must not exist yet (or be empty). */
   out: string;
-  /** Default 2 GiB. */
+  /** Largest safetensors shard written, in bytes (> 0). Default 2 GiB. */
   maxShardBytes?: number;
   /** 'fp16' (default): as apply_delta.py, fp16 operands and an fp16 sum, saved as F16. 'exact': the float32 sum, saved in the delta's dtype. */
   foldArithmetic?: FoldArithmetic;
+  /** Called per tensor folded (phase 'fold'). */
   onProgress?: ProgressCallback;
+  /** Aborts: the call rejects with `ERR_ABORTED` and the partial output is removed. */
   signal?: AbortSignal;
 }
 
+/** What {@link foldDelta} wrote. */
 export interface FoldDeltaResult {
+  /** The output folder. */
   out: string;
+  /** Files written into it (shards, index, copied configs and tokenizer). */
   files: string[];
+  /** Tensors written. */
   tensorCount: number;
 }
 
@@ -52,6 +61,15 @@ async function ensureEmptyTarget(out: string): Promise<void> {
   if (entries.length > 0) throw llavaError('ERR_INVALID_ARGUMENT', `Output folder ${out} is not empty; refusing to overwrite it.`);
 }
 
+/**
+ * Folds a LLaVA-Med v0 delta into LLaMA-7B and writes the result as a Hugging Face folder (sharded
+ * safetensors plus the delta's config and tokenizer files), as the original apply_delta.py. Written into a
+ * hidden sibling folder and renamed to `out` at the end, so `out` never holds a partial fold.
+ *
+ * @throws LlavaMedError `ERR_INVALID_ARGUMENT` (bad options, `out` not empty), `ERR_FILE_NOT_FOUND`,
+ *   `ERR_WRONG_BASE` / `ERR_SHAPE_MISMATCH` / `ERR_MISSING_SHARD` (base and delta do not fit together),
+ *   `ERR_FORMAT` / `ERR_UNSAFE_PICKLE` (unreadable or unsafe checkpoint), `ERR_ABORTED`.
+ */
 export async function foldDelta(o: FoldDeltaOptions): Promise<FoldDeltaResult> {
   const maxShard = o.maxShardBytes ?? 2 * 1024 ** 3;
   if (!(maxShard > 0)) throw llavaError('ERR_INVALID_ARGUMENT', 'maxShardBytes must be positive.');

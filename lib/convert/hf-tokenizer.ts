@@ -46,6 +46,7 @@ const TokenizerConfigSchema = z.looseObject({
 });
 const AddedTokensSchema = z.record(z.string(), z.number().int().nonnegative());
 
+/** A special token's role. */
 export type SpecialKind = 'bos' | 'eos' | 'unk' | 'pad';
 
 export interface AddedToken {
@@ -150,9 +151,13 @@ export function extraTokens(tok: HfTokenizer): AddedToken[] {
   return tok.added.filter((a) => a.id >= tok.sp.pieces.length);
 }
 
+/** A special token as resolved from the tokenizer files. */
 export interface ResolvedSpecial {
+  /** Token id. */
   id: number;
+  /** Token text, e.g. `</s>`. */
   text: string;
+  /** The file that named it. */
   from: 'special_tokens_map.json' | 'tokenizer_config.json' | 'tokenizer.model';
 }
 

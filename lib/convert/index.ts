@@ -24,7 +24,12 @@ export type { ConvertProgress, ConvertPhase, OutType, ProgressCallback, WarningC
 export { foldDelta, type FoldDeltaOptions, type FoldDeltaResult } from './fold-folder.js';
 export { quantize, QUANT_TYPES, type QuantType, type QuantizeOptions } from './quantize.js';
 export { FOLD_ARITHMETICS, DEFAULT_FOLD_ARITHMETIC, type FoldArithmetic } from './delta-fold.js';
+export type { SourceOrigin } from './provenance.js';
+export type { LlmGgufResult } from './llm-gguf.js';
+export type { MmprojGgufResult } from './mmproj-gguf.js';
+export type { SpecialKind, ResolvedSpecial } from './hf-tokenizer.js';
 
+/** Options convertV0 and convertV15 share. Paths are local folders in the Hugging Face layout. */
 export interface ConvertCommonOptions {
   /** CLIP folder (openai/clip-vit-large-patch14 for v0, -336 for v1.5). */
   vision: string;
@@ -32,10 +37,13 @@ export interface ConvertCommonOptions {
   out: string;
   /** File stem: writes `<name>.gguf` and `mmproj-<name>.gguf`. */
   name?: string;
-  /** Default 'f16'. */
+  /** Weight type of the language model. Default 'f16' (the projector GGUF stays F16 for 'q8_0'). */
   outtype?: OutType;
+  /** Called per tensor written, per phase. */
   onProgress?: ProgressCallback;
+  /** Non-fatal notices (e.g. a tensor kept in F16). Default: dropped. */
   onWarning?: WarningCallback;
+  /** Aborts the conversion: it rejects with `ERR_ABORTED` and removes the files written so far. */
   signal?: AbortSignal;
   /** Hub origin of each input folder (role: base, delta, model, vision), recorded in both GGUFs' provenance keys. */
   origins?: Partial<Record<string, SourceOrigin>>;
@@ -46,6 +54,7 @@ export interface ConvertCommonOptions {
   allowNonFinite?: boolean;
 }
 
+/** Options of {@link convertV0}. */
 export interface ConvertV0Options extends ConvertCommonOptions {
   /** Original LLaMA-7B in HF format. */
   base: string;
@@ -59,16 +68,23 @@ export interface ConvertV0Options extends ConvertCommonOptions {
   foldArithmetic?: FoldArithmetic;
 }
 
+/** Options of {@link convertV15}. */
 export interface ConvertV15Options extends ConvertCommonOptions {
   /** LLaVA-Med v1.5 folder (microsoft/llava-med-v1.5-mistral-7b). */
   model: string;
 }
 
+/** What a conversion wrote: the GGUF pair to pass to `LlavaMed.load`. */
 export interface ConvertResult {
+  /** Path of the language-model GGUF (`<out>/<name>.gguf`). */
   model: string;
+  /** Path of the projector GGUF (`<out>/mmproj-<name>.gguf`). */
   mmproj: string;
+  /** Which release was converted. */
   variant: LlavaMedVariant;
+  /** Details of the language-model GGUF. */
   llm: LlmGgufResult;
+  /** Details of the projector GGUF. */
   vision: MmprojGgufResult;
 }
 
@@ -141,6 +157,17 @@ function checkClipWidth(clip: ClipFolderConfig, mmHidden: number | undefined, vi
   }
 }
 
+/**
+ * Converts LLaVA-Med v0: folds the delta into LLaMA-7B (as apply_delta.py) and writes `<name>.gguf`
+ * (default name `llava-med-7b-v0`) and `mmproj-<name>.gguf` into `out`. Configs, tokenizers and tensor
+ * headers of all three folders are checked before anything is written; on failure or abort the files
+ * written so far are removed.
+ *
+ * @throws LlavaMedError `ERR_INVALID_ARGUMENT` (bad options), `ERR_FILE_NOT_FOUND` (missing folder or file),
+ *   `ERR_CONVERT` (not a v0 delta, wrong vision tower, non-finite weights), `ERR_WRONG_BASE` /
+ *   `ERR_SHAPE_MISMATCH` / `ERR_MISSING_SHARD` (base and delta do not fit together, incomplete download),
+ *   `ERR_FORMAT` / `ERR_UNSAFE_PICKLE` (unreadable or unsafe checkpoint), `ERR_ABORTED`.
+ */
 export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
   const { name, outtype } = checkCommon(o, 'llava-med-7b-v0');
   const arithmetic = checkFoldArithmetic(o.foldArithmetic);
@@ -200,6 +227,15 @@ export async function convertV0(o: ConvertV0Options): Promise<ConvertResult> {
 
 const V15_PROJECTOR = ['model.mm_projector.0.weight', 'model.mm_projector.0.bias', 'model.mm_projector.2.weight', 'model.mm_projector.2.bias'];
 
+/**
+ * Converts LLaVA-Med v1.5 (Mistral-7B, mlp2x_gelu projector): writes `<name>.gguf` (default name
+ * `llava-med-v1.5-mistral-7b`) and `mmproj-<name>.gguf` into `out`, checking everything first and removing
+ * partial outputs on failure or abort.
+ *
+ * @throws LlavaMedError `ERR_INVALID_ARGUMENT` (bad options), `ERR_FILE_NOT_FOUND`, `ERR_CONVERT` (not a v1.5
+ *   checkpoint, unsupported projector, missing projector tensors, wrong vision tower, non-finite weights),
+ *   `ERR_MISSING_SHARD` / `ERR_FORMAT` / `ERR_UNSAFE_PICKLE` (incomplete, unreadable or unsafe checkpoint), `ERR_ABORTED`.
+ */
 export async function convertV15(o: ConvertV15Options): Promise<ConvertResult> {
   const { name, outtype } = checkCommon(o, 'llava-med-v1.5-mistral-7b');
   if (typeof o.model !== 'string' || o.model.length === 0) throw llavaError('ERR_INVALID_ARGUMENT', 'model must be a folder path.');

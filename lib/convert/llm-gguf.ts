@@ -37,10 +37,15 @@ export interface LlmGgufOptions {
   onWarning?: WarningCallback | undefined;
 }
 
+/** The language-model GGUF a conversion wrote. */
 export interface LlmGgufResult {
+  /** Its path. */
   path: string;
+  /** Tensors written. */
   tensorCount: number;
+  /** Vocabulary size (v0: 32004 with the 4 added tokens). */
   nVocab: number;
+  /** The special tokens found in the tokenizer files and the file each came from. */
   special: Partial<Record<SpecialKind, ResolvedSpecial>>;
   /** The id the original tokenizer prepended to every prompt (v0: "</s>" = 2). */
   promptBosId: number;

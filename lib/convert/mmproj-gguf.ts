@@ -39,9 +39,13 @@ export interface MmprojGgufOptions {
   allowNonFinite?: boolean | undefined;
 }
 
+/** The projector (mmproj) GGUF a conversion wrote. */
 export interface MmprojGgufResult {
+  /** Its path. */
   path: string;
+  /** Tensors written. */
   tensorCount: number;
+  /** Image tokens per image: (image size / patch size)², 256 for v0, 576 for v1.5. */
   imageTokenCount: number;
   /** Width of the embeddings given to the LLM. */
   projectionDim: number;

@@ -18,9 +18,13 @@ export interface SourceRef {
   origin?: SourceOrigin | undefined;
 }
 
+/** Where an input folder came from on the Hugging Face Hub; recorded in the GGUFs' provenance metadata. */
 export interface SourceOrigin {
+  /** Repository id, e.g. `microsoft/llava-med-v1.5-mistral-7b`. */
   repo: string;
+  /** The revision asked for (branch, tag or commit). */
   revision: string;
+  /** The commit it resolved to. */
   commit: string;
 }
 

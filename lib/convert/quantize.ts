@@ -14,20 +14,33 @@ import { llavaError, throwIfAborted } from '../errors.js';
 import { readGgufHeader, GgufValueType } from '../formats/gguf.js';
 import { sweepStaleTemps, tempPathFor } from '../formats/temp-files.js';
 
+/** Quantization types {@link quantize} offers, with llama.cpp's file-type number (`llama_ftype`). */
 export const QUANT_TYPES = {
+  /** Half precision (no quantization). */
   F16: 1,
+  /** 8-bit, ~8.5 bits/weight. */
   Q8_0: 7,
+  /** 4-bit k-quant mix, ~4.8 bits/weight (the usual choice). */
   Q4_K_M: 15,
+  /** 5-bit k-quant mix, ~5.7 bits/weight. */
   Q5_K_M: 17,
 } as const;
+/** A {@link QUANT_TYPES} name. */
 export type QuantType = keyof typeof QUANT_TYPES;
 
+/** Options of {@link quantize}. */
 export interface QuantizeOptions {
+  /** The GGUF to quantize (language model or projector). */
   input: string;
+  /** Where to write the result; must differ from `input`. Its folder is created if missing. */
   output: string;
+  /** Target type. */
   type: QuantType;
+  /** Threads for llama.cpp's quantizer. Default 0: llama.cpp picks (the hardware concurrency). */
   threads?: number;
+  /** Called per tensor: its name, how many are done, and the total. */
   onProgress?: (p: { tensor: string; done: number; total: number }) => void;
+  /** Aborts: the quantizer process is killed, its temporary file removed, and the call rejects with `ERR_ABORTED`. */
   signal?: AbortSignal;
 }
 
@@ -40,7 +53,22 @@ export interface QuantizeJob {
   keepF16: string[];
 }
 
-export async function quantize(opts: QuantizeOptions): Promise<{ output: string; bytes: number; keptF16: string[] }> {
+/**
+ * Quantizes a GGUF with llama.cpp's quantizer in a child process. The output appears only when complete
+ * and readable; a projector's `mm.*` tensors stay F16 (the v0 projector's exact identity depends on it).
+ * Resolves with the output path, its size in bytes and the tensor-name patterns kept in F16.
+ *
+ * @throws LlavaMedError `ERR_INVALID_ARGUMENT` (unknown type, output = input), `ERR_FILE_NOT_FOUND`,
+ *   `ERR_NOT_GGUF` / `ERR_GGUF_CORRUPT` (input not a readable GGUF), `ERR_QUANTIZE` (llama.cpp failed), `ERR_ABORTED`.
+ */
+export async function quantize(opts: QuantizeOptions): Promise<{
+  /** The output path. */
+  output: string;
+  /** Its size in bytes. */
+  bytes: number;
+  /** Tensor-name patterns (regular expressions) kept in F16. */
+  keptF16: string[];
+}> {
   throwIfAborted(opts.signal, 'quantize');
   if (!(opts.type in QUANT_TYPES)) {
     throw llavaError('ERR_INVALID_ARGUMENT', `Unknown quantization type ${String(opts.type)}; use one of ${Object.keys(QUANT_TYPES).join(', ')}.`);

@@ -12,18 +12,25 @@ import { LlavaMed } from '../llava-med.js';
 import { RESEARCH_USE_NOTICE } from '../notice.js';
 import { DEMO_DIMS, writeSyntheticV0 } from './synthetic-v0.js';
 
+/** The bundled synthetic chest radiograph (assets/sample-xray.png) the demo asks about. */
 export const DEMO_IMAGE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets', 'sample-xray.png');
+/** The question the demo asks. */
 export const DEMO_QUESTION = 'Is there evidence of a pneumothorax in this chest X-ray?';
 const DEMO_VERSION = 'demo-v1';
 
+/** Where the demo model is cached: `$XDG_CACHE_HOME/llava-med/<version>`, else `~/.cache/llava-med/<version>`. */
 export function defaultDemoCache(): string {
   const base = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
   return path.join(base, 'llava-med', DEMO_VERSION);
 }
 
+/** The demo model's files, as {@link ensureDemoModel} returns them (pass them to `LlavaMed.load`). */
 export interface DemoModel {
+  /** Language-model GGUF path. */
   model: string;
+  /** Projector GGUF path. */
   mmproj: string;
+  /** True when this call built the model, false when it was already cached. */
   built: boolean;
 }
 
@@ -49,10 +56,21 @@ export async function ensureDemoModel(cacheDir = defaultDemoCache(), onStep?: (m
   return { model, mmproj, built: true };
 }
 
-interface Writable {
+/** Where {@link runDemo} writes: anything with a `write(string)` method, such as `process.stdout`. */
+export interface Writable {
+  /** Writes one piece of text. */
   write(s: string): unknown;
 }
 
+/**
+ * What `llava-med demo` does: ensures the demo model (see {@link ensureDemoModel}), asks {@link DEMO_QUESTION}
+ * about {@link DEMO_IMAGE} (48 tokens, seed 42) and writes the answer and timings to `o.out`, the
+ * research-use notice and progress to `o.err`. Rejects with the errors of {@link ensureDemoModel} and
+ * `LlavaMed.load` (e.g. `ERR_NATIVE_LOAD` when the addon is missing).
+ *
+ * @param o - `cacheDir` (default {@link defaultDemoCache}), `threads` (default: available cores), the two
+ *   outputs, and `progress` (accepted for the CLI; unused).
+ */
 export async function runDemo(o: { cacheDir?: string; threads?: number; out: Writable; err: Writable; progress?: unknown }): Promise<void> {
   o.err.write(`${RESEARCH_USE_NOTICE}\n\n`);
   const t0 = performance.now();

@@ -13,18 +13,29 @@ import { writeSentencePieceModel } from '../formats/sentencepiece.js';
 import type { TensorData } from '../formats/tensor.js';
 import { rng } from './rng.js';
 
+/** Sizes of a synthetic LLaVA-Med v0 model; the "real" values below are the released 7B model's. */
 export interface SyntheticV0Dims {
+  /** LLaMA hidden width (real: 4096); a multiple of `heads`. */
   hidden: number;
+  /** LLaMA transformer blocks (real: 32). */
   layers: number;
+  /** LLaMA attention heads (real: 32). */
   heads: number;
+  /** LLaMA MLP width (real: 11008). */
   intermediate: number;
   /** Base vocabulary (LLaMA: 32000); the delta adds 4. */
   vocab: number;
+  /** CLIP vision width (real: 1024). */
   clipHidden: number;
+  /** CLIP vision blocks (real: 24). */
   clipLayers: number;
+  /** CLIP attention heads (real: 16). */
   clipHeads: number;
+  /** CLIP MLP width (real: 4096). */
   clipIntermediate: number;
+  /** CLIP input side in pixels (v0: 224). */
   imageSize: number;
+  /** CLIP patch side in pixels (14); (imageSize / patchSize)² image tokens. */
   patchSize: number;
 }
 
@@ -79,13 +90,21 @@ async function json(path: string, v: unknown): Promise<void> {
   await writeFile(path, `${JSON.stringify(v, null, 2)}\n`);
 }
 
+/** The three Hugging Face folders {@link writeSyntheticV0} wrote, ready for `convertV0` / `foldDelta`. */
 export interface SyntheticV0Paths {
+  /** Original-LLaMA base checkpoint folder. */
   base: string;
+  /** LLaVA-Med v0 delta folder. */
   delta: string;
+  /** CLIP vision tower folder. */
   vision: string;
 }
 
-/** Writes base/, delta/ and vision/ under `dir` (each checkpoint in `shards` safetensors files). */
+/**
+ * Writes base/, delta/ and vision/ under `dir` (each checkpoint in `shards` safetensors files, default 1),
+ * with random weights from `seed` (default 1234: the same seed writes the same bytes).
+ * Rejects with the file system's error when `dir` cannot be written.
+ */
 export async function writeSyntheticV0(dir: string, dims: SyntheticV0Dims, opts: { seed?: number; shards?: number } = {}): Promise<SyntheticV0Paths> {
   const seed = opts.seed ?? 1234;
   const shards = opts.shards ?? 1;
