@@ -9,8 +9,8 @@
  * Atomicity: everything is written into a hidden sibling folder that is renamed to `out` at the end.
  */
 import { mkdir, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { sweepStaleTemps, tempPathFor } from '../formats/temp-files.js';
 import { isLlavaMedError, llavaError, throwIfAborted } from '../errors.js';
 import { MAX_TEXT_FILE_BYTES, readRegularFile } from '../formats/file-read.js';
 import { writeSafetensors } from '../formats/safetensors.js';
@@ -82,7 +82,9 @@ export async function foldDelta(o: FoldDeltaOptions): Promise<FoldDeltaResult> {
 
   let base: CheckpointReader | undefined;
   let delta: CheckpointReader | undefined;
-  const tmp = join(dirname(o.out), `.${basename(o.out)}.${randomBytes(6).toString('hex')}.partial`);
+  // Partial folders of killed runs next to the output go first; ours carries this pid (temp-files.ts).
+  await sweepStaleTemps(dirname(resolve(o.out)));
+  const tmp = tempPathFor(resolve(o.out), process.pid, 'partial');
   try {
     const { base: b, delta: d, plan } = await openV0Checkpoints(o.base, o.delta, configs);
     base = b;

@@ -6,19 +6,22 @@
  * that can run code removes it. A process killed with SIGKILL (or a power cut) runs no code, so the
  * name carries the owner's pid: `.<target name>.llava-med-<pid>-<12 hex>.tmp`. Before writing into a
  * folder, `sweepStaleTemps` removes the temporaries of that folder whose owner is no longer alive.
- * It is conservative: only names of exactly this pattern, only regular files (never symlinks or
- * folders), only when `kill(pid, 0)` says the pid does not exist (a live process with a reused pid
+ * It is conservative: only names of exactly this pattern, only regular files for `.tmp` and real
+ * folders for `.partial` (never symlinks, never followed), only when `kill(pid, 0)` says the pid does not exist (a live process with a reused pid
  * keeps its file until it is gone too).
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, readdir, unlink } from 'node:fs/promises';
+import { lstat, readdir, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-const PATTERN = /^\..+\.llava-med-(\d{1,10})-[0-9a-f]{12}\.tmp$/;
+const PATTERN = /^\..+\.llava-med-(\d{1,10})-[0-9a-f]{12}\.(tmp|partial)$/;
 
-/** A fresh temporary name next to `target`, owned by `pid` (default: this process). */
-export function tempPathFor(target: string, pid: number = process.pid): string {
-  return join(dirname(target), `.${basename(target)}.llava-med-${pid}-${randomBytes(6).toString('hex')}.tmp`);
+/**
+ * A fresh temporary name next to `target`, owned by `pid` (default: this process). `.tmp` names are
+ * files; `.partial` names are folders being filled (foldDelta's output).
+ */
+export function tempPathFor(target: string, pid: number = process.pid, kind: 'tmp' | 'partial' = 'tmp'): string {
+  return join(dirname(target), `.${basename(target)}.llava-med-${pid}-${randomBytes(6).toString('hex')}.${kind}`);
 }
 
 /** The owner pid of a temporary name made by tempPathFor, or undefined for any other name. */
@@ -56,8 +59,10 @@ export async function sweepStaleTemps(dir: string): Promise<string[]> {
     if (pid === undefined || pidAlive(pid)) continue;
     const p = join(dir, name);
     try {
-      if (!(await lstat(p)).isFile()) continue;
-      await unlink(p);
+      const st = await lstat(p); // never follows a symlink
+      if (name.endsWith('.tmp') && st.isFile()) await unlink(p);
+      else if (name.endsWith('.partial') && st.isDirectory()) await rm(p, { recursive: true, force: true });
+      else continue;
       removed.push(p);
     } catch {
       // gone already, or not ours to remove

@@ -124,7 +124,15 @@ t.test('foldDelta writes an HF folder with the folded values and the delta token
   const root = t.testdir({});
   const tiny = await makeTinyV0({ dir: join(root, 'in'), seed: 2 });
   const out = join(root, 'folded');
+  // A partial folder left by a killed fold (owner pid dead) is swept; the run leaves no partial of its own.
+  const { spawnSync } = await import('node:child_process');
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const { tempPathFor } = await import('../../lib/formats/temp-files.js');
+  const stale = tempPathFor(out, spawnSync(process.execPath, ['-e', '0']).pid!, 'partial');
+  await mkdir(stale);
+  await writeFile(join(stale, 'model-00001-of-00002.safetensors'), 'x');
   await foldDelta({ base: tiny.dirs.base, delta: tiny.dirs.delta, out, maxShardBytes: 64 * 1024 });
+  t.same((await readdir(root)).sort(), ['folded', 'in'], 'the stale partial folder is gone, no new one is left');
   const files = await readdir(out);
   for (const f of ['config.json', 'tokenizer.model', 'added_tokens.json', 'special_tokens_map.json', 'model.safetensors.index.json']) t.ok(files.includes(f), f);
   const r = await openHfCheckpoint(out);

@@ -44,3 +44,24 @@ t.test('sweep: dead owners only, our pattern only, regular files only', async (t
   t.equal(await readFile(target, 'utf8'), 'x', 'the symlink target is untouched');
   t.same(await sweepStaleTemps(join(dir, 'missing')), [], 'a missing folder is not an error');
 });
+
+t.test('sweep: partial folders (foldDelta) of dead owners are removed with their contents, nothing else', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'llava-tmp-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const deadPartial = tempPathFor(join(dir, 'folded'), dead, 'partial');
+  const ownPartial = tempPathFor(join(dir, 'folded2'), process.pid, 'partial');
+  const deadFileNamedPartial = tempPathFor(join(dir, 'f'), dead, 'partial'); // a file with a folder's name: kept
+  const outside = join(dir, 'outside');
+  const deadLinkPartial = tempPathFor(join(dir, 'g'), dead, 'partial'); // a symlink to a folder: kept, not followed
+  await mkdir(join(deadPartial, 'sub'), { recursive: true });
+  await writeFile(join(deadPartial, 'sub', 'model.safetensors'), 'x');
+  await mkdir(ownPartial);
+  await writeFile(deadFileNamedPartial, 'x');
+  await mkdir(outside);
+  await writeFile(join(outside, 'keep'), 'x');
+  await symlink(outside, deadLinkPartial);
+  t.same(await sweepStaleTemps(dir), [deadPartial], 'only the dead owner\'s partial folder');
+  t.same((await readdir(dir)).sort(), [ownPartial, deadFileNamedPartial, outside, deadLinkPartial].map((p) => basename(p)).sort(), 'the rest is kept');
+  t.equal(await readFile(join(outside, 'keep'), 'utf8'), 'x', 'the symlinked folder is untouched');
+});
