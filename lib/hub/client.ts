@@ -18,13 +18,17 @@ import { COMMIT_RE, RepoCache, checkRepoId, checkRepoPath } from './cache.js';
 import { hubSettings, type HubSettings } from './env.js';
 import { DEFAULT_RETRY, hubFetch, Retryable, withRetries, type HttpContext, type RetryEvent, type RetryPolicy } from './http.js';
 
+/** How the Hub is reached: settings default to the `HF_*` environment variables (see {@link hubSettings}). */
 export interface HubOptions extends Partial<HubSettings> {
   /** Files downloaded at once (default 4). */
   concurrency?: number;
+  /** Retry policy for 429 / 5xx / dropped connections; each field has a default. */
   retry?: Partial<RetryPolicy>;
   /** A body that sends nothing for this long is dropped and resumed (default 60 s). */
   stallTimeoutMs?: number;
+  /** Aborts: the call rejects with `ERR_ABORTED`. */
   signal?: AbortSignal;
+  /** Called before each retry. */
   onRetry?: (e: RetryEvent) => void;
   /** For tests: the fetch to use (default: Node's). */
   fetch?: typeof fetch;
@@ -32,9 +36,11 @@ export interface HubOptions extends Partial<HubSettings> {
   env?: NodeJS.ProcessEnv;
 }
 
+/** A file of a repository snapshot. */
 export interface RepoFile {
   /** Path inside the repository (`/`-separated). */
   path: string;
+  /** Size in bytes. */
   size: number;
   /** The cache blob name: the LFS sha256, or the git blob sha1 of a small (non-LFS) file. */
   etag: string;
@@ -42,27 +48,39 @@ export interface RepoFile {
   sha256?: string;
 }
 
+/** A repository resolved at one commit, with its file list. */
 export interface RepoSnapshot {
+  /** Repository id (`owner/name`). */
   repo: string;
   /** What was asked for: a branch, tag or commit. */
   revision: string;
+  /** The commit it resolved to. */
   commit: string;
+  /** Its files. */
   files: RepoFile[];
   /** True when it was read from the cache without the network (HF_HUB_OFFLINE). */
   offline: boolean;
 }
 
+/** Progress of {@link downloadFiles}. */
 export interface DownloadProgress {
+  /** Always 'download'. */
   phase: 'download';
+  /** The repository id. */
   repo: string;
   /** The file that just moved (empty at the start). */
   file: string;
+  /** Bytes downloaded or found in the cache so far. */
   bytesDone: number;
+  /** Bytes of all requested files. */
   bytesTotal: number;
+  /** Files finished. */
   filesDone: number;
+  /** Files requested. */
   filesTotal: number;
 }
 
+/** What {@link downloadFiles} did. */
 export interface DownloadResult {
   /** snapshots/<commit>: a folder with the requested files (links into blobs/). */
   dir: string;
@@ -511,7 +529,10 @@ export async function downloadFiles(
 export async function snapshotDownload(
   repo: string,
   o: HubOptions & { revision?: string; select?: (f: RepoFile) => boolean; onProgress?: (p: DownloadProgress) => void } = {},
-): Promise<DownloadResult & { snapshot: RepoSnapshot }> {
+): Promise<DownloadResult & {
+  /** The resolved snapshot. */
+  snapshot: RepoSnapshot;
+}> {
   const snapshot = await resolveRepo(repo, o.revision, o);
   const files = o.select ? snapshot.files.filter(o.select) : snapshot.files;
   return { ...(await downloadFiles(snapshot, { ...o, files })), snapshot };

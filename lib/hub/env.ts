@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
+/** Where and how the Hub is reached, as {@link hubSettings} reads it from the environment. */
 export interface HubSettings {
   /** Hub base URL without a trailing slash. */
   endpoint: string;
@@ -18,6 +19,7 @@ export interface HubSettings {
   token?: string;
   /** The hub cache folder holding `models--org--name/{blobs,snapshots,refs}`. */
   cacheDir: string;
+  /** Use only the cache, never the network (`HF_HUB_OFFLINE=1`). */
   offline: boolean;
 }
 
@@ -27,6 +29,10 @@ export function hfHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.HF_HOME || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'huggingface');
 }
 
+/**
+ * The Hub settings the `huggingface_hub` Python library would use: `HF_ENDPOINT` (default https://huggingface.co),
+ * `HF_TOKEN` or the token file under `HF_HOME`, `HF_HUB_CACHE` (default `$HF_HOME/hub`), `HF_HUB_OFFLINE`. Never throws.
+ */
 export function hubSettings(env: NodeJS.ProcessEnv = process.env): HubSettings {
   const home = hfHome(env);
   const cacheDir = env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE || join(home, 'hub');

@@ -6,6 +6,7 @@
  */
 import { llavaError, throwIfAborted } from '../errors.js';
 
+/** When and how long failed Hub requests are retried. */
 export interface RetryPolicy {
   /** Retries after the first try (default 5). */
   retries: number;
@@ -19,10 +20,15 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { retries: 5, baseDelayMs: 1000, maxDelayMs: 30_000, maxRetryAfterMs: 300_000 };
 
+/** A retry about to happen (see {@link HubOptions.onRetry}). */
 export interface RetryEvent {
+  /** The request's URL. */
   url: string;
+  /** Which retry this is (1 = the first). */
   attempt: number;
+  /** Wait before it, in ms. */
   delayMs: number;
+  /** What failed (status code or error). */
   reason: string;
 }
 

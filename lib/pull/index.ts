@@ -7,3 +7,4 @@ export { pull, checkLicenses, type PullOptions, type PullProgress, type PullResu
 export { RECIPES, LICENSES, checkpointFiles, quantTag, type Recipe, type LicenseId } from './recipes.js';
 export { listModels, findModel, resolveModel, removeModel, registerModel, isModelName, modelsDir, type RegisteredModel, type ModelManifest, type ModelSource } from './registry.js';
 export { resolveRepo, downloadFiles, snapshotDownload, hubSettings, type HubOptions, type RepoFile, type RepoSnapshot, type DownloadProgress } from '../hub/index.js';
+export type { DownloadResult, HubSettings, RetryPolicy, RetryEvent } from '../hub/index.js';

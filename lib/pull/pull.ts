@@ -35,13 +35,60 @@ import {
 import { LICENSES, RECIPES, checkpointFiles, globRegExp, quantTag, type LicenseId, type Recipe } from './recipes.js';
 import { findModel, modelsDir as defaultModelsDir, registerModel, type ModelSource, type RegisteredModel } from './registry.js';
 
+/** A progress event of {@link pull}; `phase` tells which step it is. Byte counts are bytes. */
 export type PullProgress =
-  | { phase: 'resolve'; repo: string }
-  | { phase: 'download'; file: string; bytesDone: number; bytesTotal: number; filesDone: number; filesTotal: number }
-  | { phase: 'convert'; step: string; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number }
-  | { phase: 'quantize'; quant: string; done: number; total: number }
-  | { phase: 'register'; name: string };
+  | {
+      /** Resolving a repository's revision to a commit. */
+      phase: 'resolve';
+      /** The repository id. */
+      repo: string;
+    }
+  | {
+      /** Downloading (totals over all repositories of the pull). */
+      phase: 'download';
+      /** The file that just moved. */
+      file: string;
+      /** Bytes downloaded or found in the cache so far. */
+      bytesDone: number;
+      /** Bytes of all files. */
+      bytesTotal: number;
+      /** Files finished. */
+      filesDone: number;
+      /** Files in all. */
+      filesTotal: number;
+    }
+  | {
+      /** Converting to GGUF. */
+      phase: 'convert';
+      /** The conversion step (check, fold, llm, mmproj). */
+      step: string;
+      /** Tensors written in this step. */
+      tensorsDone: number;
+      /** Tensors this step writes. */
+      tensorsTotal: number;
+      /** Bytes written in this step. */
+      bytesDone: number;
+      /** Bytes this step writes. */
+      bytesTotal: number;
+    }
+  | {
+      /** Quantizing. */
+      phase: 'quantize';
+      /** The target type (Q4_K_M, …). */
+      quant: string;
+      /** Tensors done. */
+      done: number;
+      /** Tensors in all. */
+      total: number;
+    }
+  | {
+      /** Registering a name. */
+      phase: 'register';
+      /** The name registered. */
+      name: string;
+    };
 
+/** Options of {@link pull}; also the Hub options (token, cache, retries, offline) of {@link HubOptions}. */
 export interface PullOptions extends HubOptions {
   /** A recipe (`v1.5`, `v0`, `v0-vqarad`, `v0-pathvqa`) or a repository id (`owner/name`, with `files`). */
   source: string;
@@ -49,6 +96,7 @@ export interface PullOptions extends HubOptions {
   revision?: string;
   /** v0: the LLaMA-7B base, a local HF folder or a repository id. Required for v0 recipes. */
   base?: string;
+  /** Revision of `base` when it is a repository id (default main). */
   baseRevision?: string;
   /** For a repository of ready GGUF files: globs choosing the model file (and the mmproj, else found by name). */
   files?: string[];
@@ -62,14 +110,19 @@ export interface PullOptions extends HubOptions {
   confirmLicense?: (terms: string) => boolean | undefined | Promise<boolean | undefined>;
   /** Keep the downloaded Hugging Face files after converting (default true: Python and later pulls reuse them). */
   keepSource?: boolean;
+  /** Threads for quantization (default: llama.cpp's choice). */
   threads?: number;
   /** Registry folder (default $LLAVA_MED_MODELS or ~/.cache/llava-med/models). */
   modelsDir?: string;
+  /** Called as the pull proceeds. */
   onProgress?: (p: PullProgress) => void;
+  /** Non-fatal notices (e.g. a tensor kept in F16). */
   onWarning?: (message: string) => void;
 }
 
+/** What {@link pull} registered. */
 export interface PullResult {
+  /** One registered model per quantization. */
   models: RegisteredModel[];
   /** Bytes fetched over the network. */
   bytesFetched: number;
@@ -207,6 +260,16 @@ function targetName(o: PullOptions, stem: string, quant: string, many: boolean):
 // ---------------------------------------------------------------------------------------------
 // the pipeline
 
+/**
+ * Downloads a released LLaVA-Med model (a recipe) or a repository of ready GGUF files from the Hugging Face
+ * Hub, converts and quantizes it, and registers it under a name `LlavaMed.load({ model })` accepts. LFS files
+ * are checked against their sha256; a name is registered only once its files are complete.
+ *
+ * @throws LlavaMedError `ERR_INVALID_ARGUMENT` (bad options, unknown source, v0 without `base`), `ERR_LICENSE`
+ *   (terms not accepted), `ERR_HUB_NETWORK` / `ERR_HUB_AUTH` / `ERR_HUB_NOT_FOUND` / `ERR_HUB_INTEGRITY` (download
+ *   failed, needs a token, no such repository or file, checksum mismatch), `ERR_DISK_SPACE`, the conversion and
+ *   quantization errors (`ERR_CONVERT`, `ERR_QUANTIZE`, …), `ERR_ABORTED`.
+ */
 export async function pull(o: PullOptions): Promise<PullResult> {
   validate(o);
   throwIfAborted(o.signal, 'pull');

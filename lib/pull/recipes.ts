@@ -5,20 +5,28 @@
 import { llavaError } from '../errors.js';
 import type { RepoFile } from '../hub/index.js';
 
+/** A released model {@link pull} can fetch and convert. */
 export interface Recipe {
+  /** Its name, as `pull({ source })` takes it. */
   id: string;
+  /** LLaVA-Med release. */
   variant: 'v0' | 'v1.5';
+  /** One line for people. */
   description: string;
   /** v1.5: the full model; v0: the delta applied to the user's LLaMA-7B base. */
   model?: string;
+  /** v0: the delta repository. */
   delta?: string;
+  /** The CLIP vision tower repository. */
   vision: string;
   /** Licence ids the user must accept (LICENSES). */
   licenses: readonly LicenseId[];
 }
 
+/** Terms a recipe needs accepted: 'llava-med' (Microsoft's research-use terms), 'llama' (Meta's LLaMA licence, v0 only). */
 export type LicenseId = 'llava-med' | 'llama';
 
+/** The text shown for each {@link LicenseId} before the first download. */
 export const LICENSES: Record<LicenseId, string> = {
   'llava-med':
     'LLaVA-Med (Microsoft) is released for RESEARCH USE ONLY: not for clinical care or any clinical decision ' +
@@ -33,6 +41,7 @@ export const LICENSES: Record<LicenseId, string> = {
 const CLIP_224 = 'openai/clip-vit-large-patch14';
 const CLIP_336 = 'openai/clip-vit-large-patch14-336';
 
+/** The released models by recipe id: `v1.5`, `v0`, `v0-vqarad`, `v0-pathvqa`. */
 export const RECIPES: Record<string, Recipe> = {
   'v1.5': {
     id: 'v1.5',

@@ -30,41 +30,66 @@ export function isModelName(s: string): boolean {
   return NAME.test(s) && !s.includes('..');
 }
 
+/** The registry folder: `$LLAVA_MED_MODELS`, else `$XDG_CACHE_HOME/llava-med/models` or `~/.cache/llava-med/models`. */
 export function modelsDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.LLAVA_MED_MODELS || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'llava-med', 'models');
 }
 
 const Source = z.object({
+  /** What the input was: model, delta, base, vision or gguf. */
   role: z.string(),
+  /** Hugging Face repository id. */
   repo: z.string().optional(),
+  /** The revision asked for (branch, tag or commit). */
   revision: z.string().optional(),
+  /** The commit it resolved to. */
   commit: z.string().optional(),
   /** A local folder used instead of a repository (a v0 base the user already had). */
   dir: z.string().optional(),
 });
 
 const Manifest = z.object({
+  /** The registered name (`namespace:tag`). */
   name: z.string(),
+  /** LLaVA-Med release, when known. */
   variant: z.enum(['v0', 'v1.5']).optional(),
   /** Quantization of the language model (Q4_K_M, …) or the GGUF file's own tag. */
   quant: z.string(),
   /** File names inside the entry's folder, or absolute paths (ready GGUFs kept in the HF cache). */
   model: z.string(),
+  /** The projector file, as `model`. */
   mmproj: z.string(),
+  /** The recipe pulled (`v1.5`, `v0`, …), absent for a repository of ready GGUFs. */
   recipe: z.string().optional(),
+  /** Where each input came from. */
   sources: z.array(Source),
+  /** When it was registered (ISO 8601). */
   created: z.string(),
 });
+/**
+ * `manifest.json` of a registered model.
+ * @useDeclaredType
+ */
 export type ModelManifest = z.infer<typeof Manifest>;
+/**
+ * One input of a registered model, as recorded in its manifest.
+ * @useDeclaredType
+ */
 export type ModelSource = z.infer<typeof Source>;
 
+/** A model in the registry (`llava-med list`); pass `model` and `mmproj` (or `name`) to `LlavaMed.load`. */
 export interface RegisteredModel {
+  /** Its name (`namespace:tag`). */
   name: string;
+  /** Its folder in the registry. */
   dir: string;
+  /** Absolute path of the language-model GGUF. */
   model: string;
+  /** Absolute path of the projector GGUF. */
   mmproj: string;
   /** Bytes of the model and projector files. */
   bytes: number;
+  /** The manifest it was registered with. */
   manifest: ModelManifest;
 }
 
@@ -120,6 +145,7 @@ export async function resolveModel(name: string, root = modelsDir()): Promise<Re
   return m;
 }
 
+/** Every registered model under `root` (default {@link modelsDir}), sorted by name; unreadable entries are skipped. */
 export async function listModels(root = modelsDir()): Promise<RegisteredModel[]> {
   const out: RegisteredModel[] = [];
   for (const ns of (await readdir(root, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory() && PART.test(e.name))) {
@@ -131,6 +157,10 @@ export async function listModels(root = modelsDir()): Promise<RegisteredModel[]>
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/**
+ * Removes a registered model and its files; resolves with what was removed.
+ * @throws LlavaMedError `ERR_MODEL_NOT_FOUND` when no model has that name.
+ */
 export async function removeModel(name: string, root = modelsDir()): Promise<RegisteredModel> {
   const m = await findModel(name, root);
   if (!m) throw llavaError('ERR_MODEL_NOT_FOUND', `No model named ${name} in ${root} (\`llava-med list\` shows the registered ones).`);
