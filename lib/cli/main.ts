@@ -9,6 +9,7 @@ import { interruptSignal, progressBar, reportError, setQuiet, UsageError } from 
 import { registerEvalCommands } from './eval.js';
 import { dicomFlags, describeDicomFile, imageArg, isDicomFile, registerImageCommand, type DicomFlags } from './image.js';
 import { registerPullCommands } from './pull.js';
+import { registerServeCommand } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -236,6 +237,7 @@ export function buildProgram(): Command {
   registerImageCommand(program);
   registerEvalCommands(program, { loadFromFlags, modelOptions, num });
   registerPullCommands(program, { num, interruptSignal });
+  registerServeCommand(program, { loadFromFlags, modelOptions, num });
   addQuietFlag(program);
   return program;
 }

@@ -1,0 +1,443 @@
+/**
+ * `llava-med/serve`: an OpenAI-compatible HTTP server over one LlavaMed instance.
+ *
+ *   POST /v1/chat/completions  text + one image_url (data: URL) → LLaVA-Med's own prompt template;
+ *                              stream: true as server-sent events ending with `data: [DONE]`
+ *   POST /v1/score             candidate log-likelihoods (closed-set VQA), an extension
+ *   GET  /v1/models, /health
+ *
+ * Framework: fastify. Both fastify and hono are well kept; fastify runs on Node's own http server
+ * (no adapter layer between us and the socket, which we need for SSE, client-disconnect detection
+ * and closing connections on shutdown) and has the body-size limit (413), content-type parsing and
+ * graceful close built in; hono's strengths (edge runtimes, Web-standard Request) buy nothing for a
+ * server that owns a native model in one Node process.
+ *
+ * Concurrency: requests are answered one at a time, in arrival order, by the instance's own FIFO
+ * queue; at most `queue` more wait (429 with Retry-After beyond that). Continuous batching across
+ * requests (a new request joining the running batch between tokens on a parallel sequence) is not
+ * done yet.
+ *
+ * Safety: binds 127.0.0.1 unless told otherwise; no CORS headers; optional API key compared in
+ * constant time and never logged; body, image and max_tokens limits; a per-request time limit; a
+ * client that disconnects aborts its generation between tokens. The access log (opt-in) carries
+ * method, path, status, timings and token counts — never prompt or answer text.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { isLlavaMedError, llavaError, type ErrorCode } from '../errors.js';
+import { LlavaMed, type Answer, type GenerationOptions } from '../llava-med.js';
+import { GENERATION_DEFAULTS, pyLstrip, pyRstrip, type ChatTurn } from '../prompt/index.js';
+import type { StopReason } from '../answer/generate.js';
+import { ApiError, ChatRequestSchema, ScoreRequestSchema, decodeDataUrl, parseBody, toConversation, type ChatRequest } from './messages.js';
+
+export { ApiError, toConversation, decodeDataUrl } from './messages.js';
+
+/** One line of the access log: no prompt, image or answer content. */
+export interface AccessLogEntry {
+  time: string;
+  id: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  /** The client went away before the response was complete. */
+  clientClosed: boolean;
+  promptTokens?: number;
+  completionTokens?: number;
+  /** How the generation ended (eos, stop, length, context, aborted). */
+  stopReason?: StopReason;
+  /** The error code of an error response. */
+  error?: string;
+}
+
+export interface ServeOptions {
+  /** The id /v1/models reports and requests must name (or omit). Default 'llava-med'. */
+  modelName?: string;
+  /** Require `Authorization: Bearer <apiKey>` on every route but /health. Default: no key. */
+  apiKey?: string;
+  /** Largest request body in bytes (413 beyond). Default 20 MiB. */
+  bodyLimit?: number;
+  /** Largest decoded image in bytes (413 beyond). Default 10 MiB. Pixels are limited by the instance's maxImagePixels. */
+  maxImageBytes?: number;
+  /** Highest max_tokens a request may ask for, and the default. Default 1024 (the original's). */
+  maxTokens?: number;
+  /** Time limit of one request, in ms (504, or an error event in a stream). Default 300 000. */
+  requestTimeoutMs?: number;
+  /** Requests that may wait behind the running one; more get 429. Default 8. */
+  queue?: number;
+  /** Called once per finished request. Default: no log. */
+  accessLog?: (entry: AccessLogEntry) => void;
+}
+
+const ServeOptionsSchema = z.strictObject({
+  modelName: z.string().min(1).nullish(),
+  apiKey: z.string().min(1).nullish(),
+  bodyLimit: z.number().int().min(1024).nullish(),
+  maxImageBytes: z.number().int().min(1).nullish(),
+  maxTokens: z.number().int().min(1).nullish(),
+  requestTimeoutMs: z.number().int().min(1).nullish(),
+  queue: z.number().int().min(0).nullish(),
+  accessLog: z.custom<(e: AccessLogEntry) => void>((v) => typeof v === 'function', { message: 'must be a function' }).nullish(),
+});
+
+export interface LlavaMedServer {
+  /** The fastify instance (routes can be added before listen()). */
+  readonly app: FastifyInstance;
+  /** Starts listening; resolves with the base URL (http://host:port). Default 127.0.0.1:8080. */
+  listen(opts?: { host?: string; port?: number }): Promise<string>;
+  /** Stops accepting, aborts running and queued requests, waits for them to end. The instance is not disposed. */
+  close(): Promise<void>;
+  /** Requests running or queued now. */
+  readonly active: number;
+}
+
+const STATUS_OF: Partial<Record<ErrorCode, number>> = {
+  ERR_INVALID_ARGUMENT: 400,
+  ERR_IMAGE_EMPTY: 400,
+  ERR_IMAGE_DECODE: 400,
+  ERR_IMAGE_FORMAT: 400,
+  ERR_DICOM_UNSUPPORTED: 400,
+  ERR_TOKENIZE: 400,
+  ERR_CONTEXT_FULL: 400,
+  ERR_IMAGE_TOO_LARGE: 413,
+  ERR_BUSY: 429,
+  ERR_DISPOSED: 503,
+};
+
+function finishReason(r: StopReason): 'stop' | 'length' {
+  return r === 'length' || r === 'context' ? 'length' : 'stop';
+}
+
+function usage(a: Answer) {
+  const prompt = a.timings.reusedTokens + a.timings.imageTokens + a.timings.promptTokens;
+  return { prompt_tokens: prompt, completion_tokens: a.tokens.length, total_tokens: prompt + a.tokens.length, prompt_tokens_details: { cached_tokens: a.timings.reusedTokens } };
+}
+
+/**
+ * Streams text stripped as the final answer is (Python strip()): leading whitespace is dropped,
+ * trailing whitespace held back until more text follows it.
+ */
+class StripStream {
+  private begun = false;
+  private pending = '';
+  push(t: string): string {
+    if (!this.begun) {
+      t = pyLstrip(t);
+      if (!t) return '';
+      this.begun = true;
+    }
+    const s = this.pending + t;
+    const body = pyRstrip(s);
+    this.pending = s.slice(body.length);
+    return body;
+  }
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+/** An OpenAI-compatible server over `med` (not started: call listen()). */
+export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMedServer {
+  if (!(med instanceof LlavaMed)) throw llavaError('ERR_INVALID_ARGUMENT', 'createServer expects a LlavaMed instance (LlavaMed.load(...)).');
+  const parsed = ServeOptionsSchema.safeParse(options ?? {});
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw llavaError('ERR_INVALID_ARGUMENT', `createServer option '${i.path.join('.') || i.message}': ${i.message}.`);
+  }
+  const o = parsed.data;
+  const modelName = o.modelName ?? 'llava-med';
+  const bodyLimit = o.bodyLimit ?? 20 * 1024 * 1024;
+  const maxImageBytes = o.maxImageBytes ?? 10 * 1024 * 1024;
+  const maxTokensCap = o.maxTokens ?? GENERATION_DEFAULTS[med.variant].maxTokens;
+  const timeoutMs = o.requestTimeoutMs ?? 300_000;
+  const limit = 1 + (o.queue ?? 8);
+  const keyHash = o.apiKey ? sha256(o.apiKey) : undefined;
+  const created = Math.floor(Date.now() / 1000);
+  const shutdown = new AbortController();
+  let active = 0;
+  let avgMs = 0;
+
+  const app = Fastify({ bodyLimit, logger: false, return503OnClosing: true, forceCloseConnections: true, requestTimeout: 60_000 });
+  const info = new WeakMap<object, Partial<AccessLogEntry>>();
+  const work_ = new WeakMap<object, Promise<void>>();
+  /** Marks the request's model work as running; the returned function ends it. */
+  const working = (entry: Partial<AccessLogEntry>): (() => void) => {
+    let end!: () => void;
+    work_.set(entry, new Promise<void>((r) => (end = r)));
+    return end;
+  };
+
+  app.addHook('onRequest', async (req, reply) => {
+    const t0 = performance.now();
+    const entry: Partial<AccessLogEntry> = { id: randomUUID() };
+    info.set(req.raw, entry);
+    reply.raw.setHeader('x-request-id', entry.id!);
+    if (o.accessLog) {
+      const log = o.accessLog;
+      // Logged once the response is closed and the request's model work (if any) has ended, so an
+      // aborted stream's line carries its real token count and stop reason.
+      reply.raw.once('close', () => {
+        const work = work_.get(entry) ?? Promise.resolve();
+        void work.then(() => log({
+          time: new Date().toISOString(),
+          id: entry.id!,
+          method: req.method,
+          path: req.url.split('?')[0]!,
+          status: reply.raw.statusCode,
+          ms: Math.round(performance.now() - t0),
+          clientClosed: !reply.raw.writableFinished,
+          ...entry,
+        }));
+      });
+    }
+    if (keyHash && req.url !== '/health') {
+      const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+      // Compare digests: constant time, whatever the lengths.
+      if (!m || !timingSafeEqual(sha256(m[1]!.trim()), keyHash)) {
+        throw new ApiError(401, 'Missing or wrong API key: send "Authorization: Bearer <key>".', 'authentication_error', 'invalid_api_key', { 'www-authenticate': 'Bearer' });
+      }
+    }
+  });
+
+  function toApiError(e: unknown, signal?: AbortSignal): ApiError {
+    if (e instanceof ApiError) return e;
+    if (signal?.aborted && signal.reason instanceof ApiError) return signal.reason;
+    if (isLlavaMedError(e)) {
+      if (e.code === 'ERR_CONTEXT_FULL') return new ApiError(400, e.message, 'invalid_request_error', 'context_length_exceeded');
+      const status = STATUS_OF[e.code] ?? 500;
+      return new ApiError(status, e.message, undefined, e.code, status === 429 ? { 'retry-after': retryAfter() } : {});
+    }
+    const fe = e as { statusCode?: number; code?: string; message?: string };
+    if (fe?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(413, `The request body is larger than this server's limit of ${bodyLimit} bytes.`, undefined, 'request_too_large');
+    if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+      const json = fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e instanceof SyntaxError;
+      return new ApiError(fe.statusCode, json ? `The request body is not valid JSON: ${fe.message}` : (fe.message ?? 'Bad request.'), undefined, json ? 'invalid_json' : (fe.code ?? null));
+    }
+    return new ApiError(500, 'Internal server error.', 'server_error', 'internal_error');
+  }
+
+  function errorBody(e: ApiError) {
+    return { error: { message: e.message, type: e.type, param: null, code: e.code } };
+  }
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toApiError(err);
+    const entry = info.get(req.raw);
+    if (entry) entry.error = e.code ?? String(e.status);
+    void reply.code(e.status).headers(e.headers).send(errorBody(e));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send(errorBody(new ApiError(404, `No route ${req.method} ${req.url.split('?')[0]}; this server has POST /v1/chat/completions, POST /v1/score, GET /v1/models and GET /health.`, undefined, 'not_found')));
+  });
+
+  function retryAfter(): string {
+    return String(Math.max(1, Math.ceil(((avgMs || 1000) * Math.max(1, active)) / 1000)));
+  }
+
+  /** Takes a slot (running or queued) or answers 429. Returns its release. */
+  function admit(): () => void {
+    if (shutdown.signal.aborted) throw new ApiError(503, 'The server is shutting down.', 'server_error', 'shutting_down');
+    if (active >= limit) {
+      throw new ApiError(429, `The server is busy: ${active} request(s) running or queued, the limit is ${limit}. Retry later.`, 'rate_limit_error', 'rate_limit_exceeded', { 'retry-after': retryAfter() });
+    }
+    active++;
+    const t0 = performance.now();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      active--;
+      const ms = performance.now() - t0;
+      avgMs = avgMs ? 0.8 * avgMs + 0.2 * ms : ms;
+    };
+  }
+
+  /** Aborts on client disconnect (499), the time limit (504) or shutdown (503); the reason is the ApiError to answer. */
+  function requestSignal(reply: FastifyReply): { signal: AbortSignal; done: () => void } {
+    const ctl = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableEnded) ctl.abort(new ApiError(499, 'The client closed the connection.', undefined, 'client_closed'));
+    };
+    const onShutdown = () => ctl.abort(new ApiError(503, 'The server is shutting down.', 'server_error', 'shutting_down'));
+    reply.raw.on('close', onClose);
+    shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+    const timer = setTimeout(() => ctl.abort(new ApiError(504, `The request took longer than this server's limit of ${timeoutMs} ms.`, 'timeout_error', 'timeout')), timeoutMs);
+    timer.unref();
+    return {
+      signal: ctl.signal,
+      done: () => {
+        clearTimeout(timer);
+        reply.raw.off('close', onClose);
+        shutdown.signal.removeEventListener('abort', onShutdown);
+      },
+    };
+  }
+
+  function checkModel(model: string | null | undefined): void {
+    if (model != null && model !== modelName) throw new ApiError(404, `The model '${model}' does not exist here; this server serves '${modelName}' (GET /v1/models).`, 'invalid_request_error', 'model_not_found');
+  }
+
+  function generationOptions(body: ChatRequest): GenerationOptions {
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? maxTokensCap;
+    if (maxTokens > maxTokensCap) throw new ApiError(400, `Invalid 'max_tokens': ${maxTokens} is over this server's limit of ${maxTokensCap}.`, undefined, 'invalid_value');
+    const userStop = typeof body.stop === 'string' ? [body.stop] : (body.stop ?? []);
+    return {
+      temperature: body.temperature ?? undefined,
+      topP: body.top_p ?? undefined,
+      seed: body.seed ?? undefined,
+      maxTokens,
+      // The variant's own stop strings (v0: '###') stay: without them v0 runs on into a new turn.
+      stop: [...GENERATION_DEFAULTS[med.variant].stop, ...userStop.filter((s) => s.length > 0)],
+      stopOnAbortSignal: true,
+    };
+  }
+
+  app.get('/health', async (_req, reply) => {
+    if (shutdown.signal.aborted || med.disposed) return reply.code(503).send({ status: 'shutting_down' });
+    return { status: 'ok', model: modelName, variant: med.variant, active, limit };
+  });
+
+  const modelEntry = () => ({ id: modelName, object: 'model', created, owned_by: 'llava-med' });
+  app.get('/v1/models', async () => ({ object: 'list', data: [modelEntry()] }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
+    checkModel(req.params.id);
+    return modelEntry();
+  });
+
+  app.post('/v1/chat/completions', async (req: FastifyRequest, reply: FastifyReply) => {
+    const body = parseBody(ChatRequestSchema, req.body);
+    checkModel(body.model);
+    const { image, turns } = toConversation(body.messages, maxImageBytes);
+    const gen = generationOptions(body);
+    const entry = info.get(req.raw)!;
+    const release = admit();
+    const end = working(entry);
+    const { signal, done } = requestSignal(reply);
+    try {
+      if (body.stream) {
+        await streamCompletion(reply, entry, image, turns, gen, signal, body.stream_options?.include_usage === true);
+        return reply;
+      }
+      const a = await med.runTurn(image, turns, { ...gen, signal }, undefined, () => signal.aborted);
+      entry.stopReason = a.stopReason;
+      entry.promptTokens = usage(a).prompt_tokens;
+      entry.completionTokens = a.tokens.length;
+      if (signal.aborted) throw toApiError(undefined, signal);
+      return {
+        id: `chatcmpl-${entry.id}`,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: modelName,
+        choices: [{ index: 0, message: { role: 'assistant', content: a.text, refusal: null }, logprobs: null, finish_reason: finishReason(a.stopReason) }],
+        usage: usage(a),
+      };
+    } catch (e) {
+      throw toApiError(e, signal);
+    } finally {
+      done();
+      release();
+      end();
+    }
+  });
+
+  async function streamCompletion(reply: FastifyReply, entry: Partial<AccessLogEntry>, image: Buffer, turns: ChatTurn[], gen: GenerationOptions, signal: AbortSignal, includeUsage: boolean): Promise<void> {
+    reply.hijack();
+    const res = reply.raw;
+    const id = `chatcmpl-${entry.id}`;
+    const createdAt = Math.floor(Date.now() / 1000);
+    const chunk = (delta: object, finish: string | null) =>
+      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: createdAt, model: modelName, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+    let started = false;
+    // Headers go out with the first text, so an error before it (a bad image) is a plain JSON error.
+    const start = () => {
+      if (started) return;
+      started = true;
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+      res.write(chunk({ role: 'assistant', content: '' }, null));
+    };
+    const strip = new StripStream();
+    const onText = (t: string) => {
+      const out = strip.push(t);
+      if (!out || res.destroyed) return;
+      start();
+      res.write(chunk({ content: out }, null));
+    };
+    try {
+      const a = await med.runTurn(image, turns, { ...gen, signal }, onText, () => signal.aborted);
+      entry.stopReason = a.stopReason;
+      entry.promptTokens = usage(a).prompt_tokens;
+      entry.completionTokens = a.tokens.length;
+      if (signal.aborted) throw toApiError(undefined, signal);
+      start();
+      res.write(chunk({}, finishReason(a.stopReason)));
+      if (includeUsage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: createdAt, model: modelName, choices: [], usage: usage(a) })}\n\n`);
+      res.end('data: [DONE]\n\n');
+    } catch (err) {
+      const e = toApiError(err, signal);
+      entry.error = e.code ?? String(e.status);
+      if (res.destroyed) return;
+      if (!started) {
+        res.writeHead(e.status, { 'content-type': 'application/json; charset=utf-8', ...e.headers });
+        res.end(JSON.stringify(errorBody(e)));
+      } else {
+        res.write(`data: ${JSON.stringify(errorBody(e))}\n\n`);
+        res.end('data: [DONE]\n\n');
+      }
+    }
+  }
+
+  app.post('/v1/score', async (req, reply) => {
+    const body = parseBody(ScoreRequestSchema, req.body);
+    checkModel(body.model);
+    let image: Buffer;
+    let question: string;
+    if (body.messages) {
+      const c = toConversation(body.messages, maxImageBytes);
+      if (c.turns.length !== 1) throw new ApiError(400, 'Scoring takes one user message (image + question); earlier turns are not supported.', undefined, 'invalid_value');
+      image = c.image;
+      question = c.turns[0]!.question;
+    } else if (typeof body.image === 'string' && typeof body.question === 'string') {
+      image = decodeDataUrl(body.image, maxImageBytes);
+      question = body.question;
+    } else {
+      throw new ApiError(400, "Send either 'messages' (one user message with an image_url and text) or 'image' (a data URL) and 'question'.", undefined, 'invalid_value');
+    }
+    const release = admit();
+    const end = working(info.get(req.raw)!);
+    const { signal, done } = requestSignal(reply);
+    try {
+      const scores = await med.score(image, question, body.candidates, { signal });
+      return { object: 'list', model: modelName, data: scores.map((s) => ({ object: 'score', candidate: s.candidate, logprob: s.logProb, tokens: s.tokens.length })) };
+    } catch (e) {
+      throw toApiError(e, signal);
+    } finally {
+      done();
+      release();
+      end();
+    }
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    get active() {
+      return active;
+    },
+    async listen(opts = {}) {
+      await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
+      const a = app.server.address() as AddressInfo;
+      const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+      return `http://${host}:${a.port}`;
+    },
+    close() {
+      closing ??= (async () => {
+        shutdown.abort();
+        await app.close();
+      })();
+      return closing;
+    },
+  };
+}
