@@ -12,35 +12,62 @@ import { AnswersFile, readTestFile } from './answers-file.js';
 import { splitChunks } from './chunks.js';
 import { makeAnswerLine, testEntryQuestion, type TestEntry } from './formats.js';
 
+/** Progress of {@link answerQuestions}. */
 export interface AnswerProgress {
+  /** Questions answered in this run. */
   done: number;
+  /** Questions this run answers (those not already in the answers file). */
   total: number;
+  /** Questions skipped because the answers file already had them (resume). */
   skipped: number;
+  /** Tokens generated in this run. */
   generatedTokens: number;
+  /** Time since the run started (ms). */
   elapsedMs: number;
 }
 
+/** Options of {@link answerQuestions}. */
 export interface AnswerRunOptions {
+  /** The loaded model that answers. */
   med: LlavaMed;
+  /** The LLaVA-format test.json. */
   questionFile: string;
+  /** Folder the entries' `image` paths are relative to. */
   imageFolder: string;
+  /** The answers jsonl to append to (created if missing; ids already in it are skipped). */
   answersFile: string;
   /** Recorded in each line's model_id (the original wrote the model path). */
   modelId: string;
+  /** Split the questions into this many chunks, as the original's --num-chunks. Default 1. */
   numChunks?: number;
+  /** Which chunk to answer, 0-based, < numChunks. Default 0. */
   chunkIdx?: number;
   /** Questions decoded at once (≤ the sequences the instance was loaded with). Default 1. */
   parallel?: number;
+  /** Generation options for every answer. Default: the variant's original settings. */
   generation?: Omit<GenerationOptions, 'signal'>;
+  /** Called after each answer. */
   onProgress?: (p: AnswerProgress) => void;
+  /** Aborts: rejects with `ERR_ABORTED`; the lines already written stay, so a rerun resumes. */
   signal?: AbortSignal;
 }
 
+/** What {@link answerQuestions} did. */
 export interface AnswerRunResult extends AnswerProgress {
+  /** The answers file written. */
   answersFile: string;
+  /** Distinct images encoded (each once, however many questions share it). */
   imagesEncoded: number;
 }
 
+/**
+ * Answers a LLaVA-format test.json with a loaded model, appending the original's answers jsonl in test.json
+ * order. Resumable: ids already in the answers file are skipped.
+ *
+ * @throws LlavaMedError `ERR_INVALID_ARGUMENT` (`parallel` < 1 or above the instance's sequences), `ERR_EVAL`
+ *   (a malformed test.json or answers file, an entry without an image), the image and generation
+ *   errors of {@link LlavaMed.ask}, `ERR_ABORTED`.
+ */
 export async function answerQuestions(o: AnswerRunOptions): Promise<AnswerRunResult> {
   const parallel = o.parallel ?? 1;
   if (!Number.isInteger(parallel) || parallel < 1) throw llavaError('ERR_INVALID_ARGUMENT', '--parallel must be an integer >= 1.');

@@ -18,19 +18,27 @@ import { calculateAppearanceWithNormalization, calculateExactmatch, calculateF1s
  * are 0 instead.
  */
 export interface VqaMetrics {
+  /** Items with answer_type 'OPEN'. */
   numOpen: number;
+  /** Items with answer_type 'CLOSED'. */
   numClosed: number;
   /** Items whose answer_type is neither 'OPEN' nor 'CLOSED' (the original silently ignores them). */
   numIgnored: number;
   /** "exact match score" (calculate_exactmatch, OPEN items). */
   exactMatch: number | null;
+  /** Mean token F1 over OPEN items (calculate_f1score). */
   f1: number | null;
+  /** Mean token precision over OPEN items. */
   precision: number | null;
   /** OPEN token recall: the paper's "Open" number (× 100). */
   recall: number | null;
+  /** Mean sentence BLEU (nltk weights (0.25, 0.25, 0.25, 0.25)) over OPEN items. */
   bleu: number | null;
+  /** Mean BLEU-1 (weights (1, 0, 0, 0)) over OPEN items. */
   bleu1: number | null;
+  /** Mean BLEU-2 (weights (0, 1, 0, 0)) over OPEN items. */
   bleu2: number | null;
+  /** Mean BLEU-3 (weights (0, 0, 1, 0)) over OPEN items. */
   bleu3: number | null;
   /** run_eval_batch "open accuracy": normalized gt is a substring of the normalized prediction. */
   openAccuracy: number;
@@ -44,14 +52,24 @@ export interface VqaMetrics {
   recallClosed: number | null;
 }
 
+/** What {@link evaluate} returns: the metrics overall and per subset. */
 export interface EvaluateResult {
+  /** Over every item. */
   overall: VqaMetrics;
+  /** Per answer_type ('OPEN', 'CLOSED', …). */
   byAnswerType: Record<string, VqaMetrics>;
+  /** Per question_type (the dataset's own categories). */
   byQuestionType: Record<string, VqaMetrics>;
   /** The paper's two numbers, already × 100: open recall and closed substring accuracy. */
-  paper: { open: number | null; closed: number };
+  paper: {
+    /** OPEN token recall × 100; null without OPEN items. */
+    open: number | null;
+    /** CLOSED substring accuracy × 100. */
+    closed: number;
+  };
 }
 
+/** Options of {@link evaluate} and {@link scoreItems}. */
 export interface EvaluateOptions {
   /** The list under key "0" of train_open_answers.json (never released; see issue #26). */
   candidates?: readonly (string | number)[];
@@ -59,19 +77,38 @@ export interface EvaluateOptions {
 
 /** One question's scores (what the report lists). */
 export interface ItemScores {
+  /** The question's id. */
   id: number | string;
+  /** Its answer_type. */
   answerType: string;
+  /** Its question_type. */
   questionType: string;
+  /** Scores of an OPEN item (each 0..1). */
   open?: {
+    /** 1 when the normalized answer is a substring of the normalized prediction. */
     hit: number;
+    /** Candidate-based hit (run_eval.py); null without candidates. */
     candHit: number | null;
+    /** Exact-match score. */
     exact: number;
+    /** Token F1. */
     f1: number;
+    /** Token precision. */
     precision: number;
+    /** Token recall (the paper's Open metric). */
     recall: number;
+    /** Sentence BLEU with the four weightings of {@link VqaMetrics}: bleu, bleu1, bleu2, bleu3. */
     bleu: [number, number, number, number];
   };
-  closed?: { hit: number; gatedHit: number; recall: number };
+  /** Scores of a CLOSED item (each 0..1). */
+  closed?: {
+    /** 1 when the answer is a substring of the prediction (the paper's Closed metric). */
+    hit: number;
+    /** run_eval.py's gated hit: the prediction also contains 'yes' or 'no'. */
+    gatedHit: number;
+    /** Token recall. */
+    recall: number;
+  };
 }
 
 function mean(xs: readonly number[]): number | null {
