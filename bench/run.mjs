@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { measure, childEnv, setSpinCount } from './lib/proc.mjs';
+import { keepSections } from './lib/sections.mjs';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
 import { buildPeers, llamaBench } from './build-peers.mjs';
 
@@ -585,7 +586,7 @@ async function rerender() {
     await fs.writeFile(path.join(cacheDir, 'last-run.json'), JSON.stringify(j, null, 1));
   }
   const md = report({ M: j.M, P, F: j.F, W: j.W, R, C: j.C, loadEnd: j.loadEnd, elapsedMin: j.elapsedMin });
-  await fs.writeFile(cfg.out, md);
+  await fs.writeFile(cfg.out, keepSections(cfg.out, md)); // other scripts' sections stay (lib/sections.mjs)
   log(`wrote ${path.relative(root, cfg.out)} from last-run.json`);
 }
 
@@ -607,7 +608,7 @@ async function main() {
   const loadEnd = os.loadavg();
   const elapsedMin = (Date.now() - T0) / 60000;
   const md = report({ M, P, F, W, R, C, loadEnd, elapsedMin });
-  await fs.writeFile(cfg.out, md);
+  await fs.writeFile(cfg.out, keepSections(cfg.out, md)); // other scripts' sections stay (lib/sections.mjs)
   await fs.writeFile(path.join(cacheDir, 'last-run.json'), JSON.stringify({ cfg, M, F, W, R, C, loadEnd, elapsedMin, llamaNode: P.llamaNode }, null, 1));
   log(`wrote ${path.relative(root, cfg.out)} (${fmt((Date.now() - T0) / 60000)} min)`);
 }

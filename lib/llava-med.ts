@@ -306,14 +306,39 @@ export class LlavaMed {
     throwIfAborted(opts.signal, 'load');
     const threads = opts.threads ?? Math.max(1, (await import('node:os')).availableParallelism());
     const removeLogger = opts.logger ? addLogger(loadAddon(), opts.logger, opts.logLevel ?? 'info') : undefined;
-    const progress = (phase: LoadProgress['phase']) => (fraction: number) => opts.onProgress?.({ phase, fraction });
+    // An abort rejects at once. The parts still loading see the same signal (model and projector
+    // reads stop at the next tensor; header checks and context creation cannot stop midway) and
+    // the load frees what it had loaded on the thread pool right after.
+    const work = LlavaMed.open(opts as LlavaMedOptions & { model: string }, mmproj, threads, removeLogger);
+    const signal = opts.signal;
+    if (!signal) return work;
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(llavaError('ERR_ABORTED', 'The load was aborted.', signal.reason));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([work, aborted]);
+    } catch (e) {
+      if (signal.aborted) void work.then((med) => med.dispose(), () => {});
+      throw e;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private static async open(opts: LlavaMedOptions & { model: string }, mmproj: string, threads: number, removeLogger?: () => void): Promise<LlavaMed> {
+    // no progress reports once aborted: the caller already has its rejection
+    const progress = (phase: LoadProgress['phase']) => (fraction: number) => {
+      if (!opts.signal?.aborted) opts.onProgress?.({ phase, fraction });
+    };
     let model: Model | undefined;
     let projector: Projector | undefined;
     let context: Context | undefined;
     try {
       // Both files' headers first (a projector that would crash clip.cpp, or does not fit the
       // model, is refused before the model's weights are read).
-      const [mf, pf] = await Promise.all([checkModelFile(opts.model), checkProjectorFile(opts.mmproj)]);
+      const [mf, pf] = await Promise.all([checkModelFile(opts.model), checkProjectorFile(mmproj)]);
       checkPairing(mf, pf);
       // NaN/Inf in the small tensors (norms, biases) is cheap to find and would poison every answer.
       await Promise.all([checkSmallTensorsFinite(mf.header, 'model'), checkSmallTensorsFinite(pf.header, 'projector')]);
@@ -360,9 +385,7 @@ export class LlavaMed {
       }
       return new LlavaMed(model, proj, ctx, variant, ids, opts.maxImagePixels ?? DEFAULTS.maxImagePixels, removeLogger);
     } catch (e) {
-      await context?.dispose();
-      await projector?.dispose();
-      await model?.dispose();
+      await Promise.all([context?.dispose(), projector?.dispose(), model?.dispose()]);
       removeLogger?.();
       throw e;
     }

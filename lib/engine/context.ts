@@ -241,6 +241,10 @@ export class Context {
     return this.queue.run(async () => this.native.setThreads(threads, threadsBatch));
   }
 
+  /**
+   * Stops the running decode, image decode or step (it rejects with ERR_DISPOSED), rejects the queued calls, then
+   * frees the native object on the thread pool. Idempotent.
+   */
   dispose(): Promise<void> {
     this.disposing ??= this.queue.close().then(() => this.native.dispose());
     return this.disposing;

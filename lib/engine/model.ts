@@ -126,7 +126,10 @@ export class Model {
     return ids;
   }
 
-  /** Frees the weights off the JS thread once running calls have finished. Idempotent. */
+  /**
+   * Rejects the queued calls, lets a running tokenizer call finish (they are short), then frees
+   * the weights off the JS thread. Idempotent.
+   */
   dispose(): Promise<void> {
     this.disposing ??= this.queue.close().then(() => this.native.dispose());
     return this.disposing;

@@ -128,6 +128,10 @@ export class Projector {
     }, opts.signal);
   }
 
+  /**
+   * Stops the running encode (it rejects with ERR_DISPOSED), rejects the queued calls, then
+   * frees the native object on the thread pool. Idempotent.
+   */
   dispose(): Promise<void> {
     this.disposing ??= this.queue.close().then(() => this.native.dispose());
     return this.disposing;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { LlavaMed, engineOf } from '../../lib/llava-med.js';
 import { Projector } from '../../lib/engine/projector.js';
 import { Context } from '../../lib/engine/context.js';
+import { Model } from '../../lib/engine/model.js';
 import { llavaError } from '../../lib/errors.js';
 import { flatten, loadTiny, noisePng, rejectsCode, spyEngine, tinyV0, tinyV15 } from './util.js';
 
@@ -71,4 +72,71 @@ t.test('variant detection and override', async (t) => {
     'the v1.5 prompt layout is used with the override',
   );
   t.equal(a.tokens.length, 3);
+});
+
+t.test('an aborted load rejects at once, even while a part cannot stop; every part that loads is freed', async (t) => {
+  const v0 = await tinyV0();
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const disposed: string[] = [];
+  const spies: [{ prototype: { dispose(): Promise<void> } }, string][] = [[Model, 'model'], [Projector, 'projector'], [Context, 'context']];
+  const real = spies.map(([c]) => c.prototype.dispose);
+  spies.forEach(([c, name], i) => {
+    c.prototype.dispose = function (this: never) {
+      disposed.push(name);
+      return real[i]!.call(this);
+    };
+  });
+  const realCreate = Context.create;
+  const realTokenize = Model.prototype.tokenize;
+  const realProjectorLoad = Projector.load;
+  let projectorLoaded = false;
+  Projector.load = async (...args: Parameters<typeof realProjectorLoad>) => {
+    const p = await realProjectorLoad(...args);
+    projectorLoaded = true;
+    return p;
+  };
+  t.teardown(() => {
+    Projector.load = realProjectorLoad;
+    spies.forEach(([c], i) => (c.prototype.dispose = real[i]!));
+    Context.create = realCreate;
+    Model.prototype.tokenize = realTokenize;
+  });
+  // Holds one step of the load (context creation, which llama.cpp cannot interrupt; or the
+  // tokenizer calls after everything has loaded) until the test lets it go.
+  for (const held of ['context creation', 'the prompt ids'] as const) {
+    disposed.length = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let reached = false;
+    if (held === 'context creation') {
+      Context.create = async (...args: Parameters<typeof realCreate>) => {
+        reached = true;
+        await gate;
+        return realCreate(...args);
+      };
+    } else {
+      Context.create = realCreate;
+      Model.prototype.tokenize = async function (this: Model, ...args: Parameters<typeof realTokenize>) {
+        reached = true;
+        await gate;
+        return realTokenize.apply(this, args);
+      };
+    }
+    const ac = new AbortController();
+    let settled = false;
+    projectorLoaded = false;
+    const loading = LlavaMed.load({ model: v0.model, mmproj: v0.mmproj, threads: 1, contextSize: 512, signal: ac.signal }).finally(() => (settled = true));
+    loading.catch(() => {});
+    while (!reached || !projectorLoaded) await sleep(1);
+    ac.abort(new Error('changed my mind'));
+    await Promise.race([loading.catch(() => {}), sleep(5000)]); // the held step never ends by itself
+    t.ok(settled, `${held} held: the load settled anyway`);
+    if (!settled) release(); // (a load that waited for the held step would hang here)
+    const e = await rejectsCode(t, loading, 'ERR_ABORTED', `${held} held: the load`);
+    t.equal((e?.cause as Error | undefined)?.message, 'changed my mind', "the signal's reason is the cause");
+    release();
+    for (let i = 0; i < 500 && disposed.length < 3; i++) await sleep(10);
+    t.same([...disposed].sort(), ['context', 'model', 'projector'], `${held} held: the model, the projector and the context are all freed once they have loaded`);
+    Model.prototype.tokenize = realTokenize;
+  }
 });

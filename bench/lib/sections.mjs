@@ -1,0 +1,33 @@
+// BENCHMARKS.md has several writers: bench/run.mjs writes the main report, and single-topic
+// scripts (bench/abort-latency.mjs, …) each own one section between the markers
+// `<!-- section:NAME -->` and `<!-- /section:NAME -->` (bench/prebuild-vs-native.mjs writes
+// `<!-- NAME:start -->` … `<!-- NAME:end -->`, kept the same way). Every writer keeps the sections
+// it does not own, so running one script never drops another's figures.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+const RE = /<!-- section:([\w-]+) -->\n[\s\S]*?<!-- \/section:\1 -->\n?/g;
+const RE_START_END = /<!-- ([\w-]+):start -->\n[\s\S]*?<!-- \1:end -->\n?/g;
+
+/** The marked sections of `text`, by name. */
+export function sections(text) {
+  const out = new Map();
+  for (const re of [RE, RE_START_END]) for (const m of text.matchAll(re)) out.set(m[1], m[0].endsWith('\n') ? m[0] : `${m[0]}\n`);
+  return out;
+}
+
+/** `text` followed by the marked sections of the old file that `text` does not hold itself. */
+export function keepSections(file, text) {
+  if (!existsSync(file)) return text;
+  const mine = sections(text);
+  const kept = [...sections(readFileSync(file, 'utf8'))].filter(([name]) => !mine.has(name)).map(([, s]) => s);
+  return kept.length ? `${text.replace(/\n*$/, '\n\n')}${kept.join('\n')}` : text;
+}
+
+/** Replaces (or appends) section `name` of `file` with `markdown`, leaving the rest as it is. */
+export function writeSection(file, name, markdown) {
+  const block = `<!-- section:${name} -->\n${markdown.replace(/\n*$/, '\n')}<!-- /section:${name} -->\n`;
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  let found = false;
+  const next = old.replace(RE, (s, n) => (n === name ? ((found = true), block) : s));
+  writeFileSync(file, found ? next : `${old.replace(/\n*$/, '\n\n')}${block}`);
+}
