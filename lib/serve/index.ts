@@ -36,15 +36,23 @@ export { ApiError, toConversation, decodeDataUrl } from './messages.js';
 
 /** One line of the access log: no prompt, image or answer content. */
 export interface AccessLogEntry {
+  /** When the request finished (ISO 8601). */
   time: string;
+  /** Request id (a random UUID). */
   id: string;
+  /** HTTP method. */
   method: string;
+  /** Request path, without the query. */
   path: string;
+  /** HTTP status sent. */
   status: number;
+  /** Duration of the request in ms. */
   ms: number;
   /** The client went away before the response was complete. */
   clientClosed: boolean;
+  /** Prompt tokens of a completion (as `usage` reports them). */
   promptTokens?: number;
+  /** Generated tokens of a completion. */
   completionTokens?: number;
   /** How the generation ended (eos, stop, length, context, aborted). */
   stopReason?: StopReason;
@@ -52,6 +60,7 @@ export interface AccessLogEntry {
   error?: string;
 }
 
+/** Options of {@link createServer}. Unknown keys and out-of-range values are `ERR_INVALID_ARGUMENT`. */
 export interface ServeOptions {
   /** The id /v1/models reports and requests must name (or omit). Default 'llava-med'. */
   modelName?: string;
@@ -82,6 +91,7 @@ const ServeOptionsSchema = z.strictObject({
   accessLog: z.custom<(e: AccessLogEntry) => void>((v) => typeof v === 'function', { message: 'must be a function' }).nullish(),
 });
 
+/** The server {@link createServer} returns. */
 export interface LlavaMedServer {
   /** The fastify instance (routes can be added before listen()). */
   readonly app: FastifyInstance;

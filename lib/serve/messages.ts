@@ -12,6 +12,13 @@ import type { ChatTurn } from '../prompt/index.js';
 
 /** An error the server answers in OpenAI's shape: `{ error: { message, type, code } }`. */
 export class ApiError extends Error {
+  /**
+   * @param status - HTTP status of the error response.
+   * @param message - The OpenAI-style error message sent to the client.
+   * @param type - OpenAI error type; default from the status (authentication_error, rate_limit_error, server_error, invalid_request_error).
+   * @param code - OpenAI error code (e.g. a LlavaMedError code), or null.
+   * @param headers - Extra response headers (e.g. Retry-After).
+   */
   constructor(
     readonly status: number,
     message: string,
@@ -112,7 +119,12 @@ function partsOf(m: Message): { texts: string[]; images: string[] } {
  * messages → [{question, answer}, ..., {question}] plus the one image. Roles must alternate
  * user/assistant starting and ending with user; the image comes in the first user message.
  */
-export function toConversation(messages: readonly Message[], maxImageBytes: number): { image: Buffer; turns: ChatTurn[] } {
+export function toConversation(messages: readonly Message[], maxImageBytes: number): {
+  /** The decoded image bytes. */
+  image: Buffer;
+  /** The conversation, the last turn without an answer. */
+  turns: ChatTurn[];
+} {
   const turns: ChatTurn[] = [];
   let image: Buffer | undefined;
   messages.forEach((m, i) => {
