@@ -17,13 +17,17 @@ import { testEntryAnswer, testEntryQuestion, type AnswerLine, type TestEntry } f
 import { evaluate, scoreItems, type EvaluateOptions, type EvaluateResult } from './metrics/evaluate.js';
 import { pyFixed } from './metrics/pystr.js';
 
+/** Options of {@link writeReport}. */
 export interface ReportOptions extends EvaluateOptions {
+  /** The test.json entries (references). */
   gt: readonly TestEntry[];
+  /** The answers, in the same id order (as {@link evaluate} requires). */
   pred: readonly AnswerLine[];
   /** Folder the test.json image paths are relative to. */
   imagesDir: string;
   /** Output .html path (written atomically). */
   out: string;
+  /** Page title. Default 'LLaVA-Med VQA evaluation'. */
   title?: string;
   /** Longest side of embedded thumbnails in pixels (default 256). */
   thumbnailSize?: number;
@@ -31,13 +35,19 @@ export interface ReportOptions extends EvaluateOptions {
   maxWrong?: number;
 }
 
+/** What {@link writeReport} wrote. */
 export interface ReportResult {
+  /** Wrong answers found. */
   wrong: number;
+  /** Wrong-answer cards in the report (≤ maxWrong). */
   shown: number;
+  /** Size of the HTML file in bytes. */
   bytes: number;
+  /** The evaluation the report shows. */
   result: EvaluateResult;
 }
 
+/** Escapes `& < > " '` for HTML text and attribute values. */
 export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
@@ -117,6 +127,11 @@ async function thumbnail(imagesDir: string, rel: string, size: number): Promise<
   }
 }
 
+/**
+ * Writes a self-contained HTML report (scores, per-question-type chart, each wrong answer with its image)
+ * to `out`, atomically. An image that cannot be read is shown as missing, not an error.
+ * @throws LlavaMedError `ERR_INVALID_ARGUMENT` (no `out`), `ERR_EVAL` (gt and pred ids differ, as {@link evaluate}).
+ */
 export async function writeReport(o: ReportOptions): Promise<ReportResult> {
   if (!o.out) throw llavaError('ERR_INVALID_ARGUMENT', 'writeReport needs an output path.');
   const result = evaluate(o.gt, o.pred, o);

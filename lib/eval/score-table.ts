@@ -6,23 +6,38 @@
 import type { EvaluateResult, VqaMetrics } from './metrics/evaluate.js';
 import { pyFixed } from './metrics/pystr.js';
 
+/** The three VQA benchmarks of the paper. */
 export type PaperDataset = 'vqa-rad' | 'slake' | 'pathvqa';
 
+/** Display name of each {@link PaperDataset}. */
 export const DATASET_LABELS: Record<PaperDataset, string> = { 'vqa-rad': 'VQA-RAD', slake: 'SLAKE', pathvqa: 'PathVQA' };
 
 /** docs/llava_med_performance.md (= the paper's table): open recall, closed accuracy. */
-export const PAPER_RESULTS: readonly { model: string; scores: Record<PaperDataset, { open: number; closed: number }> }[] = [
+export const PAPER_RESULTS: readonly {
+  /** The paper's row label. */
+  model: string;
+  /** Per dataset, already × 100. */
+  scores: Record<PaperDataset, {
+    /** Open: token recall × 100. */
+    open: number;
+    /** Closed: yes/no accuracy × 100. */
+    closed: number;
+  }>;
+}[] = [
   { model: 'LLaVA-Med (From LLaVA)', scores: { 'vqa-rad': { open: 61.52, closed: 84.19 }, slake: { open: 83.08, closed: 85.34 }, pathvqa: { open: 37.95, closed: 91.21 } } },
   { model: 'LLaVA-Med (From Vicuna)', scores: { 'vqa-rad': { open: 64.39, closed: 81.98 }, slake: { open: 84.71, closed: 83.17 }, pathvqa: { open: 38.87, closed: 91.65 } } },
   { model: 'LLaVA-Med (BioMed CLIP)', scores: { 'vqa-rad': { open: 64.75, closed: 83.09 }, slake: { open: 87.11, closed: 86.78 }, pathvqa: { open: 39.6, closed: 91.09 } } },
 ];
 
+/** One row of the score table: a run's evaluation per dataset. */
 export interface ScoreTableInput {
   /** Row label, e.g. the model file name. */
   model: string;
+  /** {@link evaluate}'s result per dataset; a missing dataset prints as '–'. */
   results: Partial<Record<PaperDataset, EvaluateResult>>;
 }
 
+/** Options of {@link formatScoreTable}. */
 export interface ScoreTableOptions {
   /** Add the paper's rows for comparison (default false). */
   includePaper?: boolean;
@@ -38,6 +53,7 @@ function escapeCell(s: string): string {
 
 const DATASETS: PaperDataset[] = ['vqa-rad', 'slake', 'pathvqa'];
 
+/** The paper's table in Markdown: per dataset Open and Closed × 100 with two decimals ('–' where undefined), optionally the paper's rows and per-question_type tables. Never throws. */
 export function formatScoreTable(runs: ScoreTableInput | readonly ScoreTableInput[], options: ScoreTableOptions = {}): string {
   const list = Array.isArray(runs) ? (runs as ScoreTableInput[]) : [runs as ScoreTableInput];
   const lines: string[] = [];
