@@ -32,10 +32,13 @@ async function fileExists(path: string): Promise<boolean> {
   }
 }
 
+/** An answers jsonl opened for resumable appends (see {@link AnswersFile.open}). */
 export class AnswersFile {
+  /** The file's path. */
   readonly path: string;
   /** The lines already in the file, in file order. */
   readonly lines: AnswerLine[];
+  /** Bytes of a torn last line cut away at open (0 when the file ended cleanly). */
   readonly truncatedBytes: number;
   #ids: Set<string>;
   #fh: FileHandle | undefined;
@@ -89,10 +92,12 @@ export class AnswersFile {
     return new AnswersFile(path, fh, lines, truncatedBytes);
   }
 
+  /** Whether the file has an answer for this id (5 and "5" are different ids, as in Python). */
   has(questionId: number | string): boolean {
     return this.#ids.has(idKey(questionId));
   }
 
+  /** Number of answered ids. */
   get size(): number {
     return this.#ids.size;
   }
@@ -124,6 +129,7 @@ export class AnswersFile {
     return p;
   }
 
+  /** Waits for pending appends, then closes the file. Idempotent. */
   async close(): Promise<void> {
     await this.#queue;
     const fh = this.#fh;
@@ -131,6 +137,7 @@ export class AnswersFile {
     await fh?.close();
   }
 
+  /** Same as close(), for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
@@ -186,7 +193,10 @@ export async function mergeChunks(
   test: string | readonly TestEntry[],
   chunkFiles: readonly string[],
   out: string,
-): Promise<{ lines: number }> {
+): Promise<{
+  /** Lines written to `out`. */
+  lines: number;
+}> {
   const entries = typeof test === 'string' ? await readTestFile(test) : test;
   const byId = new Map<string, { line: AnswerLine; file: string }>();
   const dups: string[] = [];

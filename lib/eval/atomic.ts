@@ -6,6 +6,10 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { sweepStaleTemps, tempPathFor } from '../formats/temp-files.js';
 
+/**
+ * Writes `data` to `target` through a fsynced temp file renamed over it: readers see the old file or the
+ * new one, never a partial one. Rejects with the file system's error (the temp file removed).
+ */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   await sweepStaleTemps(dirname(target));
   const tmp = tempPathFor(target);

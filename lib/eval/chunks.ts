@@ -6,6 +6,10 @@
  */
 import { llavaError } from '../errors.js';
 
+/**
+ * Chunk `chunkIdx` (0-based) of `entries` split as the original's split_list / get_chunk.
+ * @throws LlavaMedError `ERR_INVALID_ARGUMENT` when numChunks is not a positive integer or chunkIdx names no chunk.
+ */
 export function splitChunks<T>(entries: readonly T[], numChunks: number, chunkIdx: number): T[] {
   if (!Number.isInteger(numChunks) || numChunks < 1) {
     throw llavaError('ERR_INVALID_ARGUMENT', `numChunks must be a positive integer, got ${numChunks}.`);

@@ -9,7 +9,9 @@ import type { ChatMessage } from './prompt.js';
 export interface ChatClientOptions {
   /** e.g. "https://api.openai.com/v1" or "http://127.0.0.1:8080/v1". */
   baseUrl: string;
+  /** Model id sent in the request (e.g. "gpt-4"). */
   model: string;
+  /** Sent as `Authorization: Bearer <apiKey>`; omitted when not given. */
   apiKey?: string;
   /** Retries after the first attempt (default 5). */
   maxRetries?: number;
@@ -17,6 +19,7 @@ export interface ChatClientOptions {
   retryDelayMs?: number;
   /** Per-request timeout (default 120 s). */
   timeoutMs?: number;
+  /** Aborts the request (and any backoff wait) with `ERR_ABORTED`. */
   signal?: AbortSignal;
   /** Called before each retry (for progress display). */
   onRetry?: (info: { attempt: number; delayMs: number; reason: string }) => void;
@@ -31,6 +34,10 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     }, { once: true });
   });
 
+/**
+ * One chat completion at temperature 0; resolves with the first choice's content.
+ * @throws LlavaMedError `ERR_JUDGE` (a non-retryable HTTP error, a malformed response, or retries exhausted), `ERR_ABORTED`.
+ */
 export async function chatComplete(messages: readonly ChatMessage[], o: ChatClientOptions): Promise<string> {
   const url = o.baseUrl.replace(/\/+$/, '') + '/chat/completions';
   const maxRetries = o.maxRetries ?? 5;

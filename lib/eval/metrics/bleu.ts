@@ -22,6 +22,7 @@ import { fsum } from './pystr.js';
 
 const FLOAT_INFO_MIN = 2.2250738585072014e-308;
 
+/** nltk's default sentence_bleu weights: uniform over 1- to 4-grams. */
 export const DEFAULT_BLEU_WEIGHTS: readonly number[] = Object.freeze([0.25, 0.25, 0.25, 0.25]);
 
 function ngramCounts(tokens: readonly string[], n: number): Map<string, number> {

@@ -18,9 +18,13 @@ export function splitSentence(sentence: string, n = 1): Map<string, number> {
   return words;
 }
 
+/** Token overlap of a prediction with a reference (calculate_f1score), each 0..1. */
 export interface F1Result {
+  /** Harmonic mean of precision and recall. */
   f1: number;
+  /** Shared tokens / prediction tokens. */
   precision: number;
+  /** Shared tokens / reference tokens. */
   recall: number;
 }
 
