@@ -25,6 +25,7 @@ export const ChatQuestionSchema = z.looseObject({
 });
 export type ChatQuestion = z.infer<typeof ChatQuestionSchema>;
 
+/** The image domains of the chat benchmark, in get_domain's order. */
 export const DOMAINS = ['chest_xray', 'mri', 'histology', 'gross', 'ct_scan'] as const;
 
 /** get_domain: the first domain flag that is truthy, in this fixed order; undefined when none. */
@@ -47,15 +48,23 @@ export function parseScores(reply: string): [number, number] {
   return [Number(vals[0]!.replace(/_/g, '')), Number(vals[1]!.replace(/_/g, ''))];
 }
 
+/** One line of the reviews jsonl {@link runJudge} writes (the question's other fields are kept too). */
 export interface ReviewLine extends Record<string, unknown> {
+  /** The question's id. */
   question_id: number | string;
+  /** The question as sent to the judge. */
   question: string;
+  /** Assistant 1: the GPT-4 reference answer. */
   ans1: string;
+  /** Assistant 2: the model's answer. */
   ans2: string;
+  /** The judge's reply; its first line is the two scores. */
   gpt_eval: string;
 }
 
+/** Options of {@link runJudge}: the questions, the answers, the output, and the judge's endpoint. */
 export interface JudgeOptions extends ChatClientOptions {
+  /** The benchmark questions (llava_med_eval_qa50_qa.jsonl). */
   questions: readonly ChatQuestion[];
   /** Model answers in the same order (answers jsonl lines; `text` is the answer). */
   answers: readonly { question_id?: number | string; text: string }[];
@@ -66,6 +75,7 @@ export interface JudgeOptions extends ChatClientOptions {
    * 'v1.5': the full text, as the later script does. Default 'v0'.
    */
   questionMode?: 'v0' | 'v1.5';
+  /** Called after each review: reviewed now, total questions, skipped (already reviewed). */
   onProgress?: (p: { done: number; total: number; skipped: number }) => void;
 }
 
@@ -94,8 +104,17 @@ async function readExisting(path: string): Promise<Set<string>> {
   return done;
 }
 
-/** Runs (or resumes) the judge over all questions; returns how many were reviewed now and skipped. */
-export async function runJudge(o: JudgeOptions): Promise<{ reviewed: number; skipped: number }> {
+/**
+ * Runs (or resumes) the judge over all questions; returns how many were reviewed now and skipped.
+ * @throws LlavaMedError `ERR_JUDGE` (questions and answers do not line up, an unreadable reviews file, a judge
+ *   reply without two scores, HTTP failures), `ERR_ABORTED`.
+ */
+export async function runJudge(o: JudgeOptions): Promise<{
+  /** Questions reviewed by this call. */
+  reviewed: number;
+  /** Questions already in `out`, skipped. */
+  skipped: number;
+}> {
   if (o.questions.length !== o.answers.length) {
     throw llavaError('ERR_JUDGE', `${o.questions.length} questions but ${o.answers.length} answers; the two files must line up.`);
   }
@@ -131,11 +150,15 @@ export async function runJudge(o: JudgeOptions): Promise<{ reviewed: number; ski
   return { reviewed, skipped };
 }
 
+/** One column of the summary table. */
 export interface JudgeGroupScore {
+  /** Mean score the judge gave the GPT-4 reference (1..10). */
   gpt4Score: number;
+  /** Mean score the judge gave the model (1..10). */
   predScore: number;
   /** mean over questions of s2/s1, × 100 (not mean(s2)/mean(s1)). */
   predRelativeScore: number;
+  /** Questions in the group. */
   dataSize: number;
 }
 
