@@ -19,10 +19,15 @@ export interface RawQuestion {
   questionType: string;
 }
 
+/** Counts of one split. */
 export interface SplitCounts {
+  /** Questions. */
   total: number;
+  /** OPEN questions. */
   open: number;
+  /** CLOSED questions. */
   closed: number;
+  /** Distinct images. */
   images: number;
 }
 

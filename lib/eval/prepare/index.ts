@@ -14,30 +14,44 @@ import { loadPathVqa } from './pathvqa.js';
 import { loadSlake } from './slake.js';
 import { loadVqaRad, type LoadedDataset } from './vqa-rad.js';
 
+/** The datasets {@link prepareDataset} knows: VQA-RAD, SLAKE, PathVQA. */
 export type DatasetName = 'vqa-rad' | 'slake' | 'pathvqa';
 
+/** Progress of {@link prepareDataset}. */
 export interface PrepareProgress {
+  /** Reading the source, writing the split files, linking/copying images, done. */
   phase: 'read' | 'write' | 'images' | 'done';
+  /** The split being written (phase 'write'). */
   split?: string;
   /** Image files linked/copied so far (phase 'images'). */
   files?: number;
 }
 
+/** Options of {@link prepareDataset}. */
 export interface PrepareOptions {
+  /** Which dataset `src` holds. */
   dataset: DatasetName;
+  /** The dataset folder as published (downloaded by the user). */
   src: string;
+  /** Output folder; must not exist or be empty. */
   out: string;
   /** Link/copy the image folder to <out>/images (default true). */
   images?: boolean;
+  /** Called as the steps proceed. */
   onProgress?: (p: PrepareProgress) => void;
   /** Test seam / alternative pickle reader for PathVQA. */
   unpickle?: (buffer: Uint8Array, options?: { globals?: unknown }) => unknown;
 }
 
+/** What {@link prepareDataset} wrote. */
 export interface PrepareResult {
+  /** The dataset prepared. */
   dataset: DatasetName;
+  /** The output folder. */
   out: string;
+  /** Question counts per split (test, train, val). */
   splits: Record<string, SplitCounts>;
+  /** Image files linked or copied. */
   imagesCopied: number;
 }
 
@@ -61,6 +75,12 @@ async function outMustBeFree(out: string): Promise<void> {
   }
 }
 
+/**
+ * Turns a published VQA dataset into LLaVA-Med's layout (`<out>/test.json`, train.json, val.json, images/),
+ * built in a temporary sibling folder and renamed into place, so a failure leaves no partial `out`.
+ * @throws LlavaMedError `ERR_FILE_NOT_FOUND` (no `src` folder), `ERR_INVALID_ARGUMENT` (unknown dataset, `out`
+ *   not empty), `ERR_DATASET` (the files are not the dataset as published), `ERR_UNSAFE_PICKLE` (PathVQA pickle).
+ */
 export async function prepareDataset(o: PrepareOptions): Promise<PrepareResult> {
   if (!(await isDir(o.src))) throw llavaError('ERR_FILE_NOT_FOUND', `Dataset folder not found: ${o.src}`);
   await outMustBeFree(o.out);
