@@ -25,9 +25,11 @@ const send = (m: unknown) => {
 };
 
 async function main(): Promise<void> {
-  const addon = loadAddon();
-  addon.setLogger((_level, text) => send({ type: 'log', text }), 'info');
+  let addon: ReturnType<typeof loadAddon> | undefined;
   try {
+    // Inside the try: a missing addon is reported to the parent as its typed error, not a stack on stderr.
+    addon = loadAddon();
+    addon.setLogger((_level, text) => send({ type: 'log', text }), 'info');
     await addon.quantize(job.input, job.output, { ftype: job.ftype, threads: job.threads, keepF16: job.keepF16 });
     process.exitCode = 0;
   } catch (e) {
@@ -35,7 +37,7 @@ async function main(): Promise<void> {
     send({ type: 'error', error: { code: err.code ?? 'ERR_QUANTIZE', message: err.message ?? String(e) } });
     process.exitCode = 1;
   }
-  addon.setLogger(null, 'error');
+  addon?.setLogger(null, 'error');
   await new Promise((r) => setImmediate(r)); // let queued log callbacks run before closing the channel
   finished = true;
   process.disconnect?.();

@@ -10,7 +10,9 @@ import { fork } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { llavaError, throwIfAborted } from '../errors.js';
+import { ErrorCodes, llavaError, throwIfAborted, type ErrorCode } from '../errors.js';
+
+const isErrorCode = (c: string): c is ErrorCode => (ErrorCodes as readonly string[]).includes(c);
 import { readGgufHeader, GgufValueType } from '../formats/gguf.js';
 import { sweepStaleTemps, tempPathFor } from '../formats/temp-files.js';
 
@@ -94,6 +96,7 @@ export async function quantize(opts: QuantizeOptions): Promise<{
     await new Promise<void>((resolve, reject) => {
       const child = fork(childPath, [JSON.stringify(job)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
       let errText = '';
+      let childError: { code: string; message: string } | undefined;
       child.stderr?.on('data', (d: Buffer) => (errText = (errText + d.toString()).slice(-4000)));
       const onAbort = () => child.kill('SIGKILL');
       opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -102,14 +105,16 @@ export async function quantize(opts: QuantizeOptions): Promise<{
           const g = /^\[\s*(\d+)\/\s*(\d+)\]\s+(\S+)/.exec(m.text);
           if (g) opts.onProgress?.({ done: Number(g[1]), total: Number(g[2]) || total, tensor: g[3] });
         } else if (m.type === 'error' && m.error) {
-          errText = m.error.message;
+          childError = m.error;
         }
       });
       child.on('exit', (code, sig) => {
         opts.signal?.removeEventListener('abort', onAbort);
         if (opts.signal?.aborted) reject(llavaError('ERR_ABORTED', 'Quantization was aborted.', opts.signal.reason));
         else if (code === 0) resolve();
-        else reject(llavaError('ERR_QUANTIZE', `Quantizing ${opts.input} failed (${sig ?? `exit ${code}`}): ${errText.trim() || 'no details'}`));
+        // A typed error of the child (e.g. ERR_NATIVE_LOAD: no addon) keeps its code and message.
+        else if (childError && childError.code !== 'ERR_QUANTIZE' && isErrorCode(childError.code)) reject(llavaError(childError.code, childError.message));
+        else reject(llavaError('ERR_QUANTIZE', `Quantizing ${opts.input} failed (${sig ?? `exit ${code}`}): ${(childError?.message ?? errText).trim() || 'no details'}`));
       });
       child.on('error', (e) => reject(llavaError('ERR_QUANTIZE', `Could not start the quantizer: ${e.message}`, e)));
     });
