@@ -22,7 +22,8 @@ const server = createServer(med, {
   modelName: 'tiny',
   apiKey: KEY,
   queue: 0,
-  bodyLimit: 256 * 1024,
+  bodyLimit: 512 * 1024,
+  maxImageBytes: 100 * 1024,
   accessLog: (e) => {
     log.push(e);
     for (const w of logWaiters.splice(0)) w();
@@ -167,15 +168,16 @@ t.test('bad requests: 400/404/413 in OpenAI error shape, and the server stays up
     ['malformed JSON', '{"messages": [', 400, /JSON/],
     ['wrong type', { messages: [userMsg(Q)], max_tokens: 'ten' }, 400, /max_tokens/],
     ['n > 1', { messages: [userMsg(Q)], n: 2 }, 400, /n = 1/],
-    ['non-image data URL', { messages: [userMsg(Q, `data:text/plain;base64,${Buffer.from('hello').toString('base64')}`)] }, 400, /image/],
+    ['non-image data URL', { messages: [userMsg(Q, `data:text/plain;base64,${Buffer.from('hello').toString('base64')}`)] }, 400, /data:text\/plain/],
     ['http URL', { messages: [userMsg(Q, 'http://example.com/x.png')] }, 400, /data: URL/],
     ['undecodable image', { messages: [userMsg(Q, `data:image/png;base64,${Buffer.from('not a png at all').toString('base64')}`)], max_tokens: 4 }, 400, /./],
+    ['image over the byte limit', { messages: [userMsg(Q, `data:image/png;base64,${Buffer.alloc(200 * 1024).toString('base64')}`)] }, 413, /image is larger/],
     ['two images', { messages: [{ role: 'user', content: [{ type: 'text', text: Q }, { type: 'image_url', image_url: { url: dataUrl } }, { type: 'image_url', image_url: { url: dataUrl } }] }] }, 400, /one image/],
     ['no image', { messages: [{ role: 'user', content: Q }] }, 400, /image_url/],
     ['system prompt', { messages: [{ role: 'system', content: 'Be brief.' }, userMsg(Q)] }, 400, /system/],
     ['max_tokens over the cap', { messages: [userMsg(Q)], max_tokens: 100000 }, 400, /limit/],
     ['unknown model', { model: 'gpt-4o', messages: [userMsg(Q)] }, 404, /gpt-4o/],
-    ['oversized body', { messages: [userMsg('x'.repeat(300 * 1024))] }, 413, /limit/],
+    ['oversized body', { messages: [userMsg('x'.repeat(600 * 1024))] }, 413, /request body is larger/],
   ];
   for (const [what, body, status, msg] of cases) {
     const r = await post('/v1/chat/completions', body);
