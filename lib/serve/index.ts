@@ -128,8 +128,9 @@ function usage(a: Answer) {
 /**
  * Streams text stripped as the final answer is (Python strip()): leading whitespace is dropped,
  * trailing whitespace held back until more text follows it.
+ * @internal
  */
-class StripStream {
+export class StripStream {
   private begun = false;
   private pending = '';
   push(t: string): string {

@@ -45,8 +45,8 @@ t.teardown(async () => {
 const userMsg = (text: string, img = dataUrl) => ({ role: 'user' as const, content: [{ type: 'text' as const, text }, { type: 'image_url' as const, image_url: { url: img } }] });
 const untilLogged = (n: number) => new Promise<void>((r) => (log.length >= n ? r() : logWaiters.push(() => log.length >= n && r())));
 
-async function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: { error?: { message: string; type: string; code: string | null } } & Record<string, unknown>; headers: Headers }> {
-  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+async function post(path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<{ status: number; json: { error?: { message: string; type: string; code: string | null } } & Record<string, unknown>; headers: Headers }> {
+  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body), signal });
   return { status: res.status, json: (await res.json()) as never, headers: res.headers };
 }
 
@@ -139,7 +139,8 @@ t.test('429 with Retry-After when the queue is full', async (t) => {
   const held = (med as unknown as { queue: { run: (op: () => Promise<void>) => Promise<void> } }).queue.run(() => gate);
   const first = post('/v1/chat/completions', { model: 'tiny', messages: [userMsg(Q)], temperature: 0, max_tokens: MAX });
   while (server.active < 1) await new Promise((r) => setTimeout(r, 5));
-  const second = await post('/v1/chat/completions', { messages: [userMsg(Q)], max_tokens: 4 });
+  // A server that queued it instead would never answer while the gate is shut: fail, don't hang.
+  const second = await post('/v1/chat/completions', { messages: [userMsg(Q)], max_tokens: 4 }, {}, AbortSignal.timeout(20_000)).catch((e: unknown) => ({ status: 0, json: { error: { message: String(e), type: '', code: null } }, headers: new Headers() }));
   t.equal(second.status, 429);
   t.equal(second.json.error?.type, 'rate_limit_error');
   t.match(second.headers.get('retry-after'), /^\d+$/);
