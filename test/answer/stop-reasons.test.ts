@@ -5,21 +5,12 @@
  * 'context' (the sequence is full) and 'aborted' (shouldStop, and the AbortSignal).
  */
 import t from 'tap';
-import { Context, Model } from '../../lib/engine/index.js';
 import { generate, type GenerationJob, type GenerationResult } from '../../lib/answer/generate.js';
-import { makeTinyLlamaGguf } from '../helpers/tiny-gguf.js';
+import { Context } from '../../lib/engine/index.js';
+import { loadChain } from './chain.js';
 
-const llm = await makeTinyLlamaGguf(undefined, { eosInChain: true });
-const chain = llm.chainTokens;
+const { llm, chain, model, ctx, textOf } = await loadChain({ eosInChain: true });
 const EOS = 2;
-const model = await Model.load(llm.path);
-const ctx = await Context.create(model, { contextSize: 256, threads: 1 });
-t.teardown(async () => {
-  await ctx.dispose();
-  await model.dispose();
-});
-/** The text generation builds: the tokens' pieces, concatenated. */
-const textOf = async (ids: number[]): Promise<string> => Buffer.concat(await model.tokenPieces(ids)).toString('utf8');
 
 /** The chain from `start` (exclusive), `n` tokens. */
 const follow = (start: number, n: number): number[] => {

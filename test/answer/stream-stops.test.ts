@@ -5,20 +5,10 @@
  * comes from the fixture's chain.
  */
 import t from 'tap';
-import { Context, Model } from '../../lib/engine/index.js';
 import { generate } from '../../lib/answer/generate.js';
-import { makeTinyLlamaGguf } from '../helpers/tiny-gguf.js';
+import { loadChain } from './chain.js';
 
-const llm = await makeTinyLlamaGguf(undefined);
-const chain = llm.chainTokens;
-const model = await Model.load(llm.path);
-const ctx = await Context.create(model, { contextSize: 256, threads: 1 });
-t.teardown(async () => {
-  await ctx.dispose();
-  await model.dispose();
-});
-/** The text generation builds: the tokens' pieces, concatenated. */
-const textOf = async (ids: number[]): Promise<string> => Buffer.concat(await model.tokenPieces(ids)).toString('utf8');
+const { chain, ctx, textOf } = await loadChain();
 
 async function stream(stop: string[]): Promise<{ chunks: string[]; text: string; tokens: number[]; stopReason: string }> {
   await ctx.clear();
