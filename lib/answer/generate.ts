@@ -105,6 +105,14 @@ class JobState {
   }
 }
 
+/** Ends every active job with stopReason 'aborted' (its last accepted token stays its last). */
+function endAborted(ctx: Context, active: readonly JobState[]): void {
+  for (const s of active) {
+    s.job.shouldStop = () => true;
+    s.accept(ctx);
+  }
+}
+
 /**
  * Runs jobs on distinct sequences of one context until each stops; all active sequences
  * advance together in one batched step per token.
@@ -114,8 +122,7 @@ export async function generate(ctx: Context, jobs: readonly GenerationJob[], sig
   let active = states.filter((s) => s.accept(ctx));
   while (active.length > 0) {
     if (signal?.aborted) {
-      for (const s of active) s.job.shouldStop = () => true;
-      active = active.filter((s) => s.accept(ctx));
+      endAborted(ctx, active);
       break;
     }
     let results: SampledToken[];
@@ -128,8 +135,7 @@ export async function generate(ctx: Context, jobs: readonly GenerationJob[], sig
       // An abort inside the step: the sequences rolled the step back, so each job ends as if the
       // abort had come between tokens (callers decide whether that rejects).
       if (!signal?.aborted) throw e;
-      for (const s of active) s.job.shouldStop = () => true;
-      active = active.filter((s) => s.accept(ctx));
+      endAborted(ctx, active);
       break;
     }
     active.forEach((s, i) => (s.current = results[i]));
