@@ -15,36 +15,26 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { measure, childEnv, setSpinCount } from './lib/proc.mjs';
 import { keepSections } from './lib/sections.mjs';
+import { parseBenchArgs } from './lib/args.mjs';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
 import { buildPeers, llamaBench } from './build-peers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cacheDir = path.join(root, 'bench', '.cache');
-const argv = process.argv.slice(2);
-const opt = (k, d) => (argv.includes(`--${k}`) ? argv[argv.indexOf(`--${k}`) + 1] : d);
-const flag = (k) => argv.includes(`--${k}`);
-const cfg = {
-  runs: Number(opt('runs', 5)),
-  threads: Number(opt('threads', os.availableParallelism())),
-  maxTokens: Number(opt('max-tokens', 32)),
-  questions: Number(opt('questions', 100)),
-  // one-process-per-question mtmd-cli runs are independent and identical in kind, so the
-  // workload measures this many of them (evenly spread over the questions and images) and
-  // scales their mean to all questions; 0 = run every question (adds ~8 min at 100)
-  cliSample: Number(opt('cli-sample', 10)),
-  // pause between measured processes, so the previous one's teardown (freeing GBs) is over
-  settleMs: Number(opt('settle-ms', 500)),
-  images: Number(opt('images', 10)),
-  sequences: Number(opt('sequences', 4)),
-  // llama.node's prebuilt linux-x64 binary is a baseline x86-64 build (no FMA/F16C/AVX2 code):
-  // one run takes minutes here, so it runs in the first N rounds only
-  llamaNodeRuns: Number(opt('llamanode-runs', 1)),
-  // libgomp spin count for every measured process ('default' = leave unset); see lib/proc.mjs
-  spin: opt('spincount', '100'),
-  convertLayers: opt('convert-layers', '1,4').split(',').map(Number).filter((n) => n > 0),
-  out: path.resolve(root, opt('out', 'BENCHMARKS.md')),
-  label: opt('label', ''),
-};
+const isMain = Boolean(process.argv[1]) && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+// the command line (bench/lib/args.mjs; strict: an unknown flag stops here); imported (a test), none
+const args = (() => {
+  try {
+    return parseBenchArgs(isMain ? process.argv.slice(2) : []);
+  } catch (e) {
+    process.stderr.write(`[bench] ${e.message} (flags: see the header of bench/run.mjs)\n`);
+    process.exit(2);
+  }
+})();
+const cfg = { ...args, out: path.resolve(root, args.out), label: args.label ?? '' };
+delete cfg.rerender; delete cfg.roofline;
+// cfg.skip is saved in last-run.json, so --rerender renders what the run measured
+const skipped = (k, c = cfg) => Boolean(c.skip?.[k]);
 const log = (m) => process.stderr.write(`[bench] ${m}\n`);
 const T0 = Date.now();
 
@@ -68,7 +58,7 @@ async function prerequisites() {
   log('peers: llama-mtmd-cli / llama-bench (bench/build-peers.mjs; ~2 min the first time after npm install with ccache, ~10 min without)');
   const peers = buildPeers();
   let llamaNode = null;
-  if (!flag('skip-llamanode')) {
+  if (!skipped('llamanode')) {
     const pkg = path.join(root, 'bench', 'peers', 'llama.node', 'node_modules', '@fugood', 'llama.node', 'package.json');
     if (!existsSync(pkg)) {
       log('peers: npm install @fugood/llama.node into bench/peers/llama.node');
@@ -233,7 +223,7 @@ async function figures(P, imgs) {
     { key: 'cli-q4-none', tool: 'mtmd-cli', model: 'q4', mode: 'none' },
     // the vision encoder with flash attention (F16 K/V, what mtmd-cli runs by default) next to
     // llava-med's default F32 attention: the speed cost of the precision default
-    ...(flag('skip-encoder-fa') ? [] : [{ key: 'lm-q4-none-efa', tool: 'llava-med', model: 'q4', mode: 'none', extra: { projectorFlashAttn: 'on' } }]),
+    ...(skipped('encoder-fa') ? [] : [{ key: 'lm-q4-none-efa', tool: 'llava-med', model: 'q4', mode: 'none', extra: { projectorFlashAttn: 'on' } }]),
     { key: 'lm-q4-mmap', tool: 'llava-med', model: 'q4', mode: 'mmap' },
     { key: 'cli-q4-mmap', tool: 'mtmd-cli', model: 'q4', mode: 'mmap' },
   ];
@@ -255,7 +245,7 @@ async function figures(P, imgs) {
         { key: 'lm-q4-lbctx', tool: 'llava-med', model: 'q4', mode: 'none', extra: { contextSize: LB_DEPTH + cfg.maxTokens }, pairWith: 'lb-q4' });
     } else log(`  llama-bench failed: ${scan.error.message}`);
   }
-  if (!flag('skip-f16')) {
+  if (!skipped('f16')) {
     configs.push(
       { key: 'lm-f16-none', tool: 'llava-med', model: 'f16', mode: 'none' },
       { key: 'cli-f16-none', tool: 'mtmd-cli', model: 'f16', mode: 'none' },
@@ -395,23 +385,23 @@ export function machine() {
   };
 }
 
-export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }) {
+export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }, c = cfg) {
   const L = [];
   const s = (key, f) => summary((F.res[key] ?? []).map(f));
   const ratio = (a, b, f) => pairedRatios((F.res[a] ?? []).map(f), (F.res[b] ?? []).map(f));
   const quiet = M.load[0] < M.cores * 0.75 && loadEnd[0] < M.cores * 0.75;
   L.push('# Benchmarks', '');
   L.push('Generated by `npm run bench` (bench/run.mjs); see bench/README.md for the method. Do not edit by hand.', '');
-  if (cfg.label) L.push(`> **${cfg.label}**`, '');
+  if (c.label) L.push(`> **${c.label}**`, '');
   L.push(`> ${quiet ? 'The machine was quiet' : `**Indicative only**: the machine was shared (load average ${M.load.map((x) => x.toFixed(1)).join(', ')} at the start, ${loadEnd.map((x) => x.toFixed(1)).join(', ')} at the end, on ${M.cores} cores)`}. Ratios are paired per round (adjacent runs), which cancels most drift; absolute numbers move more.`, '');
   L.push('| | |', '|---|---|');
   L.push(`| machine | ${M.cpu}, ${M.cores} cores (${M.flags}), ${fmt(M.memGB)} GB RAM, ${M.os} |`);
   L.push(`| date | ${M.date} |`, `| commit | ${M.commit} |`, `| node | ${M.node} |`);
-  L.push(`| threads | ${cfg.threads} (OMP_NUM_THREADS=${cfg.threads}${cfg.spin === 'default' ? '' : `, GOMP_SPINCOUNT=${cfg.spin}`} for every process; see bench/README.md on the spin count) |`);
-  L.push(`| runs | ${cfg.runs} per figure, alternating llava-med / llama-mtmd-cli${P.llamaNode ? ' / llama.node' : ''} in each round; median (min–max) |`);
+  L.push(`| threads | ${c.threads} (OMP_NUM_THREADS=${c.threads}${c.spin === 'default' ? '' : `, GOMP_SPINCOUNT=${c.spin}`} for every process; see bench/README.md on the spin count) |`);
+  L.push(`| runs | ${c.runs} per figure, alternating llava-med / llama-mtmd-cli${P.llamaNode ? ' / llama.node' : ''} in each round; median (min–max) |`);
   L.push(`| model | random weights, real shapes: CLIP ViT-L/14-224 (24 layers, 1024 wide, F16) + v0 projector; LLaMA-7B-shaped LLM with 4 layers (4096 wide, FFN 11008, vocab 32004), Q4_K_M ${fmt(R.perToken.q4.fileBytes / 1e6, 0)} MB and F16 ${fmt(R.perToken.f16.fileBytes / 1e6, 0)} MB |`);
   L.push(`| peers | llama-mtmd-cli built from the same patched llama.cpp tree (deps/llama.cpp, Release, GGML_NATIVE, OpenMP, static); @fugood/llama.node ${P.llamaNode ?? '(not installed)'} (its prebuilt CPU binary, its own llama.cpp) |`);
-  L.push(`| question | v0 prompt, ${cfg.maxTokens} new tokens max, greedy; 224×224 PNG images |`, '');
+  L.push(`| question | v0 prompt, ${c.maxTokens} new tokens max, greedy; 224×224 PNG images |`, '');
 
   L.push('## Single question, one process per run', '');
   L.push('Each run is a fresh process (so peak RSS is per run): load model + projector, encode one image, evaluate the prompt, generate.', '');
@@ -424,7 +414,7 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }) {
     ['end to end (spawn → exit), ms', (r) => r.wallMs, 0, 'lower'],
     ['peak RSS, MB', (r) => r.peakRssMb, 0, 'lower'],
   ];
-  const pairs = [['q4', 'none'], ['q4', 'mmap'], ...(flag('skip-f16') ? [] : [['f16', 'none']])];
+  const pairs = [['q4', 'none'], ['q4', 'mmap'], ...(skipped('f16', c) ? [] : [['f16', 'none']])];
   for (const [m, mode] of pairs) {
     const a = `lm-${m}-${mode}`;
     const b = `cli-${m}-${mode}`;
@@ -499,11 +489,11 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }) {
 
   // roofline
   L.push('## Decode roofline', '');
-  L.push(`Streaming-read bandwidth (bench/bandwidth.c, 1 GiB buffer, best of 5${R.bwHugeGBs ? `; 4 KiB pages ${fmt(R.bwSmallGBs)} GB/s, transparent huge pages ${fmt(R.bwHugeGBs)} GB/s` : ''}): **${fmt(R.bwGBs)} GB/s** with ${cfg.threads} threads, ${fmt(R.bw1GBs)} GB/s with 1${R.remeasured ? ` (measured again at ${R.at}, after the run)` : ''}.`, '');
+  L.push(`Streaming-read bandwidth (bench/bandwidth.c, 1 GiB buffer, best of 5${R.bwHugeGBs ? `; 4 KiB pages ${fmt(R.bwSmallGBs)} GB/s, transparent huge pages ${fmt(R.bwHugeGBs)} GB/s` : ''}): **${fmt(R.bwGBs)} GB/s** with ${c.threads} threads, ${fmt(R.bw1GBs)} GB/s with 1${R.remeasured ? ` (measured again at ${R.at}, after the run)` : ''}.`, '');
   L.push('Bytes read per decoded token ≈ every weight except the token-embedding table (one row is read). KV cache reads (< 1 MB at this context fill) are ignored. The bandwidth figure is a plain summing loop, not a hard ceiling: a fraction near or above 100 % means decode streams the weights as fast as this machine streams memory.', '');
   L.push('| model | bytes/token | bound (tokens/s) | llava-med decode | fraction | mtmd-cli decode | fraction |', '|---|---|---|---|---|---|---|');
   for (const [k, label] of [['q4', 'Q4_K_M'], ['f16', 'F16']]) {
-    if (k === 'f16' && flag('skip-f16')) continue;
+    if (k === 'f16' && skipped('f16', c)) continue;
     const bytes = R.perToken[k].bytes;
     const bound = (R.bwGBs * 1e9) / bytes;
     const a = s(`lm-${k}-none`, (r) => r.decodeRate).median;
@@ -517,10 +507,10 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }) {
     const r = ratio('lm-q4-none', 'lb-q4', (x) => x.decodeRate);
     const same = ratio('lm-q4-lbctx', 'lb-q4', (x) => x.decodeRate);
     const lmSame = s('lm-q4-lbctx', (x) => x.decodeRate);
-    L.push('', `**llama-bench** (tg${cfg.maxTokens} at depth ${LB_DEPTH}, the language model alone; Q4_K_M): ` +
+    L.push('', `**llama-bench** (tg${c.maxTokens} at depth ${LB_DEPTH}, the language model alone; Q4_K_M): ` +
       F.lbScan.map((x) => `flash attention ${x.fa}, load ${x.lm}: ${fmt(x.decodeRate)} ± ${fmt(x.sd)} t/s`).join('; ') +
       `. Its best mode (flash attention ${best.fa}, load ${best.lm}) ran once per round: ${fmtS(lb)} t/s = ${fmt((lb.median / bound) * 100, 0)} % of the bound. ` +
-      `llama-bench sizes its context to depth + generated tokens (${LB_DEPTH + cfg.maxTokens}); llava-med with that contextSize ran next to it in each round: ${fmtS(lmSame)} t/s, ` +
+      `llama-bench sizes its context to depth + generated tokens (${LB_DEPTH + c.maxTokens}); llava-med with that contextSize ran next to it in each round: ${fmtS(lmSame)} t/s, ` +
       `llava-med / llama-bench best, paired per round: ${fmtR(same)} (target ≥ 1.00: ${same.median >= 1 ? 'met' : '**not met**'}). ` +
       `With its default 2048-cell context (as above, and as mtmd-cli's -c 2048) llava-med / llama-bench: ${fmtR(r)}: with flash attention off, llama.cpp keeps V transposed, so each row is strided by the context size.`);
   }
@@ -539,10 +529,10 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }) {
     L.push('## Workload: many questions', '');
     const measured = W.cli.measured ?? n;
     const per = summary(W.cli.perProcessMs ?? []);
-    L.push(`${n} questions over ${W.nImg} images${n < 100 ? ` (**scaled down from 100**; \`--questions 100\` runs the full design)` : ''}, Q4_K_M, ${cfg.maxTokens} new tokens max.`, '');
+    L.push(`${n} questions over ${W.nImg} images${n < 100 ? ` (**scaled down from 100**; \`--questions 100\` runs the full design)` : ''}, Q4_K_M, ${c.maxTokens} new tokens max.`, '');
     L.push(`- llama-mtmd-cli: one process per question, sequentially, as the original's scripts run the model (its default mmap, so the page cache is warm after the first). ` +
       (measured < n ? `Each such process does the same work, so ${measured} of the ${n} (spread over ${W.cli.sampledImages ?? W.nImg} of the ${W.nImg} images) were run and timed: ${fmt(per.median / 1000, 2)} s per process (${fmt(per.min / 1000, 2)}–${fmt(per.max / 1000, 2)}); its total is their mean × ${n} (\`--cli-sample 0\` runs all ${n}).` : `All ${n} were run.`));
-    L.push(`- llava-med: one persistent instance (load mode 'none'), each image encoded once (embedImage), questions answered with askBatch on ${cfg.sequences} parallel sequences.`, '');
+    L.push(`- llava-med: one persistent instance (load mode 'none'), each image encoded once (embedImage), questions answered with askBatch on ${c.sequences} parallel sequences.`, '');
     L.push('| | llama-mtmd-cli | llava-med | ratio |', '|---|---|---|---|');
     L.push(`| total wall time | ${fmt(W.cli.wallMs / 1000)} s${measured < n ? ` (${measured} run, scaled to ${n})` : ''} | ${fmt(lm.wallMs / 1000)} s | ${fmt(W.cli.wallMs / lm.wallMs, 2)}× faster |`);
     L.push(`| questions / minute | ${fmt((n / W.cli.wallMs) * 60000, 2)} | ${fmt((n / lm.wallMs) * 60000, 2)} | |`);
@@ -572,14 +562,16 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }) {
 // bandwidth again first), e.g. after changing the report; no model runs.
 async function rerender() {
   const j = JSON.parse(readFileSync(path.join(cacheDir, 'last-run.json'), 'utf8'));
-  const keep = { out: cfg.out, label: opt('label', j.cfg.label) };
-  Object.assign(cfg, j.cfg, keep);
+  const keep = { out: cfg.out, label: args.label ?? j.cfg.label };
+  // runs before cfg.skip existed: the sections they lack are skipped
+  const skip = j.cfg.skip ?? { f16: !j.F?.res?.['lm-f16-none']?.length, 'encoder-fa': !j.F?.res?.['lm-q4-none-efa']?.length, workload: !j.W, convert: !j.C?.length, llamanode: !j.llamaNode };
+  Object.assign(cfg, j.cfg, keep, { skip });
   setSpinCount(cfg.spin === 'default' ? null : cfg.spin);
   const { benchModels } = await import('./models.mjs');
   const lnPkg = path.join(root, 'bench', 'peers', 'llama.node', 'node_modules', '@fugood', 'llama.node', 'package.json');
   const P = { models: benchModels, llamaNode: j.llamaNode ?? (existsSync(lnPkg) ? JSON.parse(readFileSync(lnPkg, 'utf8')).version : null) };
   let R = j.R;
-  if (flag('roofline')) {
+  if (args.roofline) {
     P.bandwidth = bandwidthTool();
     R = { ...(await roofline(P)), remeasured: true };
     j.R = R;
@@ -591,7 +583,7 @@ async function rerender() {
 }
 
 async function main() {
-  if (flag('rerender')) return rerender();
+  if (args.rerender) return rerender();
   setSpinCount(cfg.spin === 'default' ? null : cfg.spin);
   const M = machine();
   log(`machine: ${M.cpu}, ${M.cores} cores, load ${M.load.map((x) => x.toFixed(2)).join(' ')}`);
@@ -603,8 +595,8 @@ async function main() {
   log(`  ${fmt(R.bwGBs)} GB/s (${cfg.threads} threads)`);
   log(`figures: ${cfg.runs} rounds`);
   const F = await figures(P, imgs);
-  const W = flag('skip-workload') ? null : await workload(P, imgs);
-  const C = flag('skip-convert') ? null : await convertBench();
+  const W = skipped('workload') ? null : await workload(P, imgs);
+  const C = skipped('convert') ? null : await convertBench();
   const loadEnd = os.loadavg();
   const elapsedMin = (Date.now() - T0) / 60000;
   const md = report({ M, P, F, W, R, C, loadEnd, elapsedMin });
@@ -613,6 +605,6 @@ async function main() {
   log(`wrote ${path.relative(root, cfg.out)} (${fmt((Date.now() - T0) / 60000)} min)`);
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (isMain) {
   main().catch((e) => { process.stderr.write(`${e.stack ?? e}\n`); process.exit(1); });
 }
