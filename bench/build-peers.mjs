@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Builds the peer binaries (llama-mtmd-cli, llama-bench) from the same pinned, patched
+// Builds the peer binaries (llama-mtmd-cli, llama-bench, llama-server) from the same pinned, patched
 // llama.cpp tree the addon uses (deps/llama.cpp) into build-peers/ (gitignored). It configures
 // this repository's own CMakeLists.txt with LLAVA_MED_PEER_TOOLS=ON, so llama.cpp gets exactly
 // the addon's options (Release, GGML_NATIVE, OpenMP, static + PIC) and the two run the same ggml
 // code. build-peers/ sits beside build/ (same depth, same subfolder layout) and gets the addon's
 // compile flags, so with ccache and CCACHE_BASEDIR every ggml/llama/mtmd object is a cache hit
-// and only llama.cpp's common library and the two tools compile: ~1-2 min after `npm install`
+// and only llama.cpp's common library and the tools compile: ~1-2 min after `npm install`
 // instead of ~10 min cold on 2 cores.
 //   node bench/build-peers.mjs [--jobs N] [--force]
 import { spawnSync } from 'node:child_process';
@@ -19,6 +19,7 @@ export const peersDir = path.join(root, 'bench', 'peers');
 export const buildDir = path.join(root, 'build-peers');
 export const mtmdCli = path.join(buildDir, 'bin', 'llama-mtmd-cli');
 export const llamaBench = path.join(buildDir, 'bin', 'llama-bench');
+export const llamaServer = path.join(buildDir, 'bin', 'llama-server');
 
 function run(cmd, args, opts = {}) {
   process.stderr.write(`[build-peers] ${cmd} ${args.join(' ')}\n`);
@@ -53,8 +54,8 @@ export function buildPeers({ jobs = os.availableParallelism(), force = false } =
   }
   // Always (incremental, ~1 s when nothing changed): the peers must match the current patched
   // tree, e.g. after native/patches changed and scripts/llama-source.mjs re-created deps/llama.cpp.
-  run('cmake', ['--build', buildDir, '--parallel', String(jobs), '--target', 'llama-mtmd-cli', 'llama-bench']);
-  return { mtmdCli, llamaBench };
+  run('cmake', ['--build', buildDir, '--parallel', String(jobs), '--target', 'llama-mtmd-cli', 'llama-bench', 'llama-server']);
+  return { mtmdCli, llamaBench, llamaServer };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
