@@ -62,6 +62,11 @@ export function cmakeDefinitions(gpu, { portable = false, level, extra = process
     if (!l) throw new BuildSettingError(`unknown CPU level ${level}: expected one of ${cpuLevels('x64').map((x) => x.name).join(', ')} (native/cpu-levels.json)`);
     for (const f of GGML_X86_FEATURES) defs[`GGML_${f}`] = l.ggml.includes(f) ? 'ON' : 'OFF';
   }
+  // Instruction sets ggml has no GGML_<feature> option for (GFNI, VBMI2, LZCNT, ...): added to
+  // ggml-cpu's compile options only (CMakeLists.txt), so every other object stays shared.
+  // Always passed, so a reused build folder never keeps an older level's flags.
+  const l = level ? cpuLevels('x64').find((x) => x.name === level) : undefined;
+  defs.LLAVA_MED_CPU_FLAGS = (l?.cflags ?? []).join(';');
   const out = Object.entries(defs).map(([k, v]) => `--CD${k}=${v}`);
   for (const a of (extra || '').split(/\s+/).filter(Boolean)) out.push(a.startsWith('-D') ? `--C${a.slice(1)}` : a);
   return out;

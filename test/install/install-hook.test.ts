@@ -94,6 +94,8 @@ t.test('a CPU level compiles ggml-cpu with exactly its instruction sets', async 
   t.ok(cmakeDefinitions('cpu', { level: 'x86-64-v2', extra: '' }).includes('--CDGGML_AVX2=OFF'), 'ggml would turn AVX2 on by default with GGML_NATIVE=OFF');
   t.ok(cmakeDefinitions('cpu', { extra: '' }).includes('--CDGGML_NATIVE=ON'), 'a local build is native');
   t.throws(() => cmakeDefinitions('cpu', { level: 'pentium' }), /unknown CPU level pentium/);
+  t.ok(cmakeDefinitions('cpu', { level: 'icelake', extra: '' }).includes('--CDLLAVA_MED_CPU_FLAGS=-mgfni;-mavx512vbmi2;-mavx512bitalg;-mavx512vpopcntdq;-mavx512ifma;-mvaes;-mvpclmulqdq;-mbmi;-mlzcnt;-mpopcnt;-mmovbe'), "icelake: the ISA gcc's -march=native adds on an Ice Lake server, for ggml-cpu");
+  t.ok(cmakeDefinitions('cpu', { level: 'x86-64-v2', extra: '' }).includes('--CDLLAVA_MED_CPU_FLAGS='), 'no extra flags, passed empty so a reused folder forgets them');
 });
 
 t.test('progress from CMake output (ninja and make)', async (t) => {

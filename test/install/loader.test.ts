@@ -19,11 +19,13 @@ const usable = (flags: Set<string> | undefined, cap?: string) => [...levelStatus
 // /proc/cpuinfo flags of real CPUs (the part that matters; from Linux on each machine).
 const CORE2 = 'fpu sse sse2 ssse3 cx16 lahf_lm';
 const NEHALEM = `${CORE2} sse4_1 sse4_2 popcnt`;
-const HASWELL = `${NEHALEM} avx f16c fma avx2 bmi1 bmi2 movbe`;
+const HASWELL = `${NEHALEM} avx f16c fma avx2 bmi1 bmi2 movbe abm`; // abm: LZCNT
 const SKYLAKEX = `${HASWELL} avx512f avx512dq avx512cd avx512bw avx512vl`;
 // Linux spells VBMI without an underscore (avx512vbmi) but VBMI2 and VNNI with one.
-const ICELAKE = `${SKYLAKEX} avx512ifma avx512vbmi avx512_vbmi2 avx512_vnni avx512_bitalg avx512_vpopcntdq`;
+const ICELAKE = `${SKYLAKEX} avx512ifma avx512vbmi avx512_vbmi2 gfni vaes vpclmulqdq avx512_vnni avx512_bitalg avx512_vpopcntdq`;
+const CANNONLAKE = `${SKYLAKEX} avx512ifma avx512vbmi`; // VBMI but no VNNI, no GFNI
 const ZEN3 = `${HASWELL} sha_ni vaes vpclmulqdq`; // AVX2 but no AVX-512
+const ZEN4 = `${ZEN3} avx512f avx512dq avx512ifma avx512cd avx512bw avx512vl avx512_bf16 avx512vbmi avx512_vbmi2 gfni avx512_vnni avx512_bitalg avx512_vpopcntdq`;
 const set = (s: string) => new Set(s.split(' '));
 
 t.test('levels: native/cpu-levels.json lists x64 levels best first, each needing at least what the next one needs', async (t) => {
@@ -40,11 +42,32 @@ t.test('each CPU generation runs exactly the levels its instructions allow', asy
   t.same(usable(set(SKYLAKEX)), ['x86-64-v4', 'x86-64-v3', 'x86-64-v2'], 'Skylake-X: no VBMI/VNNI');
   t.same(usable(set(HASWELL)), ['x86-64-v3', 'x86-64-v2'], 'Haswell');
   t.same(usable(set(ZEN3)), ['x86-64-v3', 'x86-64-v2'], 'Zen 3');
+  t.same(usable(set(ZEN4)), ['icelake', 'x86-64-v4', 'x86-64-v3', 'x86-64-v2'], 'Zen 4');
+  t.same(usable(set(CANNONLAKE)), ['x86-64-v4', 'x86-64-v3', 'x86-64-v2'], 'Cannon Lake: VBMI without VNNI/GFNI');
   t.same(usable(set(NEHALEM)), ['x86-64-v2'], 'Nehalem');
   t.same(usable(set(CORE2)), [], 'Core 2: below the baseline');
   const why = levelStatus(levels, set(SKYLAKEX));
-  t.equal(why.get('icelake'), 'this CPU lacks avx512vbmi, avx512_vnni', 'the reason names the missing flags');
+  t.equal(why.get('icelake'), 'this CPU lacks avx512vbmi, avx512_vnni, gfni, avx512_vbmi2, avx512_bitalg, avx512_vpopcntdq, avx512ifma, vaes, vpclmulqdq', 'the reason names the missing flags');
   t.equal(levelStatus(levels, set(CORE2)).get('x86-64-v2'), 'this CPU lacks sse4_2');
+});
+
+t.test("a level's extra compiler flags (cflags) each need their /proc/cpuinfo flag", async (t) => {
+  // gcc option -> Linux flag name (they differ: lzcnt is reported as abm, bmi as bmi1).
+  const cpuinfoName: Record<string, string> = {
+    gfni: 'gfni', avx512vbmi2: 'avx512_vbmi2', avx512bitalg: 'avx512_bitalg', avx512vpopcntdq: 'avx512_vpopcntdq', avx512ifma: 'avx512ifma',
+    vaes: 'vaes', vpclmulqdq: 'vpclmulqdq', bmi: 'bmi1', lzcnt: 'abm', popcnt: 'popcnt', movbe: 'movbe',
+  };
+  const all = JSON.parse(fs.readFileSync(path.join(REPO, 'native', 'cpu-levels.json'), 'utf8')).x64 as { name: string; cpuFlags: string[]; cflags?: string[] }[];
+  let n = 0;
+  for (const l of all) {
+    for (const f of l.cflags ?? []) {
+      const isa = f.replace(/^-m/, '');
+      t.ok(cpuinfoName[isa], `${l.name}: ${f} is a known instruction-set flag`);
+      t.ok(l.cpuFlags.includes(cpuinfoName[isa] ?? isa), `${l.name}: ${f} needs ${cpuinfoName[isa]} in cpuFlags`);
+      n++;
+    }
+  }
+  t.ok(n > 0, `${n} extra flags checked`);
 });
 
 t.test('LLAVA_MED_CPU_LEVEL caps the level; unknown CPU features allow only the baseline unless capped', async (t) => {
@@ -112,7 +135,7 @@ t.test('search order: local build, then the prebuilt levels this CPU runs, best 
   t.same(rel(root, cs), [
     'build/Release/llava_med.node',
     'build/Debug/llava_med.node -- not built (run `npm run build:native`)',
-    'prebuilds/linux-x64/llava_med.icelake.glibc.node -- this CPU lacks avx512vbmi, avx512_vnni',
+    'prebuilds/linux-x64/llava_med.icelake.glibc.node -- this CPU lacks avx512vbmi, avx512_vnni, gfni, avx512_vbmi2, avx512_bitalg, avx512_vpopcntdq, avx512ifma, vaes, vpclmulqdq',
     'prebuilds/linux-x64/llava_med.x86-64-v4.glibc.node',
     'prebuilds/linux-x64/llava_med.x86-64-v3.glibc.node',
     'prebuilds/linux-x64/llava_med.x86-64-v3.musl.node -- built for another libc (want glibc)',
