@@ -17,6 +17,8 @@ export const DEFAULTS = {
   batchSize: 512,
   /** Parallel sequences of one context. */
   sequences: 1,
+  /** Encoded images LlavaMed keeps by content (imageCache; 0: none). */
+  imageCache: 0,
   /** Engine-level threads (Context / Projector used directly); LlavaMed uses the available cores. */
   threads: 4,
   /** KV cache element type. */

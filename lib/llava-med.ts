@@ -21,16 +21,15 @@ import {
   type LoadMode,
   type Logger,
   type LogLevel,
-  type LoadStats,
   type Sampler,
-  type SampledToken,
   type Sequence,
   type SequenceItem,
 } from './engine/index.js';
-import { OperationQueue } from './engine/lifecycle.js';
 import type { GpuLayers } from './engine/gpu-layers.js';
 import { loadAndPreprocess, type ImageInput } from './image/index.js';
-import { generate, type StopReason } from './answer/generate.js';
+import type { StopReason } from './answer/generate.js';
+import { ImageCache } from './answer/image-cache.js';
+import { Scheduler, type ScheduledResult } from './answer/scheduler.js';
 import { withTokenizer } from './answer/prompt-ids.js';
 import { plainOptions, readArg } from './input.js';
 import { EmbedImageOptionsSchema, GenerationOptionsSchema, LoadOptionsSchema, ScoreOptionsSchema, parseOptions } from './options.js';
@@ -69,8 +68,20 @@ export interface LlavaMedOptions {
   threads?: number;
   /** Context length in tokens, shared by all sequences. Default 2048 (the original's model_max_length) per sequence. */
   contextSize?: number;
-  /** Parallel sequences (for askBatch). Default 1. */
+  /**
+   * Parallel sequences: how many questions are answered at once. Calls (ask, stream, chat turns,
+   * askBatch requests) share them by continuous batching: a call starts between two tokens of the
+   * running ones as soon as a sequence is free, and all running answers advance in one batched step
+   * per token. Default 1 (calls run one after another).
+   */
   sequences?: number;
+  /**
+   * Images given as bytes (Buffer / Uint8Array) whose encoding is kept, keyed by content: a later
+   * question about the same bytes skips the vision encoder and reuses the KV cells holding the image
+   * and the conversation before it (multi-turn requests to a server). The least recently used beyond
+   * this many are freed. Default 0 (off).
+   */
+  imageCache?: number;
   /** Logical batch: most tokens decoded per llama.cpp step (prompt prefill). Default 512, capped by the context size. */
   batchSize?: number;
   /** Layers on a GPU backend: a number (default 0), 'max' (all) or 'auto' (what fits in the GPU's free memory; 0 without one). */
@@ -254,7 +265,9 @@ export function engineOf(med: LlavaMed): Engine {
 }
 
 export class LlavaMed {
-  private readonly queue = new OperationQueue('LlavaMed instance');
+  /** Every call that uses the context goes through it (continuous batching over the sequences). */
+  private readonly queue: Scheduler;
+  private readonly imageCache?: ImageCache;
   private readonly images = new Set<ImageHandle>();
   private disposing?: Promise<void>;
   readonly #model: Model;
@@ -271,11 +284,14 @@ export class LlavaMed {
     readonly variant: Variant,
     private readonly ids: PromptIds,
     private readonly maxImagePixels: number,
+    imageCache: number,
     private readonly removeLogger?: () => void,
   ) {
     this.#model = model;
     this.#projector = projector;
     this.#context = context;
+    this.queue = new Scheduler(context, 'LlavaMed instance');
+    if (imageCache > 0) this.imageCache = new ImageCache(imageCache);
     this.#sequences = Array.from({ length: context.sequences }, (_, i) => context.sequence(i));
     engines.set(this, { model, projector, context });
   }
@@ -383,7 +399,7 @@ export class LlavaMed {
           `contextSize ${ctx.contextSize} gives each of the ${ctx.sequences} sequence(s) ${perSeq} positions, which cannot hold one image (${proj.imageTokens} tokens) and a question; use a contextSize of at least ${ctx.sequences * (proj.imageTokens + 64)}.`,
         );
       }
-      return new LlavaMed(model, proj, ctx, variant, ids, opts.maxImagePixels ?? DEFAULTS.maxImagePixels, removeLogger);
+      return new LlavaMed(model, proj, ctx, variant, ids, opts.maxImagePixels ?? DEFAULTS.maxImagePixels, opts.imageCache ?? DEFAULTS.imageCache, removeLogger);
     } catch (e) {
       await Promise.all([context?.dispose(), projector?.dispose(), model?.dispose()]);
       removeLogger?.();
@@ -432,6 +448,7 @@ export class LlavaMed {
   clearCache(): Promise<void> {
     return this.queue.run(async () => {
       for (const s of this.#sequences) await s.clear();
+      this.imageCache?.clear();
     });
   }
 
@@ -476,13 +493,30 @@ export class LlavaMed {
     for (const s of this.#sequences) await s.forget(image);
   }
 
-  private async resolveImage(image: ImageArg, signal?: AbortSignal): Promise<{ embedding: ImageEmbedding; owned: boolean }> {
+  /**
+   * The embedding to ask about: a handle's, a cached one (imageCache), or one encoded for this call.
+   * `release` runs when the call ends, inside the scheduler's loop, with the sequence it ran on:
+   * an image encoded for one call is dropped from that sequence and freed.
+   */
+  private async resolveImage(image: ImageArg, signal?: AbortSignal): Promise<{ embedding: ImageEmbedding; fresh: boolean; release?: (seq: Sequence | undefined) => Promise<void> }> {
     if (image instanceof ImageHandle) {
       if (!image.belongsTo(this)) throw llavaError('ERR_INVALID_ARGUMENT', 'This image handle was made by another LlavaMed instance.');
       if (image.disposed) throw llavaError('ERR_DISPOSED', 'This image handle has been disposed; call embedImage again.');
-      return { embedding: image.embedding, owned: false };
+      return { embedding: image.embedding, fresh: false };
     }
-    return { embedding: await this.encode(image, signal), owned: true };
+    if (this.imageCache && image instanceof Uint8Array) {
+      const c = await this.imageCache.acquire(image, () => this.encode(image, signal));
+      return { embedding: c.embedding, fresh: c.fresh, release: async () => c.release() };
+    }
+    const embedding = await this.encode(image, signal);
+    return {
+      embedding,
+      fresh: true,
+      release: async (seq) => {
+        if (seq) await seq.forget(embedding);
+        embedding.dispose();
+      },
+    };
   }
 
   // ---- prompts --------------------------------------------------------------------------
@@ -528,20 +562,20 @@ export class LlavaMed {
     opts = parseOptions(GenerationOptionsSchema, plainOptions(opts, 'the generation options'), 'generation options');
     const limits = this.generationLimits(opts);
     validateQuestion(history[history.length - 1]?.question);
-    const [answer] = await this.queue.run((signal) => this.runJobs([{ image, history, onText: onText ?? opts.onTextChunk, shouldStop }], { ...opts, signal }, limits, opts.signal), opts.signal);
+    const [answer] = await this.runJobs([{ image, history, onText: onText ?? opts.onTextChunk, shouldStop }], opts, limits);
     return answer;
   }
 
   /**
-   * Answers several questions at once on parallel sequences of the context (up to the
-   * `sequences` the instance was loaded with; more requests run in groups of that many): all
-   * sequences advance together in one batched step per token. Request i of a group runs on
-   * sequence i, which reuses the prompt prefix that sequence already holds from its previous
-   * question (the v0 system prompt, a v1.5 image handle); prefixes are not shared between
-   * sequences. Each sequence has its own KV buffer, so an answer does not depend on the other
-   * requests in its group. At temperature 0 it usually equals a sequential ask(), but not
-   * always: a step over several sequences uses other matrix kernels than a one-sequence step,
-   * which round differently and can flip a near-tie. Results come back in request order.
+   * Answers several questions at once on the parallel sequences of the context (up to the
+   * `sequences` the instance was loaded with; the others start as sequences free up, between two
+   * tokens of the running ones): all running sequences advance together in one batched step per
+   * token. Each request goes to the free sequence whose cached prompt prefix matches it best (the
+   * v0 system prompt, a v1.5 image handle). Each sequence has its own KV buffer, so an answer does
+   * not depend on the other requests beside it. At temperature 0 it usually equals a sequential
+   * ask(), but not always: a step over several sequences uses other matrix kernels than a
+   * one-sequence step, which round differently and can flip a near-tie. Results come back in
+   * request order; one failed request stops the others and rejects the call.
    */
   async askBatch(requests: readonly { image: ImageArg; question: string }[], opts: GenerationOptions = {}): Promise<Answer[]> {
     if (!Array.isArray(requests)) throw llavaError('ERR_INVALID_ARGUMENT', 'askBatch expects an array of { image, question }.');
@@ -549,76 +583,80 @@ export class LlavaMed {
     requests = readArg(() => requests.map((r) => ({ image: r?.image, question: r?.question })), 'the askBatch requests');
     requests.forEach((r) => validateQuestion(r.question));
     const limits = this.generationLimits(opts);
-    const width = this.#sequences.length;
-    const out: Answer[] = [];
-    for (let start = 0; start < requests.length; start += width) {
-      const jobs = requests.slice(start, start + width).map((r) => ({ image: r.image, history: [{ question: r.question }] }));
-      out.push(...(await this.queue.run((signal) => this.runJobs(jobs, { ...opts, signal }, limits, opts.signal), opts.signal)));
-    }
-    return out;
+    return this.runJobs(requests.map((r) => ({ image: r.image, history: [{ question: r.question }] })), opts, limits);
   }
 
   /**
-   * The one answering path: job i runs on sequence i. Each prompt is loaded (reusing cached
-   * prefixes) and its first token sampled right away — the next load overwrites the logits —
-   * then all sequences generate together.
+   * The one answering path: each job goes to the scheduler, which loads its prompt into a free
+   * sequence (reusing a cached prefix) between two steps and generates it together with the others.
    */
   private async runJobs(
     jobs: readonly { image: ImageArg; history: readonly ChatTurn[]; onText?: (t: string) => void; shouldStop?: () => boolean }[],
     opts: GenerationOptions,
     limits: { maxTokens: number; stop: string[] },
-    /** The caller's own signal (opts.signal also fires on dispose()). */
-    callerSignal?: AbortSignal,
   ): Promise<Answer[]> {
+    this.queue.assertOpen();
     const t0 = performance.now();
-    const owned: ImageEmbedding[] = [];
-    const samplers: Sampler[] = [];
-    try {
-      const prepared: { seq: number; sampler: Sampler; first: SampledToken; stats: LoadStats; encodeMs: number }[] = [];
-      for (let seq = 0; seq < jobs.length; seq++) {
-        const { embedding, owned: own } = await this.resolveImage(jobs[seq].image, opts.signal);
-        if (own) owned.push(embedding);
-        const items = await this.promptItems(embedding, jobs[seq].history);
-        const sampler = this.samplerFor(opts);
-        samplers.push(sampler);
-        const stats = await this.#sequences[seq]!.load(items, opts.signal);
-        const first = await this.#context.sample(sampler, { signal: opts.signal });
-        prepared.push({ seq, sampler, first, stats, encodeMs: own ? embedding.encodeMs : 0 });
-      }
-      const results = await generate(
-        this.#context,
-        prepared.map((p) => ({ seq: p.seq, sampler: p.sampler, first: p.first, ...limits, onText: jobs[p.seq].onText, shouldStop: jobs[p.seq].shouldStop })),
-        opts.signal,
-      );
-      // With stopOnAbortSignal the caller's abort during generation ends the answers (stopReason
-      // 'aborted') instead of rejecting; an abort before the first token, or dispose(), still rejects.
-      if (!(opts.stopOnAbortSignal && callerSignal?.aborted)) throwIfAborted(opts.signal, 'generation');
-      return results.map((res, i) => {
-        const p = prepared[i];
-        return {
-          text: this.variant === 'v0' ? postprocessV0(res.text) : postprocessV15(res.text),
-          tokens: res.tokens,
-          stopReason: res.stopReason,
-          timings: {
-            imageEncodeMs: p.encodeMs,
-            imageTokens: p.stats.imageTokens,
-            imageDecodeMs: p.stats.imageDecodeMs,
-            promptTokens: p.stats.promptTokens,
-            promptMs: p.stats.promptMs,
-            reusedTokens: p.stats.reused,
-            generatedTokens: res.tokens.length,
-            generateMs: res.ms,
-            totalMs: performance.now() - t0,
+    // One failed request fails a batch: the others are stopped rather than left running.
+    const batch = jobs.length > 1 ? new AbortController() : undefined;
+    const signal = batch ? (opts.signal ? AbortSignal.any([opts.signal, batch.signal]) : batch.signal) : opts.signal;
+    let firstError: unknown;
+    const runs = jobs.map((job) => {
+      let encodeMs = 0;
+      return this.queue
+        .submit({
+          prompt: async (sig) => {
+            const img = await this.resolveImage(job.image, sig);
+            encodeMs = img.fresh ? img.embedding.encodeMs : 0;
+            try {
+              return { items: await this.promptItems(img.embedding, job.history), release: img.release };
+            } catch (e) {
+              await img.release?.(undefined);
+              throw e;
+            }
           },
-        };
-      });
-    } finally {
-      for (const s of samplers) s.dispose();
-      for (const e of owned) {
-        await this.forget(e);
-        e.dispose();
-      }
-    }
+          sampler: () => this.samplerFor(opts),
+          ...limits,
+          onText: job.onText,
+          shouldStop: job.shouldStop,
+          signal,
+        })
+        .then(
+          (r) => this.toAnswer(r, encodeMs, t0),
+          (e: unknown) => {
+            if (firstError === undefined) {
+              firstError = e;
+              batch?.abort(e);
+            }
+            throw e;
+          },
+        );
+    });
+    const settled = await Promise.allSettled(runs);
+    if (firstError !== undefined) throw firstError;
+    // With stopOnAbortSignal the caller's abort during generation ends the answers (stopReason
+    // 'aborted') instead of rejecting; an abort before the first token, or dispose(), still rejects.
+    if (!opts.stopOnAbortSignal) throwIfAborted(opts.signal, 'generation');
+    return settled.map((r) => (r as PromiseFulfilledResult<Answer>).value);
+  }
+
+  private toAnswer(r: ScheduledResult, encodeMs: number, t0: number): Answer {
+    return {
+      text: this.variant === 'v0' ? postprocessV0(r.text) : postprocessV15(r.text),
+      tokens: r.tokens,
+      stopReason: r.stopReason,
+      timings: {
+        imageEncodeMs: encodeMs,
+        imageTokens: r.load.imageTokens,
+        imageDecodeMs: r.load.imageDecodeMs,
+        promptTokens: r.load.promptTokens,
+        promptMs: r.load.promptMs,
+        reusedTokens: r.load.reused,
+        generatedTokens: r.tokens.length,
+        generateMs: r.ms,
+        totalMs: performance.now() - t0,
+      },
+    };
   }
 
   /** Answers one question about one image. */
@@ -658,14 +696,14 @@ export class LlavaMed {
       throw llavaError('ERR_INVALID_ARGUMENT', 'candidates must be a non-empty array of non-empty strings.');
     }
     for (const c of candidates) assertNoMarkers(c, this.variant, 'candidate');
-    return this.queue.run(async (signal) => {
-      const { embedding, owned } = await this.resolveImage(image, signal);
+    // Between two steps of the running answers, on a free sequence.
+    return this.queue.withSequence(async (seq, signal) => {
+      const { embedding, release } = await this.resolveImage(image, signal);
       try {
         const items = await this.promptItems(embedding, [{ question }]);
         const last = items[items.length - 1] as number;
         // The prompt minus its last token stays cached; each candidate is scored by decoding
         // [last, ...candidate] with logits everywhere: output i predicts candidate token i.
-        const seq = this.#sequences[0]!;
         await seq.load(items, signal);
         await seq.keep(items.length - 1);
         const out: CandidateScore[] = [];
@@ -682,10 +720,7 @@ export class LlavaMed {
         }
         return out;
       } finally {
-        if (owned) {
-          await this.forget(embedding);
-          embedding.dispose();
-        }
+        await release?.(seq);
       }
     }, opts.signal);
   }
@@ -700,6 +735,7 @@ export class LlavaMed {
       await this.queue.close();
       for (const h of this.images) h.embedding.dispose();
       this.images.clear();
+      this.imageCache?.dispose();
       // embedImage runs outside the instance queue: disposing the projector stops its encode.
       await Promise.all([this.#context.dispose(), this.#projector.dispose(), this.#model.dispose()]);
       this.removeLogger?.();

@@ -39,6 +39,7 @@ export const LoadOptionsSchema = z.strictObject({
   threads: opt(int(1, 1024)),
   contextSize: opt(int(1)),
   sequences: opt(int(1, 256)),
+  imageCache: opt(int(0, 4096)),
   batchSize: opt(int(1)),
   gpuLayers: opt(z.union([z.literal('auto'), z.literal('max'), int(0)])),
   variant: opt(z.enum(['v0', 'v1.5'])),

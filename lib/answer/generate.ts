@@ -37,7 +37,8 @@ export interface GenerationResult {
   ms: number;
 }
 
-class JobState {
+/** @internal One job's progress through the loop: tokens, text, stop strings, streaming (also used by scheduler.ts). */
+export class JobState {
   readonly tokens: number[] = [];
   private readonly decoder = new StringDecoder('utf8');
   private text = '';

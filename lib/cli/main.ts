@@ -37,8 +37,10 @@ interface ModelFlags {
   loadMode?: 'none' | 'mmap' | 'auto';
   flashAttn?: 'auto' | 'on' | 'off';
   projectorFlashAttn?: 'auto' | 'on' | 'off';
-  /** Parallel sequences (eval answer --parallel). */
+  /** Parallel sequences (eval answer --parallel, serve --parallel). */
   sequences?: number;
+  /** Encoded images kept by content (serve --image-cache). */
+  imageCache?: number;
 }
 
 function modelOptions(cmd: Command): Command {
@@ -67,6 +69,7 @@ export async function loadFromFlags(f: ModelFlags, signal?: AbortSignal): Promis
       variant: f.variant,
       loadMode: f.loadMode,
       sequences: f.sequences,
+      imageCache: f.imageCache,
       flashAttn: f.flashAttn,
       projectorFlashAttn: f.projectorFlashAttn,
       logger: f.verbose ? (level, msg) => process.stderr.write(`[${level}] ${msg}\n`) : undefined,

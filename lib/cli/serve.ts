@@ -16,6 +16,8 @@ interface ServeFlags {
   port: number;
   apiKey?: string;
   queue: number;
+  parallel: number;
+  imageCache: number;
   maxTokens?: number;
   maxImageBytes?: number;
   bodyLimit?: number;
@@ -29,7 +31,9 @@ export function registerServeCommand(program: Command, h: Helpers): void {
     .option('--host <addr>', 'address to listen on (default: this machine only)', '127.0.0.1')
     .option('--port <n>', 'port (0: any free port)', h.num('port', true, 0), 8080)
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" (default: $LLAVA_MED_API_KEY; prefer the variable: arguments show in ps)')
-    .option('--queue <n>', 'requests that may wait behind the running one; more get 429', h.num('queue', true, 0), 8)
+    .option('--parallel <n>', 'requests answered at once (parallel sequences, continuous batching; each gets the context size)', h.num('parallel', true, 1), 1)
+    .option('--queue <n>', 'requests that may wait when all parallel sequences are busy; more get 429', h.num('queue', true, 0), 8)
+    .option('--image-cache <n>', 'encoded images kept by content, so the next turn about an image skips the encoder and reuses the KV cache (0: off)', h.num('image-cache', true, 0), 16)
     .option('--max-tokens <n>', "highest max_tokens a request may ask for, and the default (default: the variant's 1024)", h.num('max-tokens', true, 1))
     .option('--max-image-bytes <n>', 'largest decoded image in bytes (default 10 MiB)', h.num('max-image-bytes', true, 1))
     .option('--body-limit <n>', 'largest request body in bytes (default 20 MiB)', h.num('body-limit', true, 1024))
@@ -38,7 +42,7 @@ export function registerServeCommand(program: Command, h: Helpers): void {
     .action(async (o: ServeFlags) => {
       const { createServer } = await import('../serve/index.js');
       const stop = interruptSignal();
-      const med = await h.loadFromFlags(o as never, stop);
+      const med = await h.loadFromFlags({ ...o, sequences: o.parallel, imageCache: o.imageCache } as never, stop);
       try {
         const apiKey = o.apiKey ?? (process.env.LLAVA_MED_API_KEY || undefined);
         const server = createServer(med, {

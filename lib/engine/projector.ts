@@ -22,10 +22,14 @@ export interface ProjectorLoadOptions {
 /** Projected image features: nTokens rows of nEmbd floats, reusable across questions. */
 export class ImageEmbedding {
   private freed = false;
+  readonly #nTokens: number;
   /** @internal */
-  constructor(/** @internal */ readonly native: NativeEmbedding, readonly width: number, readonly height: number) {}
+  constructor(/** @internal */ readonly native: NativeEmbedding, readonly width: number, readonly height: number) {
+    this.#nTokens = native.nTokens;
+  }
+  /** Positions the image occupies (kept after dispose: a sequence may still list the image among the cells it holds). */
   get nTokens(): number {
-    return this.native.nTokens;
+    return this.#nTokens;
   }
   get nEmbd(): number {
     return this.native.nEmbd;

@@ -177,10 +177,7 @@ export class Sequence {
     if (total > this.capacity) {
       throw llavaError('ERR_CONTEXT_FULL', `The prompt needs ${total} positions but sequence ${this.id} holds ${this.capacity}; use a larger contextSize or a shorter question.`);
     }
-    const held = this.#items;
-    let keep = 0;
-    const cap = items.length - 1;
-    while (keep < cap && keep < held.length && held[keep] === items[keep]) keep++;
+    const keep = this.prefixItems(items);
     await this.keep(keep);
     const stats: LoadStats = { reused: this.#length, promptTokens: 0, promptMs: 0, imageTokens: 0, imageDecodeMs: 0 };
     let i = keep;
@@ -206,6 +203,21 @@ export class Sequence {
       i = j;
     }
     return stats;
+  }
+
+  // Items of `items` that load() would keep: the common prefix, never the last item (it is decoded
+  // again for its logits).
+  private prefixItems(items: readonly SequenceItem[]): number {
+    const held = this.#items;
+    let keep = 0;
+    const cap = items.length - 1;
+    while (keep < cap && keep < held.length && held[keep] === items[keep]) keep++;
+    return keep;
+  }
+
+  /** Positions load(items) would reuse from what this sequence holds (a scheduler picks the sequence with the most). */
+  sharedPrefix(items: readonly SequenceItem[]): number {
+    return positions(items, this.prefixItems(items));
   }
 
   /** Keeps only the first `nItems` items (and their cells). */

@@ -12,10 +12,13 @@
  * graceful close built in; hono's strengths (edge runtimes, Web-standard Request) buy nothing for a
  * server that owns a native model in one Node process.
  *
- * Concurrency: requests are answered one at a time, in arrival order, by the instance's own FIFO
- * queue; at most `queue` more wait (429 with Retry-After beyond that). Continuous batching across
- * requests (a new request joining the running batch between tokens on a parallel sequence) is not
- * done yet.
+ * Concurrency: continuous batching over the instance's parallel sequences (LlavaMed's `sequences`,
+ * `--parallel`; lib/answer/scheduler.ts): a request starts between two tokens of the running ones as
+ * soon as a sequence is free, and all running answers advance in one batched step per token; at most
+ * `queue` more wait, in arrival order (429 with Retry-After beyond that). A client that disconnects
+ * leaves the batch at the next token and its sequence goes to the next request. With the instance's
+ * image cache (`imageCache`, on in `llava-med serve`) a request about an image sent before — the next
+ * turn of a conversation — skips the encoder and reuses the KV cells of the longest matching prefix.
  *
  * Safety: binds 127.0.0.1 unless told otherwise; no CORS headers; optional API key compared in
  * constant time and never logged; body, image and max_tokens limits; a per-request time limit; a
@@ -74,7 +77,7 @@ export interface ServeOptions {
   maxTokens?: number;
   /** Time limit of one request, in ms (504, or an error event in a stream). Default 300 000. */
   requestTimeoutMs?: number;
-  /** Requests that may wait behind the running one; more get 429. Default 8. */
+  /** Requests that may wait when all of the instance's parallel sequences are busy; more get 429. Default 8. */
   queue?: number;
   /** Called once per finished request. Default: no log. */
   accessLog?: (entry: AccessLogEntry) => void;
@@ -164,7 +167,8 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
   const maxImageBytes = o.maxImageBytes ?? 10 * 1024 * 1024;
   const maxTokensCap = o.maxTokens ?? GENERATION_DEFAULTS[med.variant].maxTokens;
   const timeoutMs = o.requestTimeoutMs ?? 300_000;
-  const limit = 1 + (o.queue ?? 8);
+  const parallel = med.sequences;
+  const limit = parallel + (o.queue ?? 8);
   const keyHash = o.apiKey ? sha256(o.apiKey) : undefined;
   const created = Math.floor(Date.now() / 1000);
   const shutdown = new AbortController();
@@ -245,7 +249,8 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
   });
 
   function retryAfter(): string {
-    return String(Math.max(1, Math.ceil(((avgMs || 1000) * Math.max(1, active)) / 1000)));
+    // About when a sequence frees up: the mean request time per round of `parallel` requests ahead.
+    return String(Math.max(1, Math.ceil(((avgMs || 1000) * Math.max(1, Math.ceil(active / parallel))) / 1000)));
   }
 
   /** Takes a slot (running or queued) or answers 429. Returns its release. */
@@ -308,7 +313,7 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
 
   app.get('/health', async (_req, reply) => {
     if (shutdown.signal.aborted || med.disposed) return reply.code(503).send({ status: 'shutting_down' });
-    return { status: 'ok', model: modelName, variant: med.variant, active, limit };
+    return { status: 'ok', model: modelName, variant: med.variant, parallel, active, limit };
   });
 
   const modelEntry = () => ({ id: modelName, object: 'model', created, owned_by: 'llava-med' });

@@ -1,0 +1,390 @@
+/**
+ * Continuous batching over one Context: the one owner of the context's sequences while jobs come
+ * and go. Jobs wait in one FIFO; a job is admitted between two generation steps as soon as a
+ * sequence is free — its prompt is built (an image encoded), loaded into the free sequence whose
+ * cached prefix matches it best, and its first token sampled — and from the next step on it
+ * advances together with the running jobs, one batched `Context.step` per token. A job whose
+ * signal aborts (or whose `shouldStop` says so) leaves the batch at the next token boundary and its
+ * sequence goes to the next waiting job; when every job of a running step is aborting, the step
+ * itself is aborted inside the native call.
+ *
+ * Everything that touches the context runs inside the loop, one thing at a time: prompt loads,
+ * steps, and exclusive operations (`run`: with no job active, e.g. clearing the cache;
+ * `withSequence`: between steps, on a free sequence, e.g. scoring). Nothing runs concurrently with
+ * a step, so a newcomer's image encode does not compete with the running jobs for the CPU cores,
+ * and the logits one load leaves are sampled before anything else decodes.
+ *
+ * With one sequence this is a FIFO queue of whole calls, as before it existed.
+ */
+import { llavaError, throwIfAborted, type LlavaMedError } from '../errors.js';
+import type { Context, LoadStats, Sampler, Sequence, SequenceItem } from '../engine/index.js';
+import { fromNative } from '../engine/lifecycle.js';
+import { JobState, type GenerationResult } from './generate.js';
+
+/** What a job's prompt stage returns. */
+export interface ScheduledPrompt {
+  /** The prompt: token ids and image embeddings, ending with a token. */
+  items: readonly SequenceItem[];
+  /**
+   * Runs when the job ends, however it ends (inside the loop, before its sequence goes to another
+   * job): e.g. dropping an image the job encoded for itself. `sequence` is undefined when the job
+   * failed before it got one.
+   */
+  release?: (sequence: Sequence | undefined) => Promise<void>;
+}
+
+/** One generation request for {@link Scheduler.submit}. */
+export interface ScheduledJob {
+  /** Builds the prompt. Runs inside the loop (between steps): it may encode an image. */
+  prompt: (signal: AbortSignal) => Promise<ScheduledPrompt>;
+  /** Creates the job's sampler (the scheduler disposes it when the job ends). */
+  sampler: () => Sampler;
+  maxTokens: number;
+  stop: readonly string[];
+  /** Streams text as it becomes final. */
+  onText?: (text: string) => void;
+  /** Checked between tokens: true ends the job with stopReason 'aborted'. */
+  shouldStop?: () => boolean;
+  /**
+   * Waiting: the job is rejected at once (ERR_ABORTED). While its prompt loads: rejected. While
+   * generating: it ends at the next token with stopReason 'aborted' (resolved: the caller decides
+   * whether that is an error).
+   */
+  signal?: AbortSignal;
+}
+
+/** A finished job: the generation result, the sequence it ran on and what its prompt load did. */
+export interface ScheduledResult extends GenerationResult {
+  seq: number;
+  load: LoadStats;
+}
+
+interface Waiting {
+  kind: 'job' | 'op';
+  /** ops: 'idle' waits until no job is active; 'sequence' runs between steps on a free sequence. */
+  mode?: 'idle' | 'sequence';
+  signal?: AbortSignal;
+  start(seq: Sequence | undefined): Promise<void>;
+  cancel(e: LlavaMedError): void;
+}
+
+interface Active {
+  state: JobState;
+  seq: Sequence;
+  sampler: Sampler;
+  load: LoadStats;
+  signal?: AbortSignal;
+  release?: (sequence: Sequence | undefined) => Promise<void>;
+  resolve(r: ScheduledResult): void;
+  reject(e: unknown): void;
+}
+
+/** Counts what the loop did (tests and benchmarks). */
+export interface SchedulerStats {
+  /** Generation steps run. */
+  steps: number;
+  /** Rows (job tokens) those steps fed in all. */
+  rows: number;
+  /** Jobs admitted (prompt loaded) so far. */
+  admitted: number;
+}
+
+export class Scheduler {
+  readonly #ctx: Context;
+  readonly #what: string;
+  readonly #waiting: Waiting[] = [];
+  readonly #active: Active[] = [];
+  readonly #busy = new Set<number>();
+  readonly #closer = new AbortController();
+  #closed = false;
+  #running = false;
+  #loop: Promise<void> = Promise.resolve();
+  readonly #stats: SchedulerStats = { steps: 0, rows: 0, admitted: 0 };
+
+  /** @param what - how errors name the owner ("The LlavaMed instance has been disposed"). */
+  constructor(ctx: Context, what = 'scheduler') {
+    this.#ctx = ctx;
+    this.#what = what;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** Jobs generating now. */
+  get activeJobs(): number {
+    return this.#active.length;
+  }
+
+  /** Jobs and operations waiting to start. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** Everything waiting or running. */
+  get size(): number {
+    return this.#waiting.length + this.#active.length + (this.#running && this.#active.length === 0 ? 1 : 0);
+  }
+
+  /** A copy of the loop's counters. */
+  get stats(): SchedulerStats {
+    return { ...this.#stats };
+  }
+
+  assertOpen(): void {
+    if (this.#closed) throw this.disposedError();
+  }
+
+  disposedError(cause?: unknown): LlavaMedError {
+    return llavaError('ERR_DISPOSED', `The ${this.#what} has been disposed; create a new one.`, cause);
+  }
+
+  /** Queues a generation job; resolves when it ends (see {@link ScheduledJob.signal}). */
+  submit(job: ScheduledJob): Promise<ScheduledResult> {
+    return this.enqueue<ScheduledResult>('job', undefined, job.signal, (seq, resolve, reject) => this.start(job, resolve, reject));
+  }
+
+  /** Runs `op` alone: after the calls queued before it, with no job generating (FIFO with the jobs). */
+  run<T>(op: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.enqueue<T>('op', 'idle', signal, (_seq, resolve, reject) => this.runOp(() => op(this.opSignal(signal)), signal, resolve, reject));
+  }
+
+  /** Runs `op` between two steps on a free sequence (the running jobs pause meanwhile). */
+  withSequence<T>(op: (seq: Sequence, signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.enqueue<T>('op', 'sequence', signal, async (seq, resolve, reject) => {
+      this.#busy.add(seq!.id);
+      try {
+        await this.runOp(() => op(seq!, this.opSignal(signal)), signal, resolve, reject);
+      } finally {
+        this.#busy.delete(seq!.id);
+      }
+    });
+  }
+
+  /**
+   * Stops accepting work, rejects the waiting calls (ERR_DISPOSED), aborts the running step, load
+   * or operation (their callers get ERR_DISPOSED) and resolves once the loop has let go of the context.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const w of this.#waiting.splice(0)) w.cancel(this.disposedError());
+    this.#closer.abort();
+    await this.#loop;
+  }
+
+  // ---- queueing ------------------------------------------------------------------------------
+
+  private enqueue<T>(
+    kind: 'job' | 'op',
+    mode: 'idle' | 'sequence' | undefined,
+    signal: AbortSignal | undefined,
+    start: (seq: Sequence | undefined, resolve: (v: T) => void, reject: (e: unknown) => void) => Promise<void>,
+  ): Promise<T> {
+    if (this.#closed) return Promise.reject(this.disposedError());
+    if (signal?.aborted) return Promise.reject(this.abortedWaiting(signal));
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        const i = this.#waiting.indexOf(w);
+        if (i < 0) return; // already started: the job's own signal handles it
+        this.#waiting.splice(i, 1);
+        reject(this.abortedWaiting(signal));
+      };
+      const w: Waiting = {
+        kind,
+        mode,
+        signal,
+        start: (seq) => {
+          signal?.removeEventListener('abort', onAbort);
+          return start(seq, resolve, reject);
+        },
+        cancel: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.push(w);
+      this.kick();
+    });
+  }
+
+  private opSignal(signal?: AbortSignal): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.#closer.signal]) : this.#closer.signal;
+  }
+
+  private async runOp<T>(op: () => Promise<T>, signal: AbortSignal | undefined, resolve: (v: T) => void, reject: (e: unknown) => void): Promise<void> {
+    try {
+      if (signal?.aborted) throw this.abortedWaiting(signal);
+      resolve(await op());
+    } catch (e) {
+      reject(this.mapError(e, signal));
+    }
+  }
+
+  private abortedWaiting(signal?: AbortSignal): LlavaMedError {
+    return llavaError('ERR_ABORTED', `The call on the ${this.#what} was aborted before it started.`, signal?.reason);
+  }
+
+  // A call stopped by close() reports the dispose, not an abort its caller never asked for.
+  private mapError(e: unknown, signal?: AbortSignal): LlavaMedError {
+    const err = fromNative(e);
+    if (this.#closer.signal.aborted && !signal?.aborted && (err.code === 'ERR_ABORTED' || err.code === 'ERR_DISPOSED')) return this.disposedError(err);
+    return err;
+  }
+
+  // ---- the loop ------------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    // Starts in a microtask, never inside the caller's submit().
+    await Promise.resolve();
+    for (;;) {
+      try {
+        await this.endStopped();
+        await this.admit();
+        if (this.#active.length > 0) await this.step();
+      } catch (e) {
+        // Not reached in normal operation (each stage settles its own jobs); never leave callers hanging.
+        for (const a of this.#active.splice(0)) await this.finish(a, e);
+      }
+      if (this.#active.length === 0 && (this.#waiting.length === 0 || this.#closed)) {
+        this.#running = false; // synchronously with the check: a submit() after it starts a new loop
+        return;
+      }
+    }
+  }
+
+  private free(): Sequence[] {
+    const out: Sequence[] = [];
+    for (let i = 0; i < this.#ctx.sequences; i++) if (!this.#busy.has(i)) out.push(this.#ctx.sequence(i));
+    return out;
+  }
+
+  /** Starts waiting calls from the head of the queue while they can start (FIFO: none overtakes another). */
+  private async admit(): Promise<void> {
+    while (this.#waiting.length > 0 && !this.#closed) {
+      const head = this.#waiting[0]!;
+      let seq: Sequence | undefined;
+      if (head.kind === 'op' && head.mode === 'idle') {
+        if (this.#active.length > 0) return;
+      } else {
+        seq = this.free()[0];
+        if (!seq) return;
+      }
+      this.#waiting.shift();
+      await head.start(seq);
+    }
+  }
+
+  private async start(job: ScheduledJob, resolve: (r: ScheduledResult) => void, reject: (e: unknown) => void): Promise<void> {
+    const signal = this.opSignal(job.signal);
+    let prompt: ScheduledPrompt | undefined;
+    let seq: Sequence | undefined;
+    let sampler: Sampler | undefined;
+    try {
+      throwIfAborted(signal, 'call');
+      prompt = await job.prompt(signal);
+      throwIfAborted(signal, 'call');
+      seq = this.pick(prompt.items);
+      this.#busy.add(seq.id);
+      const load = await seq.load(prompt.items, signal);
+      sampler = job.sampler();
+      // Sampled right away: the next load or step overwrites the logits this load left.
+      const first = await this.#ctx.sample(sampler, { signal });
+      this.#stats.admitted++;
+      const state = new JobState({
+        seq: seq.id,
+        sampler,
+        first,
+        maxTokens: job.maxTokens,
+        stop: job.stop,
+        onText: job.onText,
+        shouldStop: () => job.shouldStop?.() === true || job.signal?.aborted === true || this.#closed,
+      });
+      const a: Active = { state, seq, sampler, load, signal: job.signal, release: prompt.release, resolve, reject };
+      if (state.accept(this.#ctx)) this.#active.push(a);
+      else await this.finish(a);
+    } catch (e) {
+      sampler?.dispose();
+      await prompt?.release?.(seq).catch(() => {});
+      if (seq) this.#busy.delete(seq.id);
+      reject(this.mapError(e, job.signal));
+    }
+  }
+
+  /** The free sequence whose cached prefix matches `items` furthest (the lowest id among equals). */
+  private pick(items: readonly SequenceItem[]): Sequence {
+    let best: Sequence | undefined;
+    let bestLen = -1;
+    for (const s of this.free()) {
+      const n = s.sharedPrefix(items);
+      if (n > bestLen) {
+        best = s;
+        bestLen = n;
+      }
+    }
+    return best!;
+  }
+
+  /** Ends the jobs that were told to stop between tokens. */
+  private async endStopped(): Promise<void> {
+    for (const a of [...this.#active]) {
+      if (a.state.job.shouldStop?.()) {
+        a.state.accept(this.#ctx); // ends it as 'aborted', keeping the tokens it had
+        await this.finish(a);
+      }
+    }
+  }
+
+  /** One batched step of every active job; the ones that end leave the batch. */
+  private async step(): Promise<void> {
+    const batch = [...this.#active];
+    // Abort the native step only when no job in it wants the token (or on close).
+    const ctl = new AbortController();
+    const check = () => {
+      if (this.#closer.signal.aborted || batch.every((a) => a.signal?.aborted)) ctl.abort();
+    };
+    const signals = [this.#closer.signal, ...batch.flatMap((a) => (a.signal ? [a.signal] : []))];
+    for (const s of signals) s.addEventListener('abort', check);
+    check();
+    this.#stats.steps++;
+    this.#stats.rows += batch.length;
+    try {
+      const r = await this.#ctx.step(
+        batch.map((a) => ({ seq: a.seq.id, token: a.state.current.token, sampler: a.sampler })),
+        { signal: ctl.signal },
+      );
+      batch.forEach((a, i) => (a.state.current = r[i]!));
+      for (const a of batch) if (!a.state.accept(this.#ctx)) await this.finish(a);
+    } catch (e) {
+      // Aborted inside the native step (the sequences rolled it back): the jobs end as if the
+      // abort had come between tokens. Any other failure fails the jobs of the step.
+      const aborted = ctl.signal.aborted;
+      for (const a of batch) {
+        if (aborted) {
+          a.state.job.shouldStop = () => true;
+          a.state.accept(this.#ctx);
+          await this.finish(a);
+        } else await this.finish(a, e);
+      }
+    } finally {
+      for (const s of signals) s.removeEventListener('abort', check);
+    }
+  }
+
+  private async finish(a: Active, error?: unknown): Promise<void> {
+    const i = this.#active.indexOf(a);
+    if (i >= 0) this.#active.splice(i, 1);
+    a.sampler.dispose();
+    await a.release?.(a.seq).catch(() => {});
+    this.#busy.delete(a.seq.id);
+    if (error !== undefined) a.reject(this.mapError(error, a.signal));
+    else if (this.#closer.signal.aborted) a.reject(this.disposedError());
+    else a.resolve({ ...a.state.result(), seq: a.seq.id, load: a.load });
+  }
+}
