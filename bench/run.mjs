@@ -17,7 +17,8 @@ import { measure, childEnv, setSpinCount } from './lib/proc.mjs';
 import { keepSections } from './lib/sections.mjs';
 import { parseBenchArgs } from './lib/args.mjs';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
-import { buildPeers, llamaBench } from './build-peers.mjs';
+import { buildPeers, llamaBench, llamaServer } from './build-peers.mjs';
+import { runServerWorkload } from './lib/server-peer.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cacheDir = path.join(root, 'bench', '.cache');
@@ -303,6 +304,21 @@ async function workload(P, imgs) {
   if (r.code !== 0 || !res) throw new Error(`child-workload exited ${r.code}:\n${r.lines.map((l) => l.text).join('\n').slice(-3000)}`);
   const lm = { ...JSON.parse(res.text.slice(7)), wallMs: r.wallMs, peakRssMb: r.peakRssMb };
   log(`  llava-med: ${fmt(lm.wallMs / 1000)} s wall (load ${fmt(lm.loadMs / 1000)} s, encode ${fmt(lm.encodeMs / 1000)} s, questions ${fmt(lm.questionsMs / 1000)} s)`);
+  // llama-server right after llava-med (adjacent): -np = our sequences, prompt cache on
+  let server = null;
+  if (P.llamaServer && existsSync(P.llamaServer)) {
+    log(`workload: llama-server, ${items.length} questions, ${cfg.sequences} slots, one process`);
+    await settle();
+    try {
+      server = await runServerWorkload({
+        bin: P.llamaServer, model: P.models.q4, mmproj: P.models.mmproj, threads: cfg.threads, slots: cfg.sequences, maxTokens: cfg.maxTokens,
+        items: items.map((it) => ({ image: it.image, prompt: mtmdPrompt(it.question) })), env: childEnv(cfg.threads), log,
+      });
+    } catch (e) {
+      server = { error: e.message.slice(0, 2000) };
+      log(`  llama-server FAILED: ${e.message.split('\n')[0]}`);
+    }
+  }
   // llama-mtmd-cli: one process per question, as the original's scripts ran the model (mmap: its
   // default). Each process does the same work (load, encode, prefill, decode), so `cliSample`
   // of them, evenly spread, give the per-question time; total = mean x questions.
@@ -326,7 +342,7 @@ async function workload(P, imgs) {
   const meanMs = cli.perProcessMs.reduce((a, b) => a + b, 0) / sample;
   cli.wallMs = meanMs * items.length;
   log(`  mtmd-cli: ${fmt(meanMs / 1000, 2)} s per question, ${fmt(cli.wallMs / 1000)} s for ${items.length}${sample < items.length ? ' (scaled)' : ''}`);
-  return { items, nImg, lm, cli };
+  return { items, nImg, lm, cli, server };
 }
 
 async function roofline(P) {
@@ -537,6 +553,16 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }, c = cfg) {
     L.push(`| total wall time | ${fmt(W.cli.wallMs / 1000)} s${measured < n ? ` (${measured} run, scaled to ${n})` : ''} | ${fmt(lm.wallMs / 1000)} s | ${fmt(W.cli.wallMs / lm.wallMs, 2)}× faster |`);
     L.push(`| questions / minute | ${fmt((n / W.cli.wallMs) * 60000, 2)} | ${fmt((n / lm.wallMs) * 60000, 2)} | |`);
     L.push(`| peak RSS | ${fmt(W.cli.peakRssMb, 0)} MB (largest process) | ${fmt(lm.peakRssMb, 0)} MB | |`, '');
+    const sv = W.server;
+    if (sv && !sv.error) {
+      L.push(`**llama-server** (the same patched tree; \`${sv.args}\`: ${c.sequences} slots with 2048 cells each, separate KV per slot as llava-med's sequences, its prompt cache on, its default mmap and flash attention; the ${n} questions sent ${c.sequences} at a time to /completion with the v0 prompt and the image as multimodal data, run right after llava-med):`, '');
+      L.push('| | llama-server | llava-med | llava-med / llama-server |', '|---|---|---|---|');
+      L.push(`| total wall time (spawn → last answer) | ${fmt(sv.wallMs / 1000)} s | ${fmt(lm.wallMs / 1000)} s | **${fmt(sv.wallMs / lm.wallMs, 2)}× faster** (target ≥ 1.2) |`);
+      L.push(`| questions / minute | ${fmt((n / sv.wallMs) * 60000, 2)} | ${fmt((n / lm.wallMs) * 60000, 2)} | |`);
+      L.push(`| questions phase (after ready / after the image encodes) | ${fmt(sv.questionsMs / 1000)} s | ${fmt(lm.questionsMs / 1000)} s | |`);
+      L.push(`| peak RSS | ${fmt(sv.peakRssMb, 0)} MB | ${fmt(lm.peakRssMb, 0)} MB | |`, '');
+      L.push(`llama-server evaluated ${sv.promptTokens} prompt tokens (${sv.cachedTokens} reused from its cache) and generated ${sv.generatedTokens}; the v0 prompt puts the question before the image, so its prompt cache reuses the system prompt only and every question encodes its image again (llava-med encodes each image once and reuses the embedding).`, '');
+    } else if (sv?.error) L.push(`llama-server: **failed**: ${sv.error.split('\n')[0]}`, '');
     L.push(`llava-med breakdown: process start + load ${fmt((lm.wallMs - lm.encodeMs - lm.questionsMs) / 1000)} s, ${lm.images} image encodes ${fmt(lm.encodeMs / 1000)} s, questions ${fmt(lm.questionsMs / 1000)} s; ` +
       `prefilled ${prefillTok} tokens (${lm.imageTokens} image + ${lm.promptTokens} text; ${lm.reusedTokens} reused from the KV cache), generated ${lm.generatedTokens}.`, '');
     L.push(`Compute bound = prefill tokens ÷ single-question prompt rate (${fmt(promptRate)} t/s) + generated tokens ÷ single-sequence decode rate (${fmt(decodeRate)} t/s) = ${fmt(boundMs / 1000)} s; with the ${W.nImg} image encodes (${fmt(encode, 0)} ms each): ${fmt(boundEncMs / 1000)} s.`, '');
@@ -589,6 +615,7 @@ async function main() {
   log(`machine: ${M.cpu}, ${M.cores} cores, load ${M.load.map((x) => x.toFixed(2)).join(' ')}`);
   const P = await prerequisites();
   P.llamaBench = llamaBench;
+  P.llamaServer = llamaServer;
   const imgs = await images(Math.max(cfg.images, 1));
   log('roofline: memory bandwidth');
   const R = await roofline(P);

@@ -27,6 +27,7 @@ function results(skip: Record<string, boolean>) {
     items: Array.from({ length: 20 }, () => ({})), nImg: 10,
     lm: { wallMs: 60000, loadMs: 1000, encodeMs: 15000, questionsMs: 40000, images: 10, imageTokens: 2560, promptTokens: 900, reusedTokens: 2000, generatedTokens: 640, peakRssMb: 2000 },
     cli: { wallMs: 150000, measured: 4, sampledImages: 4, perProcessMs: [7000, 7500, 7400, 7600], peakRssMb: 1500 },
+    server: { wallMs: 90000, readyMs: 2000, questionsMs: 88000, peakRssMb: 2500, questions: 20, args: '-np 4 -c 8192', promptTokens: 9000, cachedTokens: 800, generatedTokens: 640, evalMs: 30000, promptMs: 50000 },
   };
   const C = skip.convert ? null : [{ layers: 1, inBytes: 2e9, outBytes: 1.5e9, ms: 20000, peakRssMb: 900 }];
   const M = { cpu: 'test cpu', cores: 2, flags: 'avx2', memGB: 16, os: 'Linux', commit: 'abc1234', date: '2026-01-01', node: 'v20', load: [0.1, 0.1, 0.1] };
@@ -45,6 +46,7 @@ t.test('every combination of the --skip-* flags parses and renders its sections'
       ['### F16, load mode', !args.skip.f16],
       ['### Vision encoder precision', !args.skip['encoder-fa']],
       ['## Workload: many questions', !args.skip.workload],
+      ['**llama-server**', !args.skip.workload],
       ['## Converter (bench/convert)', !args.skip.convert],
       ['### @fugood/llama.node', !args.skip.llamanode],
       ['## Decode roofline', true],
