@@ -317,15 +317,21 @@ export class Scheduler {
     }
   }
 
-  /** The free sequence whose cached prefix matches `items` furthest (the lowest id among equals). */
+  /**
+   * The free sequence where `items` gain most: positions reused minus cached positions thrown away
+   * (the lowest id among equals). So a conversation's next turn goes back to the sequence holding
+   * its earlier turns, and a new conversation takes an empty sequence (or the one with least to lose)
+   * rather than the one holding another conversation that merely shares the v0 system prompt.
+   */
   private pick(items: readonly SequenceItem[]): Sequence {
     let best: Sequence | undefined;
-    let bestLen = -1;
+    let bestGain = -Infinity;
     for (const s of this.free()) {
-      const n = s.sharedPrefix(items);
-      if (n > bestLen) {
+      const shared = s.sharedPrefix(items);
+      const gain = shared - (s.length - shared);
+      if (gain > bestGain) {
         best = s;
-        bestLen = n;
+        bestGain = gain;
       }
     }
     return best!;
