@@ -10,8 +10,12 @@
 //   dispose  dispose() while an ask runs (prefill or generation): time until dispose() resolves
 // The latency is from abort() (or the dispose() call) to the moment the caller's promise settles
 // (the event loop included), i.e. what a caller sees. Target: every figure ≤ 250 ms.
+// --baseline-addon PATH runs every round a second time with that llava_med.node (LLAVA_MED_ADDON;
+// e.g. main's build before a native change), alternating which goes first, so the two are paired
+// under the same machine load; the table then has baseline columns.
 // Writes its section of BENCHMARKS.md (bench/lib/sections.mjs) and bench/.cache/abort-latency.json.
-//   node bench/abort-latency.mjs [--rounds 7] [--per-round 2] [--threads N] [--seed 1] [--out BENCHMARKS.md]
+//   node bench/abort-latency.mjs [--rounds 10] [--per-round 1] [--threads N] [--seed 1] [--out BENCHMARKS.md]
+//                                [--baseline-addon PATH [--baseline-label TEXT]] [--rerender]
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -71,7 +75,9 @@ async function child(o) {
   const first = await LlavaMed.load(opts);
   const loadMs = now() - t0;
   await first.dispose();
-  record('load', await abortAfter((signal) => LlavaMed.load({ ...opts, signal }).then((m) => m.dispose()), between(0.05, 0.9) * loadMs), { phaseMs: loadMs });
+  for (let i = 0; i < o.perRound; i++) {
+    record('load', await abortAfter((signal) => LlavaMed.load({ ...opts, signal }).then((m) => m.dispose()), between(0.05, 0.9) * loadMs), { phaseMs: loadMs });
+  }
 
   const med = await LlavaMed.load(opts);
   // reference timings
@@ -88,10 +94,7 @@ async function child(o) {
   for (let i = 0; i < o.perRound; i++) {
     // encode: inside the encoder (after the decode + preprocessing time)
     record('encode', await abortAfter((signal) => med.embedImage(o.image, { signal }).then((h) => h.dispose()), prepMs + between(0.05, 0.9) * encodeMs), { phaseMs: encodeMs });
-    // prefill: image embedding + prompt, from an empty cache
-    await med.clearCache();
-    record('prefill', await abortAfter((signal) => med.ask(ref, Q, { temperature: 0, maxTokens: 16, stop: [], signal }), between(0.05, 0.9) * prefillMs), { phaseMs: prefillMs });
-    // decode: a few tokens into the stream
+    // decode: a few tokens into the stream (the prompt is cached by the ask before)
     {
       const ac = new AbortController();
       const it = med.stream(ref, Q, { temperature: 0, maxTokens: 256, stop: [], signal: ac.signal });
@@ -108,9 +111,9 @@ async function child(o) {
       }
       record('decode', r, { phaseMs: tokenMs });
     }
-    // queued: an ask waiting behind a running one
+    // queued: an ask waiting behind a running one (which reuses the cached prompt: its
+    // generation is what runs meanwhile)
     {
-      await med.clearCache();
       const running = med.ask(ref, Q, { temperature: 0, maxTokens: 32, stop: [] });
       let runningDone = false;
       running.then(() => (runningDone = true), () => (runningDone = true));
@@ -118,30 +121,44 @@ async function child(o) {
       record('queued', { ...r, finishedFirst: r.finishedFirst || runningDone });
       await running;
     }
+    // prefill: image embedding + prompt, from an empty cache (last: it leaves the cache cold)
+    await med.clearCache();
+    record('prefill', await abortAfter((signal) => med.ask(ref, Q, { temperature: 0, maxTokens: 16, stop: [], signal }), between(0.05, 0.9) * prefillMs), { phaseMs: prefillMs });
+    // warm the cache again for the next iteration's decode and queued phases
+    if (i + 1 < o.perRound) await med.ask(ref, Q, { temperature: 0, maxTokens: 1, stop: [] });
   }
 
-  // dispose: while an ask runs, at a random point of its prefill or of its first 20 tokens
-  await med.clearCache();
-  const running = med.ask(ref, Q, { temperature: 0, maxTokens: 256, stop: [] });
-  let runningOutcome = '';
-  const ran = running.then(() => (runningOutcome = 'resolved'), (e) => (runningOutcome = e?.code ?? String(e)));
-  const delay = between(0.05, 1) * (prefillMs + 20 * tokenMs);
-  await sleep(delay);
-  t0 = now();
-  await med.dispose();
-  const disposeMs = now() - t0;
-  await ran;
-  record('dispose', { ms: disposeMs, outcome: runningOutcome, finishedFirst: runningOutcome === 'resolved' }, { phase: delay < prefillMs ? 'prefill' : 'decode' });
-  await ref.dispose().catch(() => {});
+  // dispose: while an ask runs, at a random point of its prefill or of its first 20 tokens; the
+  // first time on this instance, then on fresh ones (load + image encode each)
+  for (let i = 0; i < o.perRound; i++) {
+    const inst = i === 0 ? med : await LlavaMed.load(opts);
+    const handle = i === 0 ? ref : await inst.embedImage(o.image);
+    await inst.clearCache();
+    const running = inst.ask(handle, Q, { temperature: 0, maxTokens: 256, stop: [] });
+    let runningOutcome = '';
+    let stoppedAt = 0;
+    const ran = running.then(
+      () => ((stoppedAt = now()), (runningOutcome = 'resolved')),
+      (e) => ((stoppedAt = now()), (runningOutcome = e?.code ?? String(e))),
+    );
+    const delay = between(0.05, 1) * (prefillMs + 20 * tokenMs);
+    await sleep(delay);
+    t0 = now();
+    await inst.dispose();
+    const disposeMs = now() - t0;
+    await ran;
+    // stopMs: dispose() call → the running ask settled; the rest of disposeMs is freeing memory
+    record('dispose', { ms: disposeMs, stopMs: stoppedAt - t0, outcome: runningOutcome, finishedFirst: runningOutcome === 'resolved' }, { phase: delay < prefillMs ? 'prefill' : 'decode' });
+  }
   process.stdout.write(`RESULT ${JSON.stringify({ out, ref: { loadMs, embedMs, encodeMs, prefillMs, tokenMs } })}\n`);
 }
 
 // ---- parent: rounds, summary, report -------------------------------------------------------------
 
-function runChild(o, threads) {
+function runChild(o, threads, addon) {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(o)], {
-      env: childEnv(threads),
+      env: childEnv(threads, addon ? { LLAVA_MED_ADDON: addon } : {}),
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let stdout = '';
@@ -155,47 +172,75 @@ function runChild(o, threads) {
   });
 }
 
+const WHAT = {
+  load: 'load',
+  encode: 'image encode',
+  prefill: 'prefill (image + prompt)',
+  decode: 'generation',
+  queued: 'waiting in the queue',
+  dispose: '`dispose()` of a running ask',
+};
+
 function render({ rows, cfg, machine, loadStart, loadEnd, refs }) {
+  const mine = rows.filter((r) => r.addon !== 'baseline');
+  const base = rows.filter((r) => r.addon === 'baseline');
+  const counted = (rs, kind) => rs.filter((r) => r.kind === kind && !r.finishedFirst);
   const L = [];
   L.push('## Abort latency', '');
   L.push(`Generated by \`node bench/abort-latency.mjs\` on ${machine.date} (commit ${machine.commit}); ${machine.cpu}, ${machine.cores} cores, node ${process.version}, ${cfg.threads} threads.`);
-  L.push(`Bench model (Q4_K_M, load mode 'none', mmproj F16), one fresh process per round, ${cfg.rounds} rounds; each abort lands at a random point inside its phase (seeded).`);
-  L.push('Latency = from `abort()` (or the `dispose()` call) to the moment the caller\'s promise settles, event loop included. Target: ≤ 250 ms.', '');
+  L.push(`Bench model (Q4_K_M, load mode 'none', mmproj F16), one fresh process per round, ${cfg.rounds} rounds of ${cfg.perRound} abort(s) per phase (\`dispose()\` after the first on a freshly loaded instance each); each abort lands at a random point inside its phase (seeded).`);
+  L.push('Latency = from `abort()` (or the `dispose()` call) to the moment the caller\'s promise settles, event loop included. Target: ≤ 250 ms.');
+  if (base.length) {
+    L.push(`Baseline: the same rounds run with \`${cfg.baselineLabel}\` (\`--baseline-addon\`), each round right before or after this build's (alternating), so both saw the same machine load.`);
+  }
+  L.push('');
   L.push(`> The machine was shared: 1-minute load average ${loadStart.map((x) => x.toFixed(1)).join(', ')} at the start and ${loadEnd.map((x) => x.toFixed(1)).join(', ')} at the end, on ${machine.cores} cores. Under load the figures grow: a worker thread waits for a core before it sees the flag.`, '');
-  L.push('| abort during | n | median, ms | max, ms | ≤ 250 ms | phase length, ms (median) | load average during | the call settled with |');
-  L.push('|---|---|---|---|---|---|---|---|');
+  const bh = base.length ? ' baseline min / median / max, ms |' : '';
+  L.push(`| abort during | n | min, ms | median, ms | max, ms | ≤ 250 ms |${bh} phase length, ms (median) | load average during | the call settled with |`);
+  L.push(`|---|---|---|---|---|---|${base.length ? '---|' : ''}---|---|---|`);
   for (const kind of KINDS) {
-    const rs = rows.filter((r) => r.kind === kind && !r.finishedFirst);
+    const rs = counted(mine, kind);
     const s = summary(rs.map((r) => r.ms));
     const la = summary(rs.map((r) => r.load1));
-    const ph = summary(rows.filter((r) => r.kind === kind && r.phaseMs !== undefined).map((r) => r.phaseMs));
+    const ph = summary(mine.filter((r) => r.kind === kind && r.phaseMs !== undefined).map((r) => r.phaseMs));
     const outcomes = [...new Set(rs.map((r) => r.outcome))].join(', ');
-    const early = rows.filter((r) => r.kind === kind && r.finishedFirst).length;
-    const what = {
-      load: 'load',
-      encode: 'image encode',
-      prefill: 'prefill (image + prompt)',
-      decode: 'generation',
-      queued: 'waiting in the queue',
-      dispose: '`dispose()` of a running ask',
-    }[kind];
-    L.push(`| ${what} | ${s.n}${early ? ` (+${early} done first)` : ''} | ${fmt(s.median, 0)} | ${fmt(s.max, 0)} | ${s.n ? (s.max <= TARGET_MS ? 'yes' : '**no**') : 'n/a'} | ${kind === 'queued' ? '—' : fmt(ph.median, 0)} | ${fmt(la.min, 1)}–${fmt(la.max, 1)} | ${kind === 'dispose' ? `running ask: ${outcomes}` : outcomes} |`);
+    const early = mine.filter((r) => r.kind === kind && r.finishedFirst).length;
+    const b = summary(counted(base, kind).map((r) => r.ms));
+    const bc = base.length ? ` ${b.n ? `${fmt(b.min, 0)} / ${fmt(b.median, 0)} / ${fmt(b.max, 0)}` : 'n/a'} |` : '';
+    L.push(`| ${WHAT[kind]} | ${s.n}${early ? ` (+${early} done first)` : ''} | ${fmt(s.min, 0)} | ${fmt(s.median, 0)} | ${fmt(s.max, 0)} | ${s.n ? (s.max <= TARGET_MS ? 'yes' : '**no**') : 'n/a'} |${bc} ${kind === 'queued' ? '—' : fmt(ph.median, 0)} | ${fmt(la.min, 1)}–${fmt(la.max, 1)} | ${kind === 'dispose' ? `running ask: ${outcomes}` : outcomes} |`);
   }
-  const d = rows.filter((r) => r.kind === 'dispose' && !r.finishedFirst);
+  const d = counted(mine, 'dispose');
+  const stop = summary(d.map((r) => r.stopMs));
+  const free = summary(d.map((r) => r.ms - r.stopMs));
+  const bd = counted(base, 'dispose');
   L.push('');
   L.push(`Phase lengths for scale: load ${fmt(summary(refs.map((r) => r.loadMs)).median, 0)} ms, image encode ${fmt(summary(refs.map((r) => r.encodeMs)).median, 0)} ms, prefill ${fmt(summary(refs.map((r) => r.prefillMs)).median, 0)} ms, one generated token ${fmt(summary(refs.map((r) => r.tokenMs)).median, 0)} ms (medians). ` +
-    `\`dispose()\` landed in the prefill ${d.filter((r) => r.phase === 'prefill').length} times and in generation ${d.filter((r) => r.phase === 'decode').length} times. "done first": the call finished before the abort fired (not counted).`);
+    `\`dispose()\` landed in the prefill ${d.filter((r) => r.phase === 'prefill').length} times and in generation ${d.filter((r) => r.phase === 'decode').length} times; of its time, stopping the running ask took ${fmt(stop.min, 0)} / ${fmt(stop.median, 0)} / ${fmt(stop.max, 0)} ms (min / median / max) and freeing the model, projector and context the rest, ${fmt(free.min, 0)} / ${fmt(free.median, 0)} / ${fmt(free.max, 0)} ms` +
+    (bd.length ? ` (baseline: stopping ${fmt(summary(bd.map((r) => r.stopMs)).median, 0)}, freeing ${fmt(summary(bd.map((r) => r.ms - r.stopMs)).median, 0)} ms, medians)` : '') +
+    '. "done first": the call finished before the abort fired (not counted).');
   return L.join('\n');
 }
 
 async function main() {
+  const cacheFile = path.join(root, 'bench', '.cache', 'abort-latency.json');
+  if (argv.includes('--rerender')) {
+    const saved = JSON.parse(await fs.readFile(cacheFile, 'utf8'));
+    const out = path.resolve(root, opt('out', saved.cfg.out));
+    const md = render({ ...saved, machine: saved.M });
+    writeSection(out, 'abort-latency', md);
+    process.stderr.write(`${md}\n`);
+    return;
+  }
+  const baselineAddon = opt('baseline-addon', undefined);
   const cfg = {
-    rounds: Number(opt('rounds', 7)),
-    perRound: Number(opt('per-round', 2)),
+    rounds: Number(opt('rounds', 10)),
+    perRound: Number(opt('per-round', 1)),
     threads: Number(opt('threads', os.availableParallelism())),
     seed: Number(opt('seed', 1)),
     out: path.resolve(root, opt('out', 'BENCHMARKS.md')),
+    baselineLabel: opt('baseline-label', baselineAddon && path.relative(root, path.resolve(baselineAddon))),
   };
+  if (baselineAddon && !existsSync(baselineAddon)) throw new Error(`--baseline-addon ${baselineAddon}: no such file`);
   setSpinCount(opt('spincount', '100') === 'default' ? null : opt('spincount', '100'));
   if (!existsSync(path.join(root, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first');
   const { ensureBenchModels } = await import('./models.mjs');
@@ -204,18 +249,22 @@ async function main() {
   const { machine } = await import('./run.mjs');
   const M = machine();
   const loadStart = os.loadavg();
-  log(`machine: ${M.cpu}, ${M.cores} cores, load ${loadStart.map((x) => x.toFixed(2)).join(' ')}; ${cfg.rounds} rounds`);
+  log(`machine: ${M.cpu}, ${M.cores} cores, load ${loadStart.map((x) => x.toFixed(2)).join(' ')}; ${cfg.rounds} rounds${baselineAddon ? `, paired with ${baselineAddon}` : ''}`);
   const rows = [];
   const refs = [];
   for (let r = 0; r < cfg.rounds; r++) {
-    const res = await runChild({ model: models.q4, mmproj: models.mmproj, image, threads: cfg.threads, perRound: cfg.perRound, seed: cfg.seed * 1000 + r }, cfg.threads);
-    rows.push(...res.out.map((x) => ({ ...x, round: r })));
-    refs.push(res.ref);
-    log(`round ${r + 1}: ${res.out.map((x) => `${x.kind} ${x.finishedFirst ? 'done first' : `${fmt(x.ms, 0)} ms`}`).join(', ')} (load avg ${os.loadavg()[0].toFixed(1)})`);
+    const o = { model: models.q4, mmproj: models.mmproj, image, threads: cfg.threads, perRound: cfg.perRound, seed: cfg.seed * 1000 + r };
+    const order = !baselineAddon ? ['this'] : r % 2 ? ['baseline', 'this'] : ['this', 'baseline'];
+    for (const addon of order) {
+      const res = await runChild(o, cfg.threads, addon === 'baseline' ? baselineAddon : undefined);
+      rows.push(...res.out.map((x) => ({ ...x, round: r, addon })));
+      if (addon === 'this') refs.push(res.ref);
+      log(`round ${r + 1} (${addon}): ${res.out.map((x) => `${x.kind} ${x.finishedFirst ? 'done first' : `${fmt(x.ms, 0)} ms`}`).join(', ')} (load avg ${os.loadavg()[0].toFixed(1)})`);
+    }
   }
   const loadEnd = os.loadavg();
-  await fs.mkdir(path.join(root, 'bench', '.cache'), { recursive: true });
-  await fs.writeFile(path.join(root, 'bench', '.cache', 'abort-latency.json'), JSON.stringify({ cfg, M, loadStart, loadEnd, rows, refs }, null, 1));
+  await fs.mkdir(path.dirname(cacheFile), { recursive: true });
+  await fs.writeFile(cacheFile, JSON.stringify({ cfg, M, loadStart, loadEnd, rows, refs }, null, 1));
   const md = render({ rows, cfg, machine: M, loadStart, loadEnd, refs });
   writeSection(cfg.out, 'abort-latency', md);
   process.stderr.write(`${md}\n`);
