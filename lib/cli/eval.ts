@@ -3,7 +3,6 @@ import { Command, Option } from 'commander';
 import path from 'node:path';
 import { interruptSignal, progressBar } from './output.js';
 import type { LlavaMed } from '../llava-med.js';
-import { MAX_TEXT_FILE_BYTES, readTextFile } from '../formats/file-read.js';
 
 interface Helpers {
   loadFromFlags: (f: never, signal?: AbortSignal) => Promise<LlavaMed>;
@@ -87,10 +86,7 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
       const ev = await import('../eval/index.js');
       const gt = await ev.readTestFile(o.gt);
       const pred = await ev.readAnswersFile(o.pred);
-      let candidates: string[] | undefined;
-      if (o.candidate) {
-        candidates = (JSON.parse(await readTextFile(o.candidate, { what: 'Candidate file', maxBytes: MAX_TEXT_FILE_BYTES })) as Record<string, string[]>)['0'];
-      }
+      const candidates = o.candidate ? await ev.readCandidates(o.candidate) : undefined;
       const results = ev.evaluate(gt, pred, { candidates });
       const run = { model: path.basename(o.pred), results: { [o.dataset]: results } };
       if (o.json) process.stdout.write(`${JSON.stringify(ev.scoreJson(run), null, 2)}\n`);
@@ -122,15 +118,14 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
     .addOption(new Option('--question-mode <m>', 'v0 drops "\\n<image>" from the question as v1.0.0 did').choices(['v0', 'v1.5']).default('v0'))
     .action(async (o: { questions: string; answers: string; out: string; baseUrl: string; judgeModel: string; apiKey?: string; questionMode: 'v0' | 'v1.5' }) => {
       const ev = await import('../eval/index.js');
-      const questions = (await ev.readJsonl(o.questions)).map((q) => ev.ChatQuestionSchema.parse(q));
+      const questions = await ev.readChatQuestions(o.questions);
       const answers = await ev.readAnswersFile(o.answers);
       const bar = progressBar('judging', ' questions');
       try {
-        await ev.runJudge({ questions, answers, out: o.out, baseUrl: o.baseUrl, model: o.judgeModel, apiKey: o.apiKey ?? process.env.OPENAI_API_KEY, questionMode: o.questionMode, signal: interruptSignal(), onProgress: (p) => bar.update(p.done + p.skipped, p.total) });
+        await ev.runJudge({ questions, answers, out: o.out, baseUrl: o.baseUrl, model: o.judgeModel, apiKey: o.apiKey ?? process.env.OPENAI_API_KEY, questionMode: o.questionMode, signal: interruptSignal(), onProgress: (p) => bar.update(p.done, p.total) });
       } finally {
         bar.stop();
       }
-      const reviews = (await ev.readJsonl(o.out)) as Parameters<typeof ev.summarizeReviews>[0];
-      process.stdout.write(`${JSON.stringify(ev.summarizeReviews(reviews), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(ev.summarizeReviews(await ev.readReviews(o.out)), null, 2)}\n`);
     });
 }

@@ -7,10 +7,11 @@
 import { constants } from 'node:fs';
 import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { z } from 'zod';
 import { llavaError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { AnswerLineSchema, parseAnswerLine, parseTestFile, type AnswerLine, type TestEntry } from './formats.js';
-import { MAX_DATA_FILE_BYTES, readRegularFile, readTextFile } from '../formats/file-read.js';
+import { MAX_DATA_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readTextFile } from '../formats/file-read.js';
 
 /** Ids are compared as Python would: 5 and "5" are different ids. */
 export function idKey(id: number | string): string {
@@ -155,7 +156,12 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Reads an answers jsonl file in full (strict: a torn line is an error here; use AnswersFile.open to repair). */
+/**
+ * Reads an answers jsonl in full, in file order (blank lines are skipped). Strict: a torn last line left by a
+ * crash is an error here; rerunning {@link answerQuestions} on the file repairs it.
+ * @throws LlavaMedError `ERR_FILE_NOT_FOUND` (no such file), `ERR_EVAL` (a line that is not JSON or not an
+ *   answer line, naming file and line number).
+ */
 export async function readAnswersFile(path: string): Promise<AnswerLine[]> {
   const text = await readTextFile(path, { what: 'Answers file' });
   const out: AnswerLine[] = [];
@@ -167,7 +173,11 @@ export async function readAnswersFile(path: string): Promise<AnswerLine[]> {
   return out;
 }
 
-/** Reads and validates a test.json file. */
+/**
+ * Reads and validates a LLaVA-format test.json.
+ * @throws LlavaMedError `ERR_FILE_NOT_FOUND` (no such file), `ERR_EVAL` (not JSON, not a list, or an entry without
+ *   `id`, `answer_type` and a two-turn `conversations`, naming the entry).
+ */
 export async function readTestFile(path: string): Promise<TestEntry[]> {
   const text = await readTextFile(path, { what: 'Test file', maxBytes: MAX_DATA_FILE_BYTES });
   let data: unknown;
@@ -185,9 +195,13 @@ function listIds(ids: readonly (number | string)[], max = 10): string {
 }
 
 /**
- * Joins the answer files of a chunked run (splitChunks) into one file in test.json order, which
- * evaluate() requires. Missing, duplicate (across or within chunks) and unknown ids are ERR_EVAL
- * naming them; nothing is written then.
+ * Joins the answer files of a chunked run ({@link AnswerRunOptions.numChunks}) into one file in test.json
+ * order, which {@link evaluate} requires; `out` is written atomically.
+ * @param test The test.json path, or its entries already read.
+ * @param chunkFiles The chunks' answers jsonl files, in any order.
+ * @param out The merged answers jsonl to write.
+ * @throws LlavaMedError `ERR_EVAL` (missing, duplicate or unknown ids, naming them; nothing is written then;
+ *   or a malformed file), `ERR_FILE_NOT_FOUND`.
  */
 export async function mergeChunks(
   test: string | readonly TestEntry[],
@@ -217,4 +231,24 @@ export async function mergeChunks(
   const text = entries.map((e) => JSON.stringify(byId.get(idKey(e.id))!.line) + '\n').join('');
   await writeFileAtomic(out, text);
   return { lines: entries.length };
+}
+
+const CandidatesSchema = z.object({ '0': z.array(z.union([z.string(), z.number()])) });
+
+/**
+ * Reads the candidate answers of run_eval.py's open accuracy: a JSON object whose key `"0"` lists the
+ * train-set answers (train_open_answers.json), for {@link EvaluateOptions.candidates}.
+ * @throws LlavaMedError `ERR_FILE_NOT_FOUND` (no such file), `ERR_EVAL` (not JSON, or no list under `"0"`).
+ */
+export async function readCandidates(path: string): Promise<(string | number)[]> {
+  const text = await readTextFile(path, { what: 'Candidate file', maxBytes: MAX_TEXT_FILE_BYTES });
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw llavaError('ERR_EVAL', `${path} is not valid JSON.`, e);
+  }
+  const r = CandidatesSchema.safeParse(data);
+  if (!r.success) throw llavaError('ERR_EVAL', `${path} must be a JSON object with a list of answers under key "0" (train_open_answers.json).`);
+  return r.data['0'];
 }

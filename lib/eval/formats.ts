@@ -8,13 +8,42 @@ import { z } from 'zod';
 import { llavaError } from '../errors.js';
 import { pyStrip } from './metrics/pystr.js';
 
-const Turn = z.looseObject({ from: z.string(), value: z.string() });
+/** One turn of a test.json conversation (other keys of the file are kept as they are). */
+export interface ConversationTurn {
+  /** Who speaks: `"human"` (the question) or `"gpt"` (the reference answer). */
+  from: string;
+  /** The text; the question's ends with `"\n<image>"` when the entry has an image. */
+  value: string;
+  /** Any other key the file has. */
+  [key: string]: unknown;
+}
 
 /**
- * A test.json entry. The original reads `conversations`, falling back to the misspelled
- * `conversatons` (some of its json files had it), so either key is accepted.
+ * One entry of a LLaVA-format test.json (what {@link prepareDataset} writes and {@link evaluate} reads).
+ * The original reads `conversations`, falling back to the misspelled `conversatons` (some of its json
+ * files had it), so either key is accepted; at least one is present, with two turns or more.
  */
-export const TestEntrySchema = z
+export interface TestEntry {
+  /** The question id; `5` and `"5"` are different ids, as in Python. */
+  id: number | string;
+  /** Image path relative to the image folder; absent for a text-only entry. */
+  image?: string;
+  /** `"OPEN"` or `"CLOSED"` (other values are counted as ignored by {@link evaluate}). */
+  answer_type: string;
+  /** The dataset's own question category (e.g. VQA-RAD's `"PRES"`); used for the per-type breakdown. */
+  question_type?: string | number;
+  /** The question (turn 0) and the reference answer (turn 1). */
+  conversations?: ConversationTurn[];
+  /** The misspelled key some of the original files use; read when `conversations` is absent. */
+  conversatons?: ConversationTurn[];
+  /** Any other key the file has. */
+  [key: string]: unknown;
+}
+
+const Turn = z.looseObject({ from: z.string(), value: z.string() });
+
+/** The zod schema of a {@link TestEntry}. */
+export const TestEntrySchema: z.ZodType<TestEntry> = z
   .looseObject({
     id: z.union([z.number().int(), z.string()]),
     image: z.string().optional(),
@@ -26,12 +55,30 @@ export const TestEntrySchema = z
   .refine((e) => e.conversations !== undefined || e.conversatons !== undefined, {
     message: 'needs a "conversations" (or "conversatons") list with the human question and the gpt answer',
   });
-export type TestEntry = z.infer<typeof TestEntrySchema>;
 
+/** The zod schema of a whole test.json. */
 export const TestFileSchema = z.array(TestEntrySchema);
 
-/** One line of an answers jsonl file, as model_vqa_med.py writes it. */
-export const AnswerLineSchema = z.looseObject({
+/** One line of an answers jsonl file, as model_vqa_med.py writes it (and {@link answerQuestions} does). */
+export interface AnswerLine {
+  /** The test.json entry's `id`. */
+  question_id: number | string;
+  /** The question as given to the model: without `"<image>"`, then `"\n<image>"` appended when it has an image. */
+  prompt: string;
+  /** The model's answer. */
+  text: string;
+  /** A random 22-character shortuuid-style id of this answer. */
+  answer_id: string;
+  /** Which model answered (the original wrote the model path). */
+  model_id: string;
+  /** Free-form metadata (the original wrote `{}`). */
+  metadata: Record<string, unknown>;
+  /** Any other key the file has. */
+  [key: string]: unknown;
+}
+
+/** The zod schema of an {@link AnswerLine}. */
+export const AnswerLineSchema: z.ZodType<AnswerLine> = z.looseObject({
   question_id: z.union([z.number().int(), z.string()]),
   prompt: z.string(),
   text: z.string(),
@@ -39,9 +86,8 @@ export const AnswerLineSchema = z.looseObject({
   model_id: z.string(),
   metadata: z.record(z.string(), z.unknown()),
 });
-export type AnswerLine = z.infer<typeof AnswerLineSchema>;
 
-function turns(e: TestEntry): { from: string; value: string }[] {
+function turns(e: TestEntry): ConversationTurn[] {
   // `try: conversations except: conversatons` — the correct key wins when both exist.
   return (e.conversations ?? e.conversatons)!;
 }

@@ -91,8 +91,8 @@ export function formatScoreTable(runs: ScoreTableInput | readonly ScoreTableInpu
   return lines.join('\n') + '\n';
 }
 
-/** The same numbers as JSON-ready data (fractions, not × 100, nulls kept). */
-export function scoreJson(runs: ScoreTableInput | readonly ScoreTableInput[]): unknown {
+/** The same numbers as JSON-ready data (fractions, not × 100, nulls kept): one {@link ScoreTableInput} per run. Never throws. */
+export function scoreJson(runs: ScoreTableInput | readonly ScoreTableInput[]): ScoreTableInput[] {
   const list = Array.isArray(runs) ? (runs as ScoreTableInput[]) : [runs as ScoreTableInput];
   return list.map((r) => ({ model: r.model, results: r.results }));
 }

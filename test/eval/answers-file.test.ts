@@ -1,7 +1,7 @@
 import t from 'tap';
 import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AnswersFile, mergeChunks, readAnswersFile } from '../../lib/eval/answers-file.js';
+import { AnswersFile, mergeChunks, readAnswersFile, readCandidates } from '../../lib/eval/answers-file.js';
 import { splitChunks } from '../../lib/eval/chunks.js';
 import { answerPrompt, makeAnswerLine, parseTestFile, SHORTUUID_ALPHABET, shortUuid, type TestEntry } from '../../lib/eval/formats.js';
 
@@ -102,4 +102,16 @@ t.test('mergeChunks restores test order and names problems', async (t) => {
   await t.rejects(mergeChunks(entries.slice(0, 4), [a, b], out2), { code: 'ERR_EVAL', message: /not in the test file: 5/ });
   // Nothing partial left behind (no output, no temp files).
   t.notOk((await readdir(dir)).some((n) => n === 'bad.jsonl' || n.endsWith('.tmp')));
+});
+
+t.test('readCandidates: the list under key "0", typed errors otherwise', async (t) => {
+  const dir = t.testdir();
+  const f = join(dir, 'train_open_answers.json');
+  await writeFile(f, JSON.stringify({ 0: ['left lung', 'x ray', 3] }));
+  t.same(await readCandidates(f), ['left lung', 'x ray', 3]);
+  await writeFile(f, '{"0": ["a",');
+  await t.rejects(readCandidates(f), { code: 'ERR_EVAL', message: /is not valid JSON/ });
+  await writeFile(f, JSON.stringify({ 1: ['a'] }));
+  await t.rejects(readCandidates(f), { code: 'ERR_EVAL', message: /list of answers under key "0"/ });
+  await t.rejects(readCandidates(join(dir, 'none.json')), { code: 'ERR_FILE_NOT_FOUND' });
 });

@@ -1,11 +1,12 @@
 import t from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensureDist, runCli } from '../cli/util.js';
 import { chatComplete } from '../../lib/eval/judge/client.js';
 import { compareMessages, convToStr, INSTRUCT_PROMPT, JUDGE_SYSTEM_MESSAGE, pyRepr } from '../../lib/eval/judge/prompt.js';
-import { getDomain, parseScores, readJsonl, runJudge, summarizeReviews, type ChatQuestion } from '../../lib/eval/judge/run.js';
+import { getDomain, parseScores, readChatQuestions, readReviews, runJudge, summarizeReviews, type ChatQuestion } from '../../lib/eval/judge/run.js';
 
 type Handler = (body: { model: string; messages: { role: string; content: string }[]; temperature: number }, req: IncomingMessage, res: ServerResponse) => void;
 
@@ -81,9 +82,11 @@ t.test('judge run against a local chat-completions server, with resume', async (
   t.match(seen[0]!.user, /Figure Context:\n\t- \[\{'tokens': "it's a CT", 'entities': \[\{'type': 'Modality', 'start_tok': 0, 'end_tok': 1, 'ok': True, 'none': None\}\]\}\]/);
   // Simulate a crash mid-line, then resume: the torn line is dropped, done questions skipped.
   await appendFile(out, '{"question_id": 2, "gpt_');
-  const r = await runJudge({ baseUrl: base, model: 'judge-1', questions, answers, out });
+  const progress: unknown[] = [];
+  const r = await runJudge({ baseUrl: base, model: 'judge-1', questions, answers, out, onProgress: (p) => progress.push(p) });
   t.same(r, { reviewed: 1, skipped: 2 });
-  const rows = (await readJsonl(out)) as { question_id: number; type: string; domain: Record<string, boolean>; gpt_eval: string; ans1: string }[];
+  t.same(progress, [{ done: 3, total: 3, skipped: 2 }], 'done counts the skipped questions too (the CLI bar shows done of total)');
+  const rows = await readReviews(out);
   t.same(rows.map((x) => x.question_id), [0, 1, 2]);
   t.equal(rows[0]!.ans1, 'Reference 0');
   t.notOk('gpt4_answer' in rows[0]!, 'gpt4_answer is popped into ans1, as the original does');
@@ -129,4 +132,42 @@ t.test('unreachable judge and unparsable reply are ERR_JUDGE', async (t) => {
     res.end('{"error":"bad key"}');
   });
   await t.rejects(chatComplete([{ role: 'user', content: 'x' }], { baseUrl: forbidden, model: 'm', retryDelayMs: 1 }), { code: 'ERR_JUDGE', message: /HTTP 401/ });
+});
+
+t.test('readChatQuestions and readReviews validate, with typed errors naming the object', async (t) => {
+  const dir = t.testdir();
+  const qf = join(dir, 'q.jsonl');
+  await writeFile(qf, `${JSON.stringify({ question_id: 7, text: 'Q?\n<image>', gpt4_answer: 'A', type: 'conversation', extra: 1 })}\n\n`);
+  const [q] = await readChatQuestions(qf);
+  t.same(q, { question_id: 7, text: 'Q?\n<image>', gpt4_answer: 'A', type: 'conversation', extra: 1, fig_caption: '', fig_label: '', domain: {} }, 'defaults filled, other keys kept');
+  await writeFile(qf, `${JSON.stringify({ question_id: 7, text: 'Q', gpt4_answer: 'A', type: 'conversation' })}\n${JSON.stringify({ question_id: 8, text: 'Q', type: 'conversation' })}\n`);
+  await t.rejects(readChatQuestions(qf), { code: 'ERR_JUDGE', message: /q\.jsonl: object 2 is not a chat question: gpt4_answer:/ });
+  await writeFile(qf, '{"question_id": 1,\n');
+  await t.rejects(readChatQuestions(qf), { code: 'ERR_JUDGE', message: /q\.jsonl:1 is not valid JSON/ });
+  await t.rejects(readChatQuestions(join(dir, 'none.jsonl')), { code: 'ERR_FILE_NOT_FOUND' });
+  const rf = join(dir, 'r.jsonl');
+  await writeFile(rf, `${JSON.stringify({ question_id: 1, question: 'Q', ans1: 'a', ans2: 'b', type: 'conversation' })}\n`);
+  await t.rejects(readReviews(rf), { code: 'ERR_JUDGE', message: /object 1 is not a review line: gpt_eval:/ });
+});
+
+t.test('llava-med eval chat-judge: the CLI over the same functions, bad input one typed line', async (t) => {
+  ensureDist();
+  let calls = 0;
+  const base = await server(t, (_b, _q, res) => reply(res, ++calls === 1 ? '8 4\nok' : '5 10\nok'));
+  const dir = t.testdir();
+  const questions = [question(0, 'conversation', { mri: true }), question(1, 'detailed_description', { ct_scan: true })];
+  await writeFile(join(dir, 'q.jsonl'), questions.map((q) => JSON.stringify(q)).join('\n') + '\n');
+  await writeFile(join(dir, 'a.jsonl'), questions.map((q) => JSON.stringify({ question_id: q.question_id, prompt: q.text, text: `A${q.question_id}`, answer_id: 'x', model_id: 'm', metadata: {} })).join('\n') + '\n');
+  const args = ['eval', 'chat-judge', '--questions', join(dir, 'q.jsonl'), '--answers', join(dir, 'a.jsonl'), '--out', join(dir, 'r.jsonl'), '--base-url', base];
+  const r = await runCli(args, { env: { OPENAI_API_KEY: 'k' } });
+  t.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout) as Record<string, { gpt4Score: number; predScore: number; dataSize: number }>;
+  t.same(summary.overall, { gpt4Score: 6.5, predScore: 7, predRelativeScore: ((4 / 8 + 10 / 5) / 2) * 100, dataSize: 2 });
+  t.same(Object.keys(summary).sort(), ['conversation', 'ct_scan', 'detailed_description', 'mri', 'overall']);
+  // Before: ChatQuestionSchema.parse threw a ZodError, printed as a JSON dump of issues.
+  await writeFile(join(dir, 'q.jsonl'), `${JSON.stringify({ question_id: 0, text: 'Q' })}\n`);
+  const bad = await runCli(args, { env: { OPENAI_API_KEY: 'k' } });
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /ERR_JUDGE: .*q\.jsonl: object 1 is not a chat question: gpt4_answer/);
+  t.notMatch(bad.stderr, /\n\s+at |ZodError|"code": "invalid_type"/, 'no stack, no zod dump');
 });

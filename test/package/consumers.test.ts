@@ -3,7 +3,8 @@
  * skipLibCheck false) and a CommonJS consumer import every subpath export and run a call of each.
  * The tarball is `npm pack` of this checkout; its dependencies are this checkout's node_modules
  * (linked, not installed: the install itself is test/install's concern) and the addon is the one
- * built here.
+ * built here. The consumers run on this Node and on the lowest Node of each range that package.json's
+ * `engines.node` claims (binaries fetched from the npm registry once; see test/helpers/node-versions.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ensureDemoModel } from '../../lib/demo/index.js';
 import { REPO } from '../helpers/tiny-llava.js';
+import { claimedLowestNodes, lowestVersions, nodeBinary } from '../helpers/node-versions.js';
 import { cleanEnv, ensureDist } from '../cli/util.js';
 
 ensureDist();
@@ -24,18 +26,25 @@ function sh(cmd: string, args: string[], cwd: string): string {
   return r.stdout;
 }
 
+// A consumer's own process: tap's processinfo puts its --import hook back into NODE_OPTIONS of every
+// child it sees spawned, so the consumer is started through env(1) without it, as a user would run it.
+const runNode = (node: string, args: string[], cwd: string): string => sh('env', ['-u', 'NODE_OPTIONS', node, ...args], cwd);
+
 // The tarball, unpacked where a consumer's install would put it.
 const packed = JSON.parse(sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], REPO)) as { filename: string }[];
 const app = join(work, 'app');
 const pkgDir = join(app, 'node_modules', 'llava-med');
 mkdirSync(pkgDir, { recursive: true });
 sh('tar', ['xzf', join(work, packed[0].filename), '-C', pkgDir, '--strip-components=1'], work);
-cpSync(join(REPO, 'build', 'Release', 'llava_med.node'), join(pkgDir, 'build', 'Release', 'llava_med.node'));
+// The addon built here (or the one LLAVA_MED_ADDON names, which the loader prefers anyway).
+cpSync(process.env.LLAVA_MED_ADDON ?? join(REPO, 'build', 'Release', 'llava_med.node'), join(pkgDir, 'build', 'Release', 'llava_med.node'));
 for (const e of readdirSync(join(REPO, 'node_modules'))) {
   if (e === 'llava-med' || e === '.bin' || e.startsWith('.')) continue;
   symlinkSync(join(REPO, 'node_modules', e), join(app, 'node_modules', e));
 }
 const demo = await ensureDemoModel(join(work, 'demo'));
+// [label, binary]: this Node, then the lowest version of each engines.node alternative.
+const nodes: [string, string][] = [[`this Node ${process.version}`, process.execPath], ...claimedLowestNodes().map((v): [string, string] => [`Node ${v} (lowest claimed)`, nodeBinary(v)])];
 const image = join(REPO, 'assets', 'sample-xray.png');
 
 t.test('the tarball carries the compiled subpath entries', async (t) => {
@@ -77,12 +86,14 @@ console.log(JSON.stringify({ kind: summary.kind, ctx, mmprojTensors: header.tens
 `);
   const tsc = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
   sh(process.execPath, [tsc, '-p', 'tsconfig.json'], app);
-  const out = JSON.parse(sh(process.execPath, [join(app, 'out', 'consumer.mjs'), demo.model, demo.mmproj, image], app).trim()) as Record<string, unknown>;
-  t.equal(out.kind, 'language model');
-  t.type(out.ctx, 'number');
-  t.ok((out.mmprojTensors as number) > 0);
-  t.equal(out.tokens, 4);
-  t.equal(out.registered, 0, 'llava-med/pull: no models registered in the fresh cache');
+  for (const [label, node] of nodes) {
+    const out = JSON.parse(runNode(node, [join(app, 'out', 'consumer.mjs'), demo.model, demo.mmproj, image], app).trim()) as Record<string, unknown>;
+    t.equal(out.kind, 'language model', label);
+    t.type(out.ctx, 'number');
+    t.ok((out.mmprojTensors as number) > 0);
+    t.equal(out.tokens, 4, label);
+    t.equal(out.registered, 0, 'llava-med/pull: no models registered in the fresh cache');
+  }
 });
 
 t.test('CommonJS consumer requires every subpath', async (t) => {
@@ -105,6 +116,16 @@ const { pull } = require('llava-med/pull');
   }
 })().catch((e) => { console.error(e); process.exit(1); });
 `);
-  const out = JSON.parse(sh(process.execPath, [join(app, 'consumer.cjs'), demo.model, demo.mmproj, image], app).trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
-  t.same(out, { kind: 'projector (mmproj)', tokens: 3, types: ['function', 'function', 'function', 'function', 'function'] });
+  for (const [label, node] of nodes) {
+    const version = runNode(node, ['--version'], app).trim();
+    const out = JSON.parse(runNode(node, [join(app, 'consumer.cjs'), demo.model, demo.mmproj, image], app).trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
+    t.same(out, { kind: 'projector (mmproj)', tokens: 3, types: ['function', 'function', 'function', 'function', 'function'] }, `${label}: ${version}`);
+  }
+});
+
+t.test('engines.node: the lowest versions are read from package.json as written', async (t) => {
+  t.same(lowestVersions('^20.19.0 || >=22.12.0'), ['20.19.0', '22.12.0']);
+  t.same(lowestVersions('>=20.19.0'), ['20.19.0']);
+  t.throws(() => lowestVersions('20.x || >=22'), /not \^X\.Y\.Z/, 'a form the test cannot bound fails instead of testing nothing');
+  t.ok(nodes.length >= 2, 'at least one lowest claimed version runs the consumers');
 });

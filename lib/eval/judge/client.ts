@@ -6,22 +6,26 @@
 import { llavaError } from '../../errors.js';
 import type { ChatMessage } from './prompt.js';
 
+/**
+ * Where and how the judge is asked: any OpenAI-compatible chat-completions endpoint, at temperature 0.
+ * Network errors, HTTP 408, 429 and 5xx are retried with exponential backoff; other HTTP errors are not.
+ */
 export interface ChatClientOptions {
-  /** e.g. "https://api.openai.com/v1" or "http://127.0.0.1:8080/v1". */
+  /** The API base URL, without `/chat/completions`: e.g. `"https://api.openai.com/v1"` or `"http://127.0.0.1:8080/v1"`. */
   baseUrl: string;
   /** Model id sent in the request (e.g. "gpt-4"). */
   model: string;
   /** Sent as `Authorization: Bearer <apiKey>`; omitted when not given. */
   apiKey?: string;
-  /** Retries after the first attempt (default 5). */
+  /** Retries after the first attempt (default 5; 0 tries once). */
   maxRetries?: number;
-  /** First backoff delay; doubles each retry (default 1000 ms). */
+  /** First backoff delay in milliseconds; doubles each retry (default 1000). */
   retryDelayMs?: number;
-  /** Per-request timeout (default 120 s). */
+  /** Per-request timeout in milliseconds (default 120000); a timed-out request is retried. */
   timeoutMs?: number;
   /** Aborts the request (and any backoff wait) with `ERR_ABORTED`. */
   signal?: AbortSignal;
-  /** Called before each retry (for progress display). */
+  /** Called before each retry (for progress display): the retry's number (1-based), the wait before it in milliseconds, and why. */
   onRetry?: (info: { attempt: number; delayMs: number; reason: string }) => void;
 }
 

@@ -13,6 +13,32 @@ import { chatComplete, type ChatClientOptions } from './client.js';
 import { compareMessages } from './prompt.js';
 import { MAX_DATA_FILE_BYTES, readRegularFile, readTextFile } from '../../formats/file-read.js';
 
+/**
+ * One question of the chat benchmark (a line of llava_med_eval_qa50_qa.jsonl), as {@link readChatQuestions}
+ * returns it: the defaults are filled in, other keys are kept.
+ */
+export interface ChatQuestion {
+  /** The question's id. */
+  question_id: number | string;
+  /** The question, ending in `"\n<image>"` in the released file. */
+  text: string;
+  /** GPT-4's reference answer (Assistant 1 for the judge). */
+  gpt4_answer: string;
+  /** The figure's caption, shown to the judge in place of the image (default `""`). */
+  fig_caption: string;
+  /** The figure's label (default `""`). */
+  fig_label: string;
+  /** Sentences of the paper that mention the figure, shown to the judge as Python would print them (optional). */
+  in_text_mention?: unknown;
+  /** The question's kind: `"conversation"` or `"detailed_description"` in the benchmark (a summary group). */
+  type: string;
+  /** Image-domain flags (`chest_xray`, `mri`, `histology`, `gross`, `ct_scan`); the first true one is the question's domain group (default `{}`). */
+  domain: Record<string, unknown>;
+  /** Any other key the file has. */
+  [key: string]: unknown;
+}
+
+/** The zod schema of a {@link ChatQuestion}. */
 export const ChatQuestionSchema = z.looseObject({
   question_id: z.union([z.number(), z.string()]),
   text: z.string(),
@@ -23,7 +49,16 @@ export const ChatQuestionSchema = z.looseObject({
   type: z.string(),
   domain: z.record(z.string(), z.unknown()).default({}),
 });
-export type ChatQuestion = z.infer<typeof ChatQuestionSchema>;
+
+const ReviewLineSchema = z.looseObject({
+  question_id: z.union([z.number(), z.string()]),
+  question: z.string(),
+  ans1: z.string(),
+  ans2: z.string(),
+  gpt_eval: z.string(),
+  type: z.string(),
+  domain: z.record(z.string(), z.unknown()).optional(),
+});
 
 /** The image domains of the chat benchmark, in get_domain's order. */
 export const DOMAINS = ['chest_xray', 'mri', 'histology', 'gross', 'ct_scan'] as const;
@@ -52,6 +87,10 @@ export function parseScores(reply: string): [number, number] {
 export interface ReviewLine extends Record<string, unknown> {
   /** The question's id. */
   question_id: number | string;
+  /** The question's kind (its summary group), copied from the question. */
+  type: string;
+  /** The question's image-domain flags, copied from the question. */
+  domain?: Record<string, unknown>;
   /** The question as sent to the judge. */
   question: string;
   /** Assistant 1: the GPT-4 reference answer. */
@@ -62,12 +101,20 @@ export interface ReviewLine extends Record<string, unknown> {
   gpt_eval: string;
 }
 
+/** A model answer the judge reviews: a line of an answers jsonl, of which only these fields are read. */
+export interface JudgeAnswer {
+  /** When present, must equal the question's id at the same position. */
+  question_id?: number | string;
+  /** The model's answer. */
+  text: string;
+}
+
 /** Options of {@link runJudge}: the questions, the answers, the output, and the judge's endpoint. */
 export interface JudgeOptions extends ChatClientOptions {
   /** The benchmark questions (llava_med_eval_qa50_qa.jsonl). */
   questions: readonly ChatQuestion[];
-  /** Model answers in the same order (answers jsonl lines; `text` is the answer). */
-  answers: readonly { question_id?: number | string; text: string }[];
+  /** Model answers in the same order as `questions`, one each. */
+  answers: readonly JudgeAnswer[];
   /** Output jsonl; existing reviews are kept and their questions skipped. */
   out: string;
   /**
@@ -75,7 +122,7 @@ export interface JudgeOptions extends ChatClientOptions {
    * 'v1.5': the full text, as the later script does. Default 'v0'.
    */
   questionMode?: 'v0' | 'v1.5';
-  /** Called after each review: reviewed now, total questions, skipped (already reviewed). */
+  /** Called after each review: `done` counts the questions reviewed now plus those skipped (already in `out`), of `total`. */
   onProgress?: (p: { done: number; total: number; skipped: number }) => void;
 }
 
@@ -166,10 +213,12 @@ export interface JudgeGroupScore {
 export const SUMMARY_ORDER = ['conversation', 'detailed_description', 'chest_xray', 'mri', 'histology', 'gross', 'ct_scan', 'overall'];
 
 /**
- * summarize_gpt_review.py: groups by question type, 'overall' and domain. Division by a zero
- * GPT-4 score is Python's ZeroDivisionError → ERR_JUDGE.
+ * summarize_gpt_review.py: mean scores per question type, `overall` and image domain (keys as in
+ * {@link SUMMARY_ORDER}; a domain without questions is absent).
+ * @throws LlavaMedError `ERR_JUDGE` (a review whose first line is not two numbers; a GPT-4 score of 0, which
+ *   made the original divide by zero).
  */
-export function summarizeReviews(rows: readonly { question_id?: unknown; type: string; domain?: Record<string, unknown>; gpt_eval: string }[]): Record<string, JudgeGroupScore> {
+export function summarizeReviews(rows: readonly Pick<ReviewLine, 'type' | 'domain' | 'gpt_eval'>[]): Record<string, JudgeGroupScore> {
   const groups = new Map<string, [number[], number[]]>();
   const add = (k: string, s1: number, s2: number) => {
     const g = groups.get(k) ?? [[], []];
@@ -198,7 +247,7 @@ export function summarizeReviews(rows: readonly { question_id?: unknown; type: s
   return out;
 }
 
-/** Reads a jsonl file of objects (question file, answers or reviews). */
+/** Reads a jsonl file of objects (question file, answers or reviews); ERR_JUDGE naming a line that is not JSON. */
 export async function readJsonl(path: string): Promise<unknown[]> {
   const text = await readTextFile(path, { what: 'JSONL file', maxBytes: MAX_DATA_FILE_BYTES });
   const out: unknown[] = [];
@@ -211,4 +260,32 @@ export async function readJsonl(path: string): Promise<unknown[]> {
     }
   });
   return out;
+}
+
+function validated<T>(rows: unknown[], schema: z.ZodType<T>, path: string, what: string): T[] {
+  return rows.map((row, i) => {
+    const r = schema.safeParse(row);
+    if (!r.success) {
+      const issues = r.error.issues.map((x) => `${x.path.length ? x.path.join('.') : '(root)'}: ${x.message}`).join('; ');
+      throw llavaError('ERR_JUDGE', `${path}: object ${i + 1} is not ${what}: ${issues}`);
+    }
+    return r.data;
+  });
+}
+
+/**
+ * Reads the chat benchmark's questions (llava_med_eval_qa50_qa.jsonl), validated, defaults filled in.
+ * @throws LlavaMedError `ERR_FILE_NOT_FOUND` (no such file), `ERR_JUDGE` (a line that is not JSON, or an object
+ *   without `question_id`, `text`, `gpt4_answer` or `type`).
+ */
+export async function readChatQuestions(path: string): Promise<ChatQuestion[]> {
+  return validated<ChatQuestion>(await readJsonl(path), ChatQuestionSchema, path, 'a chat question');
+}
+
+/**
+ * Reads a reviews jsonl that {@link runJudge} wrote, validated, for {@link summarizeReviews}.
+ * @throws LlavaMedError `ERR_FILE_NOT_FOUND` (no such file), `ERR_JUDGE` (a line that is not JSON or not a review).
+ */
+export async function readReviews(path: string): Promise<ReviewLine[]> {
+  return validated<ReviewLine>(await readJsonl(path), ReviewLineSchema, path, 'a review line');
 }

@@ -183,8 +183,10 @@ function groupBy(items: readonly ItemScores[], key: (i: ItemScores) => string): 
 }
 
 /**
- * Scores predictions against test.json entries. Like the original, the id sequences must be
- * identical (`assert gt_ids == pred_ids`); anything else is ERR_EVAL naming the first difference.
+ * Scores predictions against test.json entries with every metric of the original scripts, overall and per
+ * answer type and question type. Like the original, the id sequences must be identical
+ * (`assert gt_ids == pred_ids`): merge chunked runs with {@link mergeChunks} first.
+ * @throws LlavaMedError `ERR_EVAL` (different lengths or ids, naming the first difference).
  */
 export function evaluate(gt: readonly TestEntry[], pred: readonly AnswerLine[], options: EvaluateOptions = {}): EvaluateResult {
   const items = scoreItems(gt, pred, options);
@@ -202,7 +204,10 @@ export function evaluate(gt: readonly TestEntry[], pred: readonly AnswerLine[], 
   };
 }
 
-/** Per-question scores, after the same id-order check as evaluate(). */
+/**
+ * Per-question scores (what the report lists), in test.json order, after the same id check as {@link evaluate}.
+ * @throws LlavaMedError `ERR_EVAL` (different lengths or ids, naming the first difference).
+ */
 export function scoreItems(gt: readonly TestEntry[], pred: readonly AnswerLine[], options: EvaluateOptions = {}): ItemScores[] {
   if (gt.length !== pred.length) {
     throw llavaError(

@@ -39,7 +39,7 @@ export interface PrepareOptions {
   images?: boolean;
   /** Called as the steps proceed. */
   onProgress?: (p: PrepareProgress) => void;
-  /** Test seam / alternative pickle reader for PathVQA. */
+  /** Test seam / alternative pickle reader for PathVQA. @internal */
   unpickle?: (buffer: Uint8Array, options?: { globals?: unknown }) => unknown;
 }
 
