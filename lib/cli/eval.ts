@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import path from 'node:path';
 import { interruptSignal, progressBar } from './output.js';
+import { answerWithQueue, queueFlags, registerWorkerCommand } from './queue.js';
 import type { LlavaMed } from '../llava-med.js';
 
 interface Helpers {
@@ -24,7 +25,7 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     });
 
-  h.modelOptions(ev.command('answer'))
+  queueFlags(h.modelOptions(ev.command('answer')), h)
     .description('answer every question of a test.json (resumable, chunkable, parallel)')
     .requiredOption('--question-file <file>', 'test.json')
     .requiredOption('--image-folder <dir>', 'folder the image paths are relative to')
@@ -37,6 +38,7 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
     .option('--max-tokens <n>', 'maximum new tokens', h.num('max-tokens', true, 1))
     .option('--model-id <id>', 'model_id written to each line (default: the model path)')
     .action(async (o: Record<string, unknown> & { model: string; questionFile: string; imageFolder: string; answersFile: string; numChunks: number; chunkIdx: number; parallel: number }) => {
+      if (typeof o.queue === 'string') return answerWithQueue(o as never);
       const { answerQuestions } = await import('../eval/index.js');
       const signal = interruptSignal();
       const med = await h.loadFromFlags({ ...o, sequences: o.parallel } as never, signal);
@@ -62,6 +64,8 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
         await med.dispose();
       }
     });
+
+  registerWorkerCommand(ev, h);
 
   ev.command('merge')
     .description('join chunk answer files back in test.json order')

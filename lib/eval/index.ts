@@ -4,6 +4,9 @@
  * - prepare: {@link prepareDataset} turns VQA-RAD, SLAKE or PathVQA as published into a LLaVA test.json.
  * - answer: {@link answerQuestions} answers it with a loaded model (resumable, chunkable, parallel);
  *   {@link mergeChunks} joins the chunks' answer files.
+ * - answer on many machines: {@link runQueue} puts the questions on a Redis queue (one job per image) and writes
+ *   the answers file when they are all answered; {@link runQueueWorker} processes, anywhere, answer them
+ *   ({@link modelIdentity} keeps one model per run).
  * - score: {@link evaluate} computes the original scripts' metrics, {@link formatScoreTable} prints them in the
  *   paper's layout, {@link writeReport} writes an HTML report.
  * - judge: {@link runJudge} and {@link summarizeReviews} run the GPT-assisted chat evaluation.
@@ -24,3 +27,8 @@ export {
   runJudge, summarizeReviews, readChatQuestions, readReviews, SUMMARY_ORDER,
   type ChatQuestion, type JudgeAnswer, type JudgeOptions, type ReviewLine, type JudgeGroupScore,
 } from './judge/run.js';
+export { modelIdentity, identityDifferences, type ModelIdentity, type GgufIdentity } from './model-identity.js';
+export {
+  parseQueueUrl, runQueue, runQueueWorker, type QueueAddress, type QueueRunOptions, type QueueRunResult, type QueueProgress,
+  type QueueNotice, type QueueFailure, type QueueWorkerOptions, type QueueWorkerResult, type QueueWorkerEvent, type RunGeneration,
+} from './queue/index.js';

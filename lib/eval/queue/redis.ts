@@ -1,0 +1,98 @@
+/** One ioredis client per producer or worker, with the outage bookkeeping both need. */
+import { Redis } from 'ioredis';
+import { llavaError } from '../../errors.js';
+import type { QueueAddress } from './connection.js';
+
+/** Connection options for BullMQ's own clients: reconnect forever, commands wait for the connection. */
+export function bullConnection(addr: QueueAddress) {
+  return { ...addr.connection, maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(100 * n, 2000) };
+}
+
+const AUTH_ERROR = /WRONGPASS|NOAUTH|invalid password|invalid username|AUTH failed|NOPERM/i;
+
+/** A client that remembers since when it is down and why (masked). */
+export class RunClient {
+  readonly redis: Redis;
+  /** Time the connection was lost (performance.now()), or undefined while connected. */
+  downSince: number | undefined;
+  /** The last connection error, masked. */
+  lastError = '';
+
+  constructor(readonly addr: QueueAddress, onError?: (message: string) => void) {
+    this.redis = new Redis({ ...bullConnection(addr), lazyConnect: true });
+    this.downSince = performance.now();
+    this.redis.on('error', (e: Error) => {
+      const msg = addr.mask(e.message);
+      const changed = msg !== this.lastError;
+      this.lastError = msg;
+      if (changed) onError?.(msg);
+    });
+    this.redis.on('close', () => (this.downSince ??= performance.now()));
+    this.redis.on('ready', () => {
+      this.downSince = undefined;
+      this.lastError = '';
+    });
+  }
+
+  /**
+   * Connects, failing with ERR_EVAL (address masked) when Redis does not answer within `timeoutMs`.
+   */
+  async connect(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    let onError: ((e: Error) => void) | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      await Promise.race([
+        // lazyConnect rejects only the first attempt; the retries go on until 'ready' or the timeout.
+        new Promise<void>((resolve) => {
+          this.redis.once('ready', () => resolve());
+          this.redis.connect().catch(() => undefined);
+        }),
+        new Promise<never>((_, reject) => {
+          onError = (e: Error) => {
+            const msg = this.addr.mask(e.message);
+            if (AUTH_ERROR.test(msg)) {
+              reject(llavaError('ERR_EVAL', `Redis at ${this.addr.display} refused the credentials (${msg}): check the user and password in the URL or in LLAVA_MED_REDIS_USERNAME / LLAVA_MED_REDIS_PASSWORD.`));
+            }
+          };
+          this.redis.on('error', onError);
+          timer = setTimeout(() => reject(llavaError('ERR_EVAL', `Cannot reach Redis at ${this.addr.display} within ${+(timeoutMs / 1000).toFixed(3)} s${this.lastError ? ` (${this.lastError})` : ''}. Is redis-server running there, and are the host, port and credentials right?`)), timeoutMs);
+          onAbort = () => reject(llavaError('ERR_ABORTED', 'Connecting to Redis was aborted.'));
+          if (signal?.aborted) onAbort();
+          signal?.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+      await this.redis.ping();
+    } catch (e) {
+      this.redis.disconnect();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      if (onError) this.redis.off('error', onError);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Closes the connection (never throws). */
+  async close(): Promise<void> {
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,207 @@
+/**
+ * A worker of a queued run (`eval worker --queue`): joins the run when its model is the run's model,
+ * takes one image's questions at a time, encodes the image once, and records each answer once.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { WaitingError, Worker, type Job } from 'bullmq';
+import { llavaError, isLlavaMedError } from '../../errors.js';
+import { readRegularFile } from '../../formats/file-read.js';
+import type { LlavaMed } from '../../llava-med.js';
+import { idKey } from '../answers-file.js';
+import { makeAnswerLine, testEntryQuestion } from '../formats.js';
+import { identityDifferences, modelIdentity } from '../model-identity.js';
+import { parseQueueUrl } from './connection.js';
+import { JobDataSchema, readMeta, RECORD_SCRIPT, runKeys, type RunMeta } from './protocol.js';
+import { bullConnection, RunClient, sleep } from './redis.js';
+
+/** Something a worker reports as it happens (messages never hold credentials). */
+export interface QueueWorkerEvent {
+  /** `waiting`: no running run of that name yet; `joined`: the model matches, loading it; `job`: a job done; `job-failed`: an attempt failed (it is retried unless it was the last); `stalled`: this worker found a job whose worker went silent (dead) and queued it again; `redis-down` / `redis-up`: connection lost / back; `finished`: the run is complete. */
+  kind: 'waiting' | 'joined' | 'job' | 'job-failed' | 'stalled' | 'redis-down' | 'redis-up' | 'finished';
+  /** One line for a person. */
+  message: string;
+}
+
+/** Options of {@link runQueueWorker}. */
+export interface QueueWorkerOptions {
+  /** The run's queue URL, as the producer was given it. */
+  queue: string;
+  /** This worker's language model (path or registered name); it must be the run's model. */
+  model: string;
+  /** This worker's projector (default: the registered name's). */
+  mmproj?: string | undefined;
+  /** Loads the model once the run accepted it (the caller's engine options: threads, GPU layers, …). */
+  load: (files: { model: string; mmproj: string; sequences: number }) => Promise<LlavaMed>;
+  /** Folder the image paths are relative to. Default: the producer's (a shared file system). */
+  imageFolder?: string | undefined;
+  /** Questions about one image decoded at once (parallel sequences). Default 1. */
+  parallel?: number | undefined;
+  /** How long to wait for Redis at start (ms). Default 10000. */
+  connectTimeoutMs?: number | undefined;
+  /** Called as things happen. */
+  onEvent?: ((e: QueueWorkerEvent) => void) | undefined;
+  /** Stops the worker: the job in hand goes back to the queue unfinished (answers already recorded stay); resolves. */
+  signal?: AbortSignal | undefined;
+}
+
+/** What {@link runQueueWorker} did. */
+export interface QueueWorkerResult {
+  /** Questions this worker answered and recorded first. */
+  answered: number;
+  /** Jobs (images) this worker completed. */
+  jobs: number;
+  /** Why it stopped: the run finished, or the signal fired. */
+  reason: 'finished' | 'aborted';
+}
+
+const HEARTBEAT_MS = 2000;
+
+/**
+ * Joins a queued run and answers its jobs until the producer marks the run finished (or `signal` fires).
+ * The model's identity ({@link modelIdentity}: provenance keys and fingerprint of both GGUFs) is compared
+ * with the run's before anything is loaded. Answers are recorded once per question id: a job retried after
+ * its worker died skips the questions already answered.
+ *
+ * @throws LlavaMedError `ERR_EVAL` (the model differs from the run's — each difference listed —, Redis
+ *   unreachable at start), `ERR_INVALID_ARGUMENT`, the errors of {@link modelIdentity} and of `load`.
+ */
+export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorkerResult> {
+  const addr = parseQueueUrl(o.queue);
+  const parallel = o.parallel ?? 1;
+  if (!Number.isInteger(parallel) || parallel < 1) throw llavaError('ERR_INVALID_ARGUMENT', '--parallel must be an integer >= 1.');
+  const keys = runKeys(addr.run);
+  const emit = (kind: QueueWorkerEvent['kind'], message: string) => o.onEvent?.({ kind, message: addr.mask(message) });
+  const identity = await modelIdentity({ model: o.model, mmproj: o.mmproj });
+  const client = new RunClient(addr, (m) => emit('redis-down', `Redis at ${addr.display}: ${m}; reconnecting`));
+  let reconnected = false;
+  client.redis.on('ready', () => reconnected && emit('redis-up', `Redis at ${addr.display} is back`));
+  try {
+    await client.connect(o.connectTimeoutMs ?? 10_000, o.signal);
+    reconnected = true;
+    const redis = client.redis;
+    let meta: RunMeta | undefined;
+    let said = false;
+    for (;;) {
+      if (o.signal?.aborted) return { answered: 0, jobs: 0, reason: 'aborted' };
+      meta = await readMeta(redis, addr.run).catch((e: unknown) => {
+        if (isLlavaMedError(e)) throw e;
+        return undefined; // connection trouble: try again
+      });
+      if (meta?.state === 'running') break;
+      if (!said) emit('waiting', `waiting for a run named ${addr.run} at ${addr.display} to start`);
+      said = true;
+      await sleep(1000, o.signal);
+    }
+    const diffs = identityDifferences(identity, meta.identity, { mine: 'in this worker', theirs: 'in the run' });
+    if (diffs.length) {
+      throw llavaError('ERR_EVAL', `Refusing to join the run ${addr.run} at ${addr.display}: this worker's model is not the run's model.\n  - ${diffs.join('\n  - ')}\nStart the worker with the run's model files (-m/-p).`);
+    }
+    emit('joined', `joined the run ${addr.run} (model_id ${meta.modelId}); loading the model`);
+    const run = meta;
+    const med = await o.load({ model: identity.modelPath, mmproj: identity.mmprojPath, sequences: parallel });
+    const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    let answered = 0;
+    let jobs = 0;
+    let current: string | undefined;
+    const imageFolder = o.imageFolder ?? run.imageFolder;
+
+    const processor = async (job: Job, token?: string): Promise<{ answered: number }> => {
+      current = job.id;
+      void heartbeat();
+      try {
+        return await answerJob(job);
+      } catch (e) {
+        // Stopped mid-job: hand the job back at once (no attempt counted) instead of failing it.
+        if (stop.signal.aborted) {
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
+        // BullMQ keeps only the message as the job's failure reason: put the code in it.
+        throw isLlavaMedError(e) ? new Error(`${e.code}: ${e.message}`, { cause: e }) : e;
+      } finally {
+        current = undefined;
+      }
+    };
+    const answerJob = async (job: Job): Promise<{ answered: number }> => {
+      const data = JobDataSchema.parse(job.data);
+      const file = isAbsolute(data.image) ? data.image : join(imageFolder, data.image);
+      const sha = createHash('sha256').update(await readRegularFile(file, { what: 'Image' })).digest('hex');
+      if (sha !== data.sha256) throw llavaError('ERR_EVAL', `The image ${file} on ${hostname()} is not the producer's (SHA-256 differs): give the worker the run's image folder.`);
+      const flags = await Promise.all(data.entries.map((e) => redis.hexists(keys.results, idKey(e.id))));
+      const todo = data.entries.filter((_, i) => flags[i] === 0);
+      let mine = 0;
+      if (todo.length) {
+        const handle = await med.embedImage(file, { signal: stop.signal });
+        try {
+          for (let i = 0; i < todo.length; i += parallel) {
+            const group = todo.slice(i, i + parallel);
+            const answers = await med.askBatch(group.map((e) => ({ image: handle, question: testEntryQuestion(e) })), { ...run.generation, signal: stop.signal });
+            for (let k = 0; k < group.length; k++) {
+              const line = makeAnswerLine(group[k]!, answers[k]!.text, run.modelId);
+              const recorded = (await redis.eval(RECORD_SCRIPT, 2, keys.results, keys.done, idKey(group[k]!.id), JSON.stringify(line))) as number;
+              mine += recorded;
+            }
+          }
+        } finally {
+          await handle.dispose();
+        }
+      }
+      answered += mine;
+      jobs++;
+      return { answered: mine };
+    };
+
+    const worker = new Worker(addr.run, processor, {
+      connection: bullConnection(addr),
+      concurrency: 1,
+      lockDuration: run.lockMs,
+      stalledInterval: run.stalledMs,
+      maxStalledCount: run.attempts,
+      autorun: false,
+    });
+    worker.on('error', () => undefined); // the run client reports the connection state
+    worker.on('completed', (job: Job) => emit('job', `${(job.data as { image: string }).image}: ${(job.returnvalue as { answered: number } | undefined)?.answered ?? 0} answered`));
+    worker.on('stalled', (jobId: string) => emit('stalled', `job ${jobId} stalled (its worker stopped renewing its lock): queued again`));
+    worker.on('failed', (job: Job | undefined, err: Error) => {
+      if (job) emit('job-failed', `${(job.data as { image: string }).image}: attempt ${job.attemptsMade} of ${run.attempts} failed: ${err.message}`);
+    });
+    const heartbeat = async () => {
+      await redis.set(`${keys.workerPrefix}${id}`, JSON.stringify({ host: hostname(), pid: process.pid, answered, jobs, job: current ?? null }), 'PX', 3 * HEARTBEAT_MS).catch(() => undefined);
+    };
+    await heartbeat();
+    const beat = setInterval(() => void heartbeat(), HEARTBEAT_MS);
+    const running = worker.run().catch(() => undefined);
+    let reason: QueueWorkerResult['reason'] = 'aborted';
+    try {
+      while (!stop.signal.aborted) {
+        await sleep(1000, stop.signal);
+        const cur = await readMeta(redis, addr.run).catch(() => undefined);
+        if (cur?.state === 'done') {
+          reason = 'finished';
+          emit('finished', `the run ${addr.run} is complete (${answered} answered here, ${jobs} jobs)`);
+          break;
+        }
+      }
+    } finally {
+      clearInterval(beat);
+      o.signal?.removeEventListener('abort', onAbort);
+      // Finished: nothing is in hand. Aborted: stop generating at once; the job in hand goes back to the queue.
+      if (reason === 'aborted') stop.abort();
+      await worker.close().catch(() => undefined);
+      await running;
+      await redis.del(`${keys.workerPrefix}${id}`).catch(() => undefined);
+      await med.dispose();
+    }
+    return { answered, jobs, reason };
+  } catch (e) {
+    if (e instanceof Error) e.message = addr.mask(e.message);
+    throw e;
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,319 @@
+// The Redis work queue end to end, through the CLI: a real redis-server (started here on a free loopback
+// port, with a password), `eval answer --queue` as the producer and `eval worker` processes on a tiny
+// random-weight v0 model, answering the first questions of VQA-RAD's test split (the real records and
+// images in test/fixtures/eval). The reference is a single-process `eval answer` of the same questions:
+// at temperature 0 the queued run must write the same file (ids, order, answers), whatever worker
+// answered what, with one worker SIGKILLed in the middle of a job and with Redis restarted mid-run.
+import t, { type Test } from 'tap';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { writeSyntheticV0 } from '../../lib/demo/synthetic-v0.js';
+import { convertV0 } from '../../lib/convert/index.js';
+import { prepareDataset } from '../../lib/eval/prepare/index.js';
+import { parseTestFile, type AnswerLine, type TestEntry } from '../../lib/eval/formats.js';
+import { parseQueueUrl } from '../../lib/eval/queue/connection.js';
+import { compiledCli } from '../helpers/compiled-cli.js';
+
+const FIX = fileURLToPath(new URL('../fixtures/eval/vqa-rad/data_RAD', import.meta.url));
+const QUESTIONS = 60; // of 451 (26 images): the whole split takes ~35 s per single-process pass on 2 loaded cores
+const MAX_TOKENS = '16';
+const PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
+
+const have = spawnSync('redis-server', ['--version']).status === 0;
+if (!have) {
+  t.fail('redis-server is not installed (.ci/run installs it; apt-get install redis-server)');
+  process.exit(1);
+}
+
+const CLI = compiledCli();
+const dir = t.testdir();
+const m1 = { model: join(dir, 'm1/tiny.gguf'), mmproj: join(dir, 'm1/mmproj-tiny.gguf') };
+const m2 = { model: join(dir, 'm2/tiny.gguf'), mmproj: join(dir, 'm2/mmproj-tiny.gguf') };
+const data = join(dir, 'rad');
+const subset = join(dir, 'subset.json');
+let entries: TestEntry[] = [];
+let reference: AnswerLine[] = [];
+const children = new Set<ChildProcess>();
+
+// ---------------------------------------------------------------- helpers
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A redis-server without persistence on a loopback port; `restart()` loses everything, as a crash would. */
+class RedisServer {
+  proc: ChildProcess | undefined;
+  constructor(readonly port: number) {}
+  async start(): Promise<void> {
+    const p = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD, '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = p;
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      p.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('Ready to accept connections')) resolve();
+      });
+      p.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
+    });
+    p.stdout!.resume();
+  }
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await gone;
+  }
+}
+
+interface Run {
+  proc: ChildProcess;
+  stderr: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function start(args: string[], env: NodeJS.ProcessEnv = {}): Run {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  children.add(proc);
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stdout!.resume();
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => {
+    children.delete(proc);
+    resolve({ code, signal });
+  }));
+  return { proc, stderr: () => err, exit };
+}
+
+const modelFlags = (m: typeof m1) => ['-m', m.model, '-p', m.mmproj, '-t', '1'];
+const producerArgs = (url: string, questions: string, answers: string, extra: string[] = []) => [
+  'eval', 'answer', ...modelFlags(m1), '--queue', url, '--question-file', questions, '--image-folder', join(data, 'images'),
+  '--answers-file', answers, '--temperature', '0', '--max-tokens', MAX_TOKENS, '--lock-timeout', '2', ...extra,
+];
+const worker = (url: string, m = m1) => start(['eval', 'worker', ...modelFlags(m), '--queue', url], { LLAVA_MED_REDIS_PASSWORD: PASSWORD });
+
+async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Waits for a process to exit; after `ms` kills it and fails with everything the run's processes said. */
+async function exited(r: Run, what: string, ms = 120_000, others: Run[] = []): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      for (const o of [r, ...others]) o.proc.kill('SIGKILL');
+      reject(new Error(`${what} did not exit within ${ms / 1000} s. Its stderr:\n${r.stderr().slice(-3000)}\nThe others:\n${others.map((o) => o.stderr().slice(-1500)).join('\n---\n')}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([r.exit, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readLines(file: string): Promise<AnswerLine[]> {
+  const text = await readFile(file, 'utf8');
+  t.ok(text.endsWith('\n'), `${file} ends with a whole line`);
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnswerLine);
+}
+
+/** The queued file equals the single-process one: same ids in the same order, same answers, each id once. */
+function sameAsReference(tt: Test, lines: AnswerLine[], ref: AnswerLine[]): void {
+  tt.same(lines.map((l) => l.question_id), ref.map((l) => l.question_id), 'same ids, in test.json order');
+  tt.equal(new Set(lines.map((l) => JSON.stringify(l.question_id))).size, lines.length, 'no id twice');
+  tt.same(lines.map((l) => l.text), ref.map((l) => l.text), 'the same greedy answers');
+  tt.same(lines.map((l) => [l.prompt, l.model_id, l.metadata]), ref.map((l) => [l.prompt, l.model_id, l.metadata]), 'prompt, model_id, metadata as the single process wrote them');
+  tt.equal(new Set(lines.map((l) => l.answer_id)).size, lines.length, 'answer ids are unique');
+}
+
+let redisServer: RedisServer;
+let client: Redis;
+
+t.teardown(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  client?.disconnect();
+  await redisServer?.stop('SIGKILL');
+});
+
+t.before(async () => {
+  // Two tiny models that differ only in their weights (seed): same keys, same shapes.
+  const dims = { hidden: 64, layers: 2, heads: 4, intermediate: 128, vocab: 512, clipHidden: 32, clipLayers: 2, clipHeads: 4, clipIntermediate: 64, imageSize: 28, patchSize: 14 };
+  for (const [m, seed] of [[m1, 1234], [m2, 99]] as const) {
+    const hf = await writeSyntheticV0(join(dir, `hf-${seed}`), dims, { seed });
+    await convertV0({ ...hf, out: dirname(m.model), name: 'tiny', outtype: 'f16' });
+  }
+  await prepareDataset({ dataset: 'vqa-rad', src: FIX, out: data });
+  const all = parseTestFile(JSON.parse(await readFile(join(data, 'test.json'), 'utf8')));
+  entries = all.slice(0, QUESTIONS);
+  await writeFile(subset, JSON.stringify(entries));
+  const ref = start(['eval', 'answer', ...modelFlags(m1), '--question-file', subset, '--image-folder', join(data, 'images'), '--answers-file', join(dir, 'reference.jsonl'), '--temperature', '0', '--max-tokens', MAX_TOKENS]);
+  const r = await ref.exit;
+  if (r.code !== 0) throw new Error(`reference run failed: ${ref.stderr()}`);
+  reference = await readLines(join(dir, 'reference.jsonl'));
+  redisServer = new RedisServer(await freePort());
+  await redisServer.start();
+  client = new Redis({ host: '127.0.0.1', port: redisServer.port, password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: null });
+  client.on('error', () => undefined);
+  await client.connect();
+});
+
+// ---------------------------------------------------------------- tests
+
+t.test('queue URLs: run name, db, credentials from the URL or the environment, never shown', async (t) => {
+  const a = parseQueueUrl('redis://user:s3cr%40t@host.example:6380/2/vqa-rad-7b', {});
+  t.same(a.connection, { host: 'host.example', port: 6380, db: 2, username: 'user', password: 's3cr@t' });
+  t.equal(a.run, 'vqa-rad-7b');
+  t.equal(a.display, 'redis://user:***@host.example:6380/2/vqa-rad-7b');
+  t.equal(a.mask('auth s3cr@t and s3cr%40t'), 'auth *** and ***');
+  const b = parseQueueUrl('rediss://h/run', { LLAVA_MED_REDIS_PASSWORD: 'envpw', LLAVA_MED_REDIS_USERNAME: 'u' });
+  t.same(b.connection, { host: 'h', port: 6379, db: 0, username: 'u', password: 'envpw', tls: {} });
+  t.equal(b.display, 'rediss://h/run');
+  t.equal(b.mask('x envpw y'), 'x *** y');
+  t.equal(parseQueueUrl('redis://:only@h/r', { LLAVA_MED_REDIS_PASSWORD: 'other' }).connection.password, 'only', 'the URL wins');
+  for (const bad of ['redis://:pw123@h:6379', 'redis://:pw123@h/x/y/z', 'http://:pw123@h/run', 'redis://:pw123@h/-bad', 'redis://:pw123@h/db/run', 'not a url pw123']) {
+    const e = (() => {
+      try {
+        parseQueueUrl(bad, {});
+      } catch (err) {
+        return err as { code: string; message: string };
+      }
+      return undefined;
+    })();
+    t.equal(e?.code, 'ERR_INVALID_ARGUMENT', bad);
+    t.notMatch(e?.message ?? '', /pw123/, `${bad}: the password is not in the message`);
+  }
+});
+
+t.test('three workers, one SIGKILLed mid-job: the same answers file as one process, nothing twice; another model is refused', async (t) => {
+  const run = 'kill';
+  const url = `redis://:${PASSWORD}@127.0.0.1:${redisServer.port}/${run}`;
+  const wurl = `redis://127.0.0.1:${redisServer.port}/${run}`; // the workers take the password from the environment
+  const out = join(dir, 'queued.jsonl');
+  const producer = start(producerArgs(url, subset, out));
+  // The victim starts first; the two others once it is at work, so that all three work side by side.
+  const victim = worker(wurl);
+  const workers = [victim];
+
+  // A worker with other weights (same keys and shapes) is refused before it loads anything.
+  await until('the run to start', async () => (await client.get(`llava-med:${run}:meta`)) !== null);
+  const intruder = worker(wurl, m2);
+  const ir = await exited(intruder, 'the intruder', 60_000);
+  t.equal(ir.code, 1, 'the worker with another model exits with 1');
+  t.match(intruder.stderr(), /ERR_EVAL: Refusing to join the run kill .*this worker's model is not the run's model/);
+  t.match(intruder.stderr(), /model fingerprint \(header \+ weight samples\)/);
+  t.notMatch(intruder.stderr(), /loading the model/, 'refused before loading');
+
+  const heartbeat = async () => {
+    for (const k of await client.keys(`llava-med:${run}:worker:*`)) {
+      const v = await client.get(k);
+      const b = v ? (JSON.parse(v) as { pid: number; job: string | null; jobs: number }) : undefined;
+      if (b?.pid === victim.proc.pid) return { key: k, ...b };
+    }
+    return undefined;
+  };
+  await until('the victim to take a job', async () => !!(await heartbeat())?.job);
+  workers.push(worker(wurl), worker(wurl));
+  // Kill the victim while it holds a job, after it finished one: freeze it, check that the job its
+  // heartbeat names is still active (its lock exists), kill it; otherwise let it go on and look again.
+  let killedJob = '';
+  await until('the victim to hold its second job', async () => {
+    if (producer.proc.exitCode !== null) throw new Error(`the producer ended first: ${producer.stderr()}`);
+    const b = await heartbeat();
+    if (!b?.job || (b.jobs ?? 0) < 1) return false;
+    victim.proc.kill('SIGSTOP');
+    const again = await heartbeat();
+    if (again?.job && (await client.exists(`bull:${run}:${again.job}:lock`))) {
+      killedJob = again.job;
+      victim.proc.kill('SIGKILL');
+      return true;
+    }
+    victim.proc.kill('SIGCONT');
+    return false;
+  });
+  t.equal((await victim.exit).signal, 'SIGKILL');
+  const pr = await exited(producer, 'the producer', 120_000, workers);
+  t.equal(pr.code, 0, `the producer succeeds: ${producer.stderr().slice(-2000)}`);
+  for (const w of workers.slice(1)) {
+    const r = await exited(w, 'a worker', 30_000, [producer]);
+    t.equal(r.code, 0, 'a surviving worker exits 0 when the run is complete');
+    t.match(w.stderr(), /the run kill is complete/);
+  }
+  t.match(workers.slice(1).map((w) => w.stderr()).join(''), new RegExp(`job ${killedJob} stalled`), "a survivor took over the dead worker's job after the lock timeout");
+  t.match(producer.stderr(), new RegExp(`answered ${QUESTIONS} \\(skipped 0 already answered\\)`));
+  t.match(producer.stderr(), /\d+\/60 done · \d+ running · \d+ waiting · 0 failed · [1-3] workers? alive/, 'progress lines on stderr');
+
+  sameAsReference(t, await readLines(out), reference);
+  for (const r of [producer, ...workers, intruder]) t.notMatch(r.stderr(), new RegExp(PASSWORD), 'the password is never printed');
+  t.same(await client.keys(`llava-med:${run}:results`), [], "the run's answers are cleared from Redis");
+  t.match(JSON.parse((await client.get(`llava-med:${run}:meta`))!), { state: 'done' });
+});
+
+t.test('Redis killed and restarted (no persistence) mid-run: the producer queues what was lost again and finishes', async (t) => {
+  const run = 'restart';
+  const url = `redis://:${PASSWORD}@127.0.0.1:${redisServer.port}/${run}`;
+  const out = join(dir, 'restart.jsonl');
+  const producer = start(producerArgs(url, subset, out));
+  const workers = [worker(`redis://127.0.0.1:${redisServer.port}/${run}`), worker(`redis://127.0.0.1:${redisServer.port}/${run}`)];
+  await until('10 answers in Redis', async () => (await client.hlen(`llava-med:${run}:results`).catch(() => 0)) >= 10);
+  await redisServer.stop('SIGKILL');
+  await new Promise((r) => setTimeout(r, 500));
+  await redisServer.start();
+  const pr = await exited(producer, 'the producer', 120_000, workers);
+  t.equal(pr.code, 0, `the producer succeeds: ${producer.stderr().slice(-2000)}`);
+  t.match(producer.stderr(), /lost the connection to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/restart/);
+  t.match(producer.stderr(), /lost the run's state \(restarted without persistence\?\); \d+ answers were already collected here, \d+ unanswered questions queued again/);
+  for (const w of workers) t.equal((await exited(w, 'a worker', 30_000, [producer])).code, 0, 'the workers reconnect and finish');
+  sameAsReference(t, await readLines(out), reference);
+  for (const r of [producer, ...workers]) t.notMatch(r.stderr(), new RegExp(PASSWORD));
+});
+
+t.test('a question that fails every attempt is reported with its error; the others are written', async (t) => {
+  const run = 'fail';
+  await mkdir(join(data, 'images'), { recursive: true });
+  await writeFile(join(data, 'images', 'broken.jpg'), Buffer.from('not a jpeg at all'));
+  const three = [entries[0]!, { ...entries[1]!, id: 999001, image: 'broken.jpg' }, entries[2]!];
+  const q = join(dir, 'fail.json');
+  await writeFile(q, JSON.stringify(three));
+  const out = join(dir, 'fail.jsonl');
+  const producer = start(producerArgs(`redis://:${PASSWORD}@127.0.0.1:${redisServer.port}/${run}`, q, out, ['--attempts', '2']));
+  const w = worker(`redis://127.0.0.1:${redisServer.port}/${run}`);
+  const pr = await exited(producer, 'the producer', 60_000, [w]);
+  t.equal(pr.code, 1);
+  t.match(producer.stderr(), /ERR_EVAL: 1 question\(s\) failed after 2 attempt\(s\) each; the 2 answered are in .*fail\.jsonl/);
+  t.match(producer.stderr(), /- 999001 \(broken\.jpg\): ERR_IMAGE_\w+: /, 'the failed id with its error code');
+  t.match(w.stderr(), /broken\.jpg: attempt 2 of 2 failed: ERR_IMAGE_/);
+  t.equal((await exited(w, 'the worker', 30_000, [producer])).code, 0);
+  const lines = await readLines(out);
+  t.same(lines.map((l) => l.question_id), [entries[0]!.id, entries[2]!.id]);
+  t.same(lines.map((l) => l.text), [reference[0]!.text, reference[2]!.text]);
+});
+
+t.test('wrong credentials and an unreachable Redis are clear errors without the password', async (t) => {
+  const wrong = start(producerArgs(`redis://:wrong-pw-123@127.0.0.1:${redisServer.port}/creds`, subset, join(dir, 'x.jsonl')));
+  t.equal((await exited(wrong, 'the producer', 30_000)).code, 1);
+  t.match(wrong.stderr(), /ERR_EVAL: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/creds refused the credentials/);
+  t.notMatch(wrong.stderr(), /wrong-pw-123/);
+  const port = await freePort();
+  const none = start(['eval', 'worker', ...modelFlags(m1), '--queue', `redis://:nobody-pw-9@127.0.0.1:${port}/x`, '--connect-timeout', '1']);
+  t.equal((await exited(none, 'the worker', 30_000)).code, 1);
+  t.match(none.stderr(), new RegExp(`ERR_EVAL: Cannot reach Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/x within 1 s`));
+  t.notMatch(none.stderr(), /nobody-pw-9/);
+});
