@@ -13,6 +13,7 @@ import { z } from 'zod';
 import type { Redis } from 'ioredis';
 import { llavaError } from '../../errors.js';
 import { TestEntrySchema } from '../formats.js';
+import type { GenerationOptions } from '../../llava-med.js';
 
 /** Redis keys of one run. */
 export function runKeys(run: string) {
@@ -39,8 +40,8 @@ export const RunGenerationSchema = z.strictObject({
   stop: z.array(z.string()).optional(),
 });
 
-/** The generation options a queued run fixes for every worker. */
-export type RunGeneration = z.infer<typeof RunGenerationSchema>;
+/** The generation options a queued run fixes for every worker (the JSON-safe ones of {@link GenerationOptions}). */
+export type RunGeneration = Pick<GenerationOptions, 'temperature' | 'topK' | 'topP' | 'minP' | 'repeatPenalty' | 'seed' | 'maxTokens' | 'stop'>;
 
 export const RunMetaSchema = z.object({
   version: z.literal(1),
