@@ -5,7 +5,7 @@
 //
 //   node bench/run.mjs [--runs 5] [--threads N] [--max-tokens 32] [--questions 100] [--images 10]
 //                      [--cli-sample 10] [--settle-ms 500] [--sequences 4] [--convert-layers 1,4] [--skip-convert] [--skip-workload]
-//                      [--skip-llamanode] [--llamanode-runs 1] [--spincount 100|default] [--skip-f16] [--skip-encoder-fa] [--out BENCHMARKS.md] [--label TEXT]
+//                      [--skip-llamanode] [--llamanode-runs 1] [--spincount 100|default] [--skip-f16] [--skip-encoder-fa] [--skip-hugepages] [--out BENCHMARKS.md] [--label TEXT]
 //   node bench/run.mjs --rerender [--roofline]   rewrite BENCHMARKS.md from bench/.cache/last-run.json
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -162,9 +162,9 @@ export async function runMtmd(P, model, mode, image, question) {
   };
 }
 
-async function runLlava(P, model, mode, image, question, extra = {}) {
+async function runLlava(P, model, mode, image, question, extra = {}, env = {}) {
   const job = { model, mmproj: P.models.mmproj, threads: cfg.threads, loadMode: mode, image, question, maxTokens: cfg.maxTokens, ...extra };
-  const r = await measure(process.execPath, [path.join(root, 'bench', 'child-llava.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads) });
+  const r = await measure(process.execPath, [path.join(root, 'bench', 'child-llava.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads, env) });
   const res = r.lines.find((l) => l.text.startsWith('RESULT '));
   const ready = r.lines.find((l) => l.text.startsWith('READY '));
   if (r.code !== 0 || !res) throw new Error(`child-llava exited ${r.code}:\n${r.lines.map((l) => l.text).join('\n').slice(-3000)}`);
@@ -225,6 +225,8 @@ async function figures(P, imgs) {
     // the vision encoder with flash attention (F16 K/V, what mtmd-cli runs by default) next to
     // llava-med's default F32 attention: the speed cost of the precision default
     ...(skipped('encoder-fa') ? [] : [{ key: 'lm-q4-none-efa', tool: 'llava-med', model: 'q4', mode: 'none', extra: { projectorFlashAttn: 'on' } }]),
+    // the same with 4 KiB pages (native/patches/0005 off): what transparent huge pages bring
+    ...(skipped('hugepages') ? [] : [{ key: 'lm-q4-none-4k', tool: 'llava-med', model: 'q4', mode: 'none', env: { LLAVA_MED_HUGEPAGES: '0' } }]),
     { key: 'lm-q4-mmap', tool: 'llava-med', model: 'q4', mode: 'mmap' },
     { key: 'cli-q4-mmap', tool: 'mtmd-cli', model: 'q4', mode: 'mmap' },
   ];
@@ -273,7 +275,7 @@ async function figures(P, imgs) {
       if (c.tool === 'llama.node' && round >= cfg.llamaNodeRuns) continue;
       const model = P.models[c.model];
       const fn = c.tool === 'llava-med' ? runLlava : c.tool === 'mtmd-cli' ? runMtmd : runLlamaNode;
-      const r = c.tool === 'llama-bench' ? await runLlamaBench(P, model, [c.mode], 1).then((x) => (x.error ? x : x[0])) : await fn(P, model, c.mode, image, q, c.extra);
+      const r = c.tool === 'llama-bench' ? await runLlamaBench(P, model, [c.mode], 1).then((x) => (x.error ? x : x[0])) : await fn(P, model, c.mode, image, q, c.extra, c.env);
       if (r.error) {
         errors[c.key] = r;
         log(`  ${c.key}: FAILED at ${r.error.stage}: ${r.error.message}`);
@@ -460,6 +462,15 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }, c = cfg) {
     L.push(`| llava-med \`projectorFlashAttn: 'on'\` (F16 K/V) | ${fmtS(s('lm-q4-none-efa', enc), 0)} | ${fmtR(ratio('lm-q4-none-efa', 'cli-q4-none', enc))} |`);
     L.push(`| llama-mtmd-cli default (F16 K/V) | ${fmtS(s('cli-q4-none', enc), 0)} | 1 |`, '');
   }
+  if ((F.res['lm-q4-none-4k'] ?? []).length) {
+    L.push('### Transparent huge pages (Q4_K_M, load mode none)', '');
+    L.push("native/patches/0005 puts the CPU weight buffers and the KV cache on 2 MiB pages (madvise, THP `madvise` or `always`); `LLAVA_MED_HUGEPAGES=0` turns it off. Same process otherwise, run next to the default in each round.", '');
+    L.push('| figure | default (huge pages) | LLAVA_MED_HUGEPAGES=0 | default / off (paired) |', '|---|---|---|---|');
+    for (const [name, f, d, better] of rows) {
+      L.push(`| ${name} | ${fmtS(s('lm-q4-none', f), d)} | ${fmtS(s('lm-q4-none-4k', f), d)} | ${fmtR(ratio('lm-q4-none', 'lm-q4-none-4k', f))} ${better === 'higher' ? '(≥ 1 is better)' : '(≤ 1 is better)'} |`);
+    }
+    L.push('');
+  }
   // target summary
   const t = (a, b, f) => ratio(a, b, f).median;
   const none = (f) => t('lm-q4-none', 'cli-q4-none', f);
@@ -590,7 +601,7 @@ async function rerender() {
   const j = JSON.parse(readFileSync(path.join(cacheDir, 'last-run.json'), 'utf8'));
   const keep = { out: cfg.out, label: args.label ?? j.cfg.label };
   // runs before cfg.skip existed: the sections they lack are skipped
-  const skip = j.cfg.skip ?? { f16: !j.F?.res?.['lm-f16-none']?.length, 'encoder-fa': !j.F?.res?.['lm-q4-none-efa']?.length, workload: !j.W, convert: !j.C?.length, llamanode: !j.llamaNode };
+  const skip = j.cfg.skip ?? { f16: !j.F?.res?.['lm-f16-none']?.length, 'encoder-fa': !j.F?.res?.['lm-q4-none-efa']?.length, hugepages: !j.F?.res?.['lm-q4-none-4k']?.length, workload: !j.W, convert: !j.C?.length, llamanode: !j.llamaNode };
   Object.assign(cfg, j.cfg, keep, { skip });
   setSpinCount(cfg.spin === 'default' ? null : cfg.spin);
   const { benchModels } = await import('./models.mjs');

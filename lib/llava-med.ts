@@ -88,7 +88,13 @@ export interface LlavaMedOptions {
   gpuLayers?: GpuLayers;
   /** 'v0' or 'v1.5'; detected from the GGUF metadata when omitted. */
   variant?: Variant;
-  /** How weights are read: 'none' copies them into memory (default, measured faster here), 'mmap' maps the file. */
+  /**
+   * How weights are read: 'none' copies them into memory (default, measured faster here), 'mmap' maps the file.
+   * On Linux, weights read into memory (and the KV cache) sit on 2 MiB transparent huge pages when
+   * /sys/kernel/mm/transparent_hugepage/enabled is `madvise` or `always` (fewer TLB misses while decode streams
+   * the weights); mapped weights get them only where the kernel and file system map page-cache pages that large.
+   * `LLAVA_MED_HUGEPAGES=0` in the environment turns huge pages off (ARCHITECTURE.md, "huge pages").
+   */
   loadMode?: LoadMode;
   /** Element type of the KV cache. Default 'f16'; 'q8_0' / 'q4_0' halve / quarter its memory at some accuracy cost. */
   kvCacheType?: KvCacheType;

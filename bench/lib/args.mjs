@@ -4,7 +4,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
-export const SKIPS = ['convert', 'workload', 'llamanode', 'f16', 'encoder-fa'];
+export const SKIPS = ['convert', 'workload', 'llamanode', 'f16', 'encoder-fa', 'hugepages'];
 
 const options = {
   runs: { type: 'string', default: '5' },

@@ -213,9 +213,9 @@ export function buildProgram(): Command {
     .description('quantize a GGUF (language model or mmproj; the mmproj projector stays F16)')
     .argument('<input>', 'input GGUF')
     .argument('<output>', 'output GGUF')
-    .addOption(new Option('--type <t>', 'target type').choices(['Q4_K_M', 'Q5_K_M', 'Q8_0', 'F16']).makeOptionMandatory())
+    .addOption(new Option('--type <t>', 'target type').choices(['Q4_K_M', 'Q5_K_M', 'Q8_0', 'F16', 'Q4_0', 'IQ4_NL']).makeOptionMandatory())
     .option('-t, --threads <n>', 'threads', num('threads', true, 1))
-    .action(async (input: string, output: string, o: { type: 'Q4_K_M' | 'Q5_K_M' | 'Q8_0' | 'F16'; threads?: number }) => {
+    .action(async (input: string, output: string, o: { type: 'Q4_K_M' | 'Q5_K_M' | 'Q8_0' | 'F16' | 'Q4_0' | 'IQ4_NL'; threads?: number }) => {
       const { quantize } = await import('../convert/quantize.js');
       const bar = progressBar('quantizing', ' tensors');
       try {

@@ -26,6 +26,10 @@ export const QUANT_TYPES = {
   Q4_K_M: 15,
   /** 5-bit k-quant mix, ~5.7 bits/weight. */
   Q5_K_M: 17,
+  /** 4-bit, blocks of 32, ~4.5 bits/weight; ggml repacks it at load for AVX2 / ARM dot-product kernels. */
+  Q4_0: 2,
+  /** 4-bit non-linear, blocks of 32, ~4.5 bits/weight; repacked at load like Q4_0. */
+  IQ4_NL: 25,
 } as const;
 /** A {@link QUANT_TYPES} name. */
 export type QuantType = keyof typeof QUANT_TYPES;

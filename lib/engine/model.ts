@@ -14,7 +14,7 @@ export type LoadMode = 'auto' | 'mmap' | 'none';
 export interface ModelLoadOptions {
   /** Layers to offload to a GPU backend: a number (default 0), 'max' or 'auto' (what fits; 0 without a GPU). */
   gpuLayers?: GpuLayers;
-  /** 'none' reads the weights into memory; 'mmap' maps the file (docs/performance.md says which is faster here). */
+  /** 'none' reads the weights into memory (on transparent huge pages on Linux, see LlavaMedOptions.loadMode); 'mmap' maps the file (BENCHMARKS.md compares them). */
   loadMode?: LoadMode;
   /** Only the vocabulary: for tokenization without weights. */
   vocabOnly?: boolean;

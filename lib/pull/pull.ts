@@ -132,7 +132,7 @@ export interface PullResult {
 
 const QUANTS = ['F16', 'Q8_0', 'Q5_K_M', 'Q4_K_M'] as const;
 /** Output size relative to the F16 language model (llama.cpp's bits per weight / 16). */
-const QUANT_RATIO: Record<QuantType, number> = { F16: 1, Q8_0: 0.54, Q5_K_M: 0.36, Q4_K_M: 0.31 };
+const QUANT_RATIO: Record<QuantType, number> = { F16: 1, Q8_0: 0.54, Q5_K_M: 0.36, Q4_K_M: 0.31, Q4_0: 0.28, IQ4_NL: 0.28 };
 
 const OptionsSchema = z.looseObject({
   source: z.string().min(1),

@@ -15,7 +15,7 @@ const round = (o: Record<string, number>) => ({
 
 function results(skip: Record<string, boolean>) {
   const keys = ['lm-q4-none', 'cli-q4-none', 'lm-q4-mmap', 'cli-q4-mmap', 'lb-q4', 'lm-q4-lbctx',
-    ...(skip['encoder-fa'] ? [] : ['lm-q4-none-efa']), ...(skip.f16 ? [] : ['lm-f16-none', 'cli-f16-none']),
+    ...(skip['encoder-fa'] ? [] : ['lm-q4-none-efa']), ...(skip.hugepages ? [] : ['lm-q4-none-4k']), ...(skip.f16 ? [] : ['lm-f16-none', 'cli-f16-none']),
     ...(skip.llamanode ? [] : ['ln-q4-mmap'])];
   const res = Object.fromEntries(keys.map((k, i) => [k, [round({ decodeRate: 15 + i }), round({ decodeRate: 16 + i, encodeMs: 1400 })]]));
   const F = {
@@ -35,7 +35,7 @@ function results(skip: Record<string, boolean>) {
 }
 
 t.test('every combination of the --skip-* flags parses and renders its sections', async (t) => {
-  t.equal(SKIPS.length, 5);
+  t.equal(SKIPS.length, 6);
   for (let mask = 0; mask < 1 << SKIPS.length; mask++) {
     const on = SKIPS.filter((_, i) => mask & (1 << i));
     const args = parseBenchArgs([...on.map((k) => `--skip-${k}`), '--runs', '2']);
@@ -45,6 +45,7 @@ t.test('every combination of the --skip-* flags parses and renders its sections'
     const want: [string, boolean][] = [
       ['### F16, load mode', !args.skip.f16],
       ['### Vision encoder precision', !args.skip['encoder-fa']],
+      ['### Transparent huge pages', !args.skip.hugepages],
       ['## Workload: many questions', !args.skip.workload],
       ['**llama-server**', !args.skip.workload],
       ['## Converter (bench/convert)', !args.skip.convert],
@@ -56,7 +57,7 @@ t.test('every combination of the --skip-* flags parses and renders its sections'
     }
     if (/\bn\/a\b|NaN|undefined/.test(md)) t.fail(`${on.join(' ') || '(no skips)'}: a figure is missing:\n${md.split('\n').filter((l) => /\bn\/a\b|NaN|undefined/.test(l)).join('\n')}`);
   }
-  t.pass('32 combinations');
+  t.pass('64 combinations');
 });
 
 t.test('a misspelt or malformed flag stops the bench with the flag named', async (t) => {

@@ -49,6 +49,22 @@ t.test('quantize F32 → Q8_0 via the CLI', async (t) => {
   t.not(same2.code, 0, 'output = input is refused');
 });
 
+t.test('Q4_0 and IQ4_NL (the types ggml repacks at load): file type, tensor types, the model answers', async (t) => {
+  const v0 = await tinyV0();
+  const { quantize } = (await import(pathToFileURL(join(REPO, 'dist', 'convert', 'quantize.js')).href)) as typeof import('../../lib/convert/quantize.js');
+  for (const [type, ftype, ggml] of [['Q4_0', 2, 2], ['IQ4_NL', 25, 20]] as const) {
+    const out = join(dir, `${type}.gguf`);
+    await quantize({ input: v0.model, output: out, type, threads: 1 });
+    const h = await readGgufHeader(out);
+    t.equal(Number(h.kv.get('general.file_type')?.value), ftype, `${type}: llama_ftype ${ftype}`);
+    t.ok(h.tensors.some((x) => /^blk\.\d+\.ffn_up\.weight$/.test(x.name) && x.type === ggml), `${type}: the FFN weights are GGML type ${ggml}`);
+    const med = await LlavaMed.load({ model: out, mmproj: v0.mmproj, threads: 1, contextSize: 512 });
+    const a = await med.ask(await noisePng(30, 30, 91), 'What is shown?', { temperature: 0, maxTokens: 4, stop: [] });
+    await med.dispose();
+    t.equal(a.tokens.length, 4, `${type}: the quantized model answers`);
+  }
+});
+
 t.test('quantize({ signal }) abort: ERR_ABORTED, no output, no temp file', async (t) => {
   // A ~140 MB F32 model so quantizing takes a while; the compiled module (its child is dist/convert/quantize-child.js).
   const big = await makeTinyLlamaGguf(undefined, { mode: 'random', nEmbd: 512, nLayer: 4, nFf: 1024, nHead: 8 });
