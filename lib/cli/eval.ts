@@ -1,7 +1,7 @@
 /** `llava-med eval ...`: prepare → answer → merge → score → report, and the GPT chat judge. */
 import { Command, Option } from 'commander';
 import path from 'node:path';
-import { interruptSignal, progressBar } from './output.js';
+import { interruptSignal, note, progressBar } from './output.js';
 import { answerWithQueue, queueFlags, registerWorkerCommand } from './queue.js';
 import type { LlavaMed } from '../llava-med.js';
 
@@ -30,16 +30,18 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
     .requiredOption('--question-file <file>', 'test.json')
     .requiredOption('--image-folder <dir>', 'folder the image paths are relative to')
     .requiredOption('--answers-file <file>', 'answers .jsonl (appended; rerun to resume)')
-    .option('--num-chunks <n>', 'split the questions into n chunks', h.num('num-chunks', true, 1), 1)
-    .option('--chunk-idx <k>', 'which chunk this run answers', h.num('chunk-idx', true, 0), 0)
+    .option('--num-chunks <n>', 'split the questions into n chunks (default: SLURM_ARRAY_TASK_COUNT, LLAVA_MED_NUM_CHUNKS, or 1)', h.num('num-chunks', true, 1))
+    .option('--chunk-idx <k>', 'which chunk this run answers, 0-based (default: from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or LLAVA_MED_CHUNK_IDX, else 0; see docs/cluster.md)', h.num('chunk-idx', true, 0))
     .option('--parallel <p>', 'questions decoded in parallel', h.num('parallel', true, 1), 1)
     .option('--temperature <t>', "sampling temperature (default: the original's 0.7 for v0)", h.num('temperature', false, 0))
     .option('--seed <n>', 'sampling seed', h.num('seed', true))
     .option('--max-tokens <n>', 'maximum new tokens', h.num('max-tokens', true, 1))
     .option('--model-id <id>', 'model_id written to each line (default: the model path)')
-    .action(async (o: Record<string, unknown> & { model: string; questionFile: string; imageFolder: string; answersFile: string; numChunks: number; chunkIdx: number; parallel: number }) => {
+    .action(async (o: Record<string, unknown> & { model: string; questionFile: string; imageFolder: string; answersFile: string; numChunks?: number; chunkIdx?: number; parallel: number }) => {
       if (typeof o.queue === 'string') return answerWithQueue(o as never);
-      const { answerQuestions } = await import('../eval/index.js');
+      const { answerQuestions, selectChunk } = await import('../eval/index.js');
+      const chunk = selectChunk({ numChunks: o.numChunks, chunkIdx: o.chunkIdx, env: process.env });
+      note(`answering ${chunk.description}`);
       const signal = interruptSignal();
       const med = await h.loadFromFlags({ ...o, sequences: o.parallel } as never, signal);
       const bar = progressBar('answering', ' questions');
@@ -50,8 +52,8 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
           imageFolder: o.imageFolder,
           answersFile: o.answersFile,
           modelId: (o.modelId as string | undefined) ?? o.model,
-          numChunks: o.numChunks,
-          chunkIdx: o.chunkIdx,
+          numChunks: chunk.numChunks,
+          chunkIdx: chunk.chunkIdx,
           parallel: o.parallel,
           generation: { temperature: o.temperature as number | undefined, seed: o.seed as number | undefined, maxTokens: o.maxTokens as number | undefined },
           signal,

@@ -9,6 +9,11 @@ export function setQuiet(q: boolean): void {
   quiet = q;
 }
 
+/** One progress/diagnostic line on stderr (not with --quiet). */
+export function note(line: string): void {
+  if (!quiet) process.stderr.write(`${line}\n`);
+}
+
 /** A mistake in how the command was called: printed as one line and a hint, like commander's own. */
 export class UsageError extends Error {}
 

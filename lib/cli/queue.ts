@@ -23,10 +23,10 @@ function line(p: QueueProgress): string {
 }
 
 /** `eval answer --queue`: the producer. */
-export async function answerWithQueue(o: Record<string, unknown> & { queue: string; model: string; mmproj?: string; questionFile: string; imageFolder: string; answersFile: string; numChunks: number; chunkIdx: number; attempts: number; lockTimeout: number }): Promise<void> {
+export async function answerWithQueue(o: Record<string, unknown> & { queue: string; model: string; mmproj?: string; questionFile: string; imageFolder: string; answersFile: string; numChunks?: number; chunkIdx?: number; attempts: number; lockTimeout: number }): Promise<void> {
   const { runQueue } = await import('../eval/queue/producer.js');
   const { llavaError } = await import('../errors.js');
-  if (o.numChunks !== 1 || o.chunkIdx !== 0) throw llavaError('ERR_INVALID_ARGUMENT', '--queue shares the whole question file among the workers: drop --num-chunks/--chunk-idx.');
+  if ((o.numChunks ?? 1) !== 1 || (o.chunkIdx ?? 0) !== 0) throw llavaError('ERR_INVALID_ARGUMENT', '--queue shares the whole question file among the workers: drop --num-chunks/--chunk-idx.');
   const signal = interruptSignal();
   const tty = process.stderr.isTTY;
   const bar = tty ? progressBar('answering (queue)', ' questions') : undefined;

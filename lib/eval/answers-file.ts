@@ -189,48 +189,100 @@ export async function readTestFile(path: string): Promise<TestEntry[]> {
   return parseTestFile(data, path);
 }
 
-function listIds(ids: readonly (number | string)[], max = 10): string {
+function listIds(ids: readonly (number | string)[], max = 20): string {
   const shown = ids.slice(0, max).map((i) => JSON.stringify(i)).join(', ');
   return ids.length > max ? `${shown} … (${ids.length} in all)` : shown;
 }
 
-/**
- * Joins the answer files of a chunked run ({@link AnswerRunOptions.numChunks}) into one file in test.json
- * order, which {@link evaluate} requires; `out` is written atomically.
- * @param test The test.json path, or its entries already read.
- * @param chunkFiles The chunks' answers jsonl files, in any order.
- * @param out The merged answers jsonl to write.
- * @throws LlavaMedError `ERR_EVAL` (missing, duplicate or unknown ids, naming them; nothing is written then;
- *   or a malformed file), `ERR_FILE_NOT_FOUND`.
- */
-export async function mergeChunks(
-  test: string | readonly TestEntry[],
-  chunkFiles: readonly string[],
-  out: string,
-): Promise<{
-  /** Lines written to `out`. */
-  lines: number;
-}> {
-  const entries = typeof test === 'string' ? await readTestFile(test) : test;
-  const byId = new Map<string, { line: AnswerLine; file: string }>();
-  const dups: string[] = [];
-  for (const f of chunkFiles) {
-    for (const line of await readAnswersFile(f)) {
-      const k = idKey(line.question_id);
-      const prev = byId.get(k);
-      if (prev) dups.push(`${JSON.stringify(line.question_id)} (${prev.file} and ${f})`);
-      else byId.set(k, { line, file: f });
-    }
+/** Runs of consecutive positions, "6–11, 14" (at most `max` runs shown). */
+function positionRuns(positions: readonly number[], max = 10): string {
+  const runs: string[] = [];
+  for (let i = 0; i < positions.length; ) {
+    let j = i;
+    while (j + 1 < positions.length && positions[j + 1] === positions[j]! + 1) j++;
+    runs.push(i === j ? `${positions[i]}` : `${positions[i]}–${positions[j]}`);
+    i = j + 1;
   }
-  if (dups.length) throw llavaError('ERR_EVAL', `Duplicate question ids in the chunk files: ${dups.slice(0, 10).join(', ')}${dups.length > 10 ? ` … (${dups.length} in all)` : ''}.`);
+  return runs.length > max ? `${runs.slice(0, max).join(', ')} … (${runs.length} runs)` : runs.join(', ');
+}
+
+/** What {@link mergeChunks} wrote and checked. */
+export interface MergeResult {
+  /** Lines written to `out`: one per test entry. */
+  lines: number;
+  /** Lines each part contributed, in the order the parts were given. */
+  parts: {
+    /** The part's answers file. */
+    file: string;
+    /** Its answer lines. */
+    lines: number;
+  }[];
+  /** The `model_id` every line records. */
+  modelId: string;
+}
+
+/**
+ * Joins the answer files of a chunked run ({@link AnswerRunOptions.numChunks}, or an array job, see
+ * {@link selectChunk}) into one file in test.json order, which {@link evaluate} requires; `out` is written
+ * atomically. The parts must make up the test set exactly: every test id answered once, no id the test file
+ * lacks, and one model — every line records the same `model_id` (and the same `metadata.model`, where
+ * lines record one). Lines are copied unchanged.
+ * @param test The test.json path, or its entries already read.
+ * @param chunkFiles The parts' answers jsonl files, in any order.
+ * @param out The merged answers jsonl to write.
+ * @throws LlavaMedError `ERR_EVAL` — every problem found, in one message: the missing ids (with their
+ *   test.json positions, so the missing part shows), the duplicated ids with the files and lines holding them,
+ *   the ids the test file lacks, the models recorded and where; nothing is written then. Also a malformed
+ *   file (`ERR_EVAL`), `ERR_FILE_NOT_FOUND`, `ERR_INVALID_ARGUMENT` (no parts).
+ */
+export async function mergeChunks(test: string | readonly TestEntry[], chunkFiles: readonly string[], out: string): Promise<MergeResult> {
+  if (chunkFiles.length === 0) throw llavaError('ERR_INVALID_ARGUMENT', 'mergeChunks needs at least one answers file.');
+  const entries = typeof test === 'string' ? await readTestFile(test) : test;
   const testKeys = new Set(entries.map((e) => idKey(e.id)));
-  const unknown = [...byId.values()].filter((v) => !testKeys.has(idKey(v.line.question_id))).map((v) => v.line.question_id);
-  if (unknown.length) throw llavaError('ERR_EVAL', `The chunk files answer ids that are not in the test file: ${listIds(unknown)}.`);
-  const missing = entries.filter((e) => !byId.has(idKey(e.id))).map((e) => e.id);
-  if (missing.length) throw llavaError('ERR_EVAL', `The chunk files lack answers for ${missing.length} test id(s): ${listIds(missing)}.`);
+  const byId = new Map<string, { line: AnswerLine; where: string }>();
+  const dups: string[] = [];
+  const unknown: string[] = [];
+  const models = new Map<string, { modelId: string; model: unknown; where: Map<string, number> }>();
+  const parts: MergeResult['parts'] = [];
+  for (const f of chunkFiles) {
+    const lines = await readAnswersFile(f);
+    parts.push({ file: f, lines: lines.length });
+    lines.forEach((line, i) => {
+      const where = `${f}:${i + 1}`;
+      const k = idKey(line.question_id);
+      const recorded = { modelId: line.model_id, model: line.metadata.model };
+      const mk = JSON.stringify([recorded.modelId, recorded.model ?? null]);
+      const m = models.get(mk) ?? { ...recorded, where: new Map<string, number>() };
+      m.where.set(f, (m.where.get(f) ?? 0) + 1);
+      models.set(mk, m);
+      if (!testKeys.has(k)) {
+        unknown.push(`${JSON.stringify(line.question_id)} (${where})`);
+        return;
+      }
+      const prev = byId.get(k);
+      if (prev) dups.push(`${JSON.stringify(line.question_id)} (${prev.where} and ${where})`);
+      else byId.set(k, { line, where });
+    });
+  }
+  const problems: string[] = [];
+  const missingPos = entries.map((e, i) => (byId.has(idKey(e.id)) ? -1 : i)).filter((i) => i >= 0);
+  if (missingPos.length) {
+    problems.push(
+      `the chunk files lack answers for ${missingPos.length} test id(s) (test.json positions ${positionRuns(missingPos)}, 0-based): ${listIds(missingPos.map((i) => entries[i]!.id))}`,
+    );
+  }
+  if (dups.length) problems.push(`Duplicate question ids in the chunk files: ${dups.slice(0, 20).join(', ')}${dups.length > 20 ? ` … (${dups.length} in all)` : ''}`);
+  if (unknown.length) problems.push(`${unknown.length} answer(s) for ids not in the test file: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ` … (${unknown.length} in all)` : ''}`);
+  if (models.size > 1) {
+    const desc = [...models.values()].map(
+      (m) => `model_id ${JSON.stringify(m.modelId)}${m.model !== undefined ? ` with metadata.model ${JSON.stringify(m.model)}` : ''} in ${[...m.where].map(([f, n]) => `${f} (${n} line${n === 1 ? '' : 's'})`).join(', ')}`,
+    );
+    problems.push(`the parts were answered by different models: ${desc.join('; ')}`);
+  }
+  if (problems.length) throw llavaError('ERR_EVAL', `Cannot merge: ${problems.join('; ')}. Nothing was written.`);
   const text = entries.map((e) => JSON.stringify(byId.get(idKey(e.id))!.line) + '\n').join('');
   await writeFileAtomic(out, text);
-  return { lines: entries.length };
+  return { lines: entries.length, parts, modelId: [...models.values()][0]?.modelId ?? '' };
 }
 
 const CandidatesSchema = z.object({ '0': z.array(z.union([z.string(), z.number()])) });

@@ -17,8 +17,9 @@
 export { prepareDataset, type DatasetName, type PrepareOptions, type PrepareProgress, type PrepareResult } from './prepare/index.js';
 export type { SplitCounts } from './prepare/common.js';
 export type { TestEntry, ConversationTurn, AnswerLine } from './formats.js';
-export { readTestFile, readAnswersFile, readCandidates, mergeChunks } from './answers-file.js';
+export { readTestFile, readAnswersFile, readCandidates, mergeChunks, type MergeResult } from './answers-file.js';
 export { answerQuestions, type AnswerRunOptions, type AnswerRunResult, type AnswerProgress } from './answer.js';
+export { selectChunk, type ChunkRequest, type ChunkSelection, type ChunkSource } from './chunks.js';
 export { evaluate, scoreItems, type VqaMetrics, type EvaluateResult, type EvaluateOptions, type ItemScores } from './metrics/evaluate.js';
 export { formatScoreTable, scoreJson, type PaperDataset, type ScoreTableInput, type ScoreTableOptions } from './score-table.js';
 export { writeReport, type ReportOptions, type ReportResult } from './report.js';

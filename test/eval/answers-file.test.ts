@@ -83,25 +83,51 @@ t.test('splitChunks matches split_list/get_chunk', async (t) => {
 
 t.test('mergeChunks restores test order and names problems', async (t) => {
   const dir = t.testdir();
-  const write = async (name: string, ids: number[]) => {
+  // Answer files as eval answer writes them (AnswersFile + makeAnswerLine).
+  const write = async (name: string, ids: number[], model = 'm', metadata?: Record<string, unknown>) => {
     const p = join(dir, name);
     const f = await AnswersFile.open(p);
-    for (const id of ids) await f.append(makeAnswerLine(entries[id - 1]!, `t${id}`, 'm'));
+    for (const id of ids) await f.append(makeAnswerLine(entries[id - 1]!, `t${id}`, model, metadata));
     await f.close();
     return p;
   };
   const a = await write('c0.jsonl', [4, 5]);
   const b = await write('c1.jsonl', [2, 1, 3]);
   const out = join(dir, 'merged.jsonl');
-  t.same(await mergeChunks(entries, [a, b], out), { lines: 5 });
+  t.same(await mergeChunks(entries, [a, b], out), { lines: 5, parts: [{ file: a, lines: 2 }, { file: b, lines: 3 }], modelId: 'm' });
   t.same((await readAnswersFile(out)).map((l) => l.question_id), [1, 2, 3, 4, 5]);
   const c = await write('c2.jsonl', [1]);
   const out2 = join(dir, 'bad.jsonl');
-  await t.rejects(mergeChunks(entries, [a, b, c], out2), { code: 'ERR_EVAL', message: /Duplicate question ids.*1 \(.*c1.jsonl and .*c2.jsonl\)/ });
-  await t.rejects(mergeChunks(entries, [a], out2), { code: 'ERR_EVAL', message: /lack answers for 3 test id\(s\): 1, 2, 3/ });
-  await t.rejects(mergeChunks(entries.slice(0, 4), [a, b], out2), { code: 'ERR_EVAL', message: /not in the test file: 5/ });
+  await t.rejects(mergeChunks(entries, [a, b, c], out2), { code: 'ERR_EVAL', message: /Duplicate question ids in the chunk files: 1 \(.*c1\.jsonl:2 and .*c2\.jsonl:1\)/ });
+  await t.rejects(mergeChunks(entries, [a], out2), { code: 'ERR_EVAL', message: /lack answers for 3 test id\(s\) \(test.json positions 0–2, 0-based\): 1, 2, 3\b/ });
+  await t.rejects(mergeChunks(entries.slice(0, 4), [a, b], out2), { code: 'ERR_EVAL', message: /1 answer\(s\) for ids not in the test file: 5 \(.*c0\.jsonl:2\)/ });
+  // Every problem at once, none dropped: a missing part, a duplicate, a foreign id.
+  const foreign = join(dir, 'foreign.jsonl');
+  await writeFile(foreign, JSON.stringify({ ...makeAnswerLine(entries[1]!, 'x', 'm'), question_id: 99 }) + '\n');
+  const e = (await mergeChunks(entries, [b, c, foreign], out2).catch((x: Error) => x)) as Error;
+  t.match(e, { code: 'ERR_EVAL' });
+  t.match(e.message, /lack answers for 2 test id\(s\) \(test.json positions 3–4, 0-based\): 4, 5;/);
+  t.match(e.message, /Duplicate question ids in the chunk files: 1 \(/);
+  t.match(e.message, /ids not in the test file: 99 \(.*foreign\.jsonl:1\)/);
+  t.match(e.message, /Nothing was written\.$/);
+  // Long lists say how many there are in all.
+  const many = Array.from({ length: 30 }, (_, i): TestEntry => ({ id: i, image: 'x.png', answer_type: 'OPEN', conversations: [{ from: 'human', value: 'q' }, { from: 'gpt', value: 'a' }] }));
+  const one = join(dir, 'one.jsonl');
+  await writeFile(one, JSON.stringify(makeAnswerLine(many[7]!, 'x', 'm')) + '\n');
+  await t.rejects(mergeChunks(many, [one], out2), { message: /lack answers for 29 test id\(s\) \(test.json positions 0–6, 8–29, 0-based\): 0, 1, .* 20 … \(29 in all\)/ });
+  // Parts answered by another model (model_id, or the identity in metadata.model) are refused.
+  const other = await write('c1-other.jsonl', [2, 1, 3], 'other-model');
+  await t.rejects(mergeChunks(entries, [a, other], out2), {
+    code: 'ERR_EVAL',
+    message: /different models: model_id "m" in .*c0\.jsonl \(2 lines\); model_id "other-model" in .*c1-other\.jsonl \(3 lines\)/,
+  });
+  const x1 = await write('x1.jsonl', [4, 5], 'm', { model: { fingerprint: 'aaa' } });
+  const x2 = await write('x2.jsonl', [1, 2, 3], 'm', { model: { fingerprint: 'bbb' } });
+  await t.rejects(mergeChunks(entries, [x1, x2], out2), { code: 'ERR_EVAL', message: /different models: model_id "m" with metadata.model \{"fingerprint":"aaa"\}/ });
+  t.same((await mergeChunks(entries, [x1, await write('x3.jsonl', [1, 2, 3], 'm', { model: { fingerprint: 'aaa' } })], join(dir, 'ok.jsonl'))).lines, 5, 'same identity merges');
   // Nothing partial left behind (no output, no temp files).
   t.notOk((await readdir(dir)).some((n) => n === 'bad.jsonl' || n.endsWith('.tmp')));
+  await t.rejects(mergeChunks(entries, [], out2), { code: 'ERR_INVALID_ARGUMENT' });
 });
 
 t.test('readCandidates: the list under key "0", typed errors otherwise', async (t) => {

@@ -45,14 +45,14 @@ async function ensureDist(): Promise<void> {
   await exec(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { cwd: ROOT, timeout: 300_000 });
 }
 
-async function cli(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return exec(process.execPath, [CLI, ...args], { maxBuffer: 64 * 1024 * 1024, timeout: 300_000 });
+async function cli(args: string[], env?: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
+  return exec(process.execPath, [CLI, ...args], { maxBuffer: 64 * 1024 * 1024, timeout: 300_000, env: env && { ...process.env, ...env } });
 }
 
 /** Runs the CLI expecting it to fail; returns its exit code and stderr. */
-async function cliFails(args: string[]): Promise<{ code: number; stderr: string }> {
+async function cliFails(args: string[], env?: Record<string, string>): Promise<{ code: number; stderr: string }> {
   try {
-    await cli(args);
+    await cli(args, env);
   } catch (e) {
     const err = e as { code?: number; stderr?: string };
     return { code: err.code ?? -1, stderr: err.stderr ?? '' };
@@ -238,6 +238,21 @@ t.test('answer chunk 1: interrupted (SIGINT → abort) after its first line, the
   const lines = checkAnswersFile(t, after, byId, paths.model);
   t.same(lines.map((l) => l.question_id), chunk.map((e) => e.id));
   t.same(lines.map((l) => l.text), reference.slice(6).map((l) => l.text));
+});
+
+t.test('answer: a Slurm array task (--array=1-2) answers the chunk --chunk-idx names, and says so', async (t) => {
+  const file = join(dir, 'slurm-task-2.jsonl');
+  const slurm = { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_MAX: '2', SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_STEP: '1' };
+  const { stderr } = await cli(answerArgs(file), slurm);
+  t.match(stderr, /answering chunk 1 of 2 \(0-based\), from SLURM_ARRAY_TASK_ID=2 - SLURM_ARRAY_TASK_MIN=1, SLURM_ARRAY_TASK_COUNT=2\n/);
+  const lines = checkAnswersFile(t, await readFile(file, 'utf8'), byId, paths.model);
+  t.same(lines.map((l) => l.question_id), splitChunks(gt, 2, 1).map((e) => e.id), 'the ids of --num-chunks 2 --chunk-idx 1');
+  t.same(lines.map((l) => l.text), reference.slice(6).map((l) => l.text));
+  // Two index variables at once: refused before the model is loaded, nothing written.
+  const r = await cliFails(answerArgs(join(dir, 'ambiguous.jsonl')), { ...slurm, LLAVA_MED_CHUNK_IDX: '0' });
+  t.equal(r.code, 1);
+  t.match(r.stderr, /ERR_INVALID_ARGUMENT: Ambiguous chunk: SLURM_ARRAY_TASK_ID=2 and LLAVA_MED_CHUNK_IDX=0 are all set/);
+  await t.rejects(stat(join(dir, 'ambiguous.jsonl')), { code: 'ENOENT' });
 });
 
 t.test('answer: a chunk index that does not exist is refused', async (t) => {
