@@ -54,20 +54,35 @@ async function child(o) {
   const out = [];
   const record = (kind, r, extra = {}) => out.push({ kind, ...r, load1: load1(), ...extra });
 
+  // CPU time of the whole process (every thread) since `from`, in ms: the work done after an
+  // abort, which the wall time divides by the share of the cores the process gets
+  const cpuSince = (from) => {
+    const u = process.cpuUsage(from);
+    return (u.user + u.system) / 1000;
+  };
+
   /** Starts `start(signal)`, aborts after `delay` ms; the latency is abort → settled. */
   async function abortAfter(start, delay) {
     const ac = new AbortController();
     let settledAt = 0;
+    let cpuMs = 0;
+    let cpu0;
     let outcome = '';
+    const settle = (o) => {
+      settledAt = now();
+      if (cpu0) cpuMs = cpuSince(cpu0);
+      outcome = o;
+    };
     const done = start(ac.signal).then(
-      () => ((settledAt = now()), (outcome = 'resolved')),
-      (e) => ((settledAt = now()), (outcome = e?.code ?? String(e))),
+      () => settle('resolved'),
+      (e) => settle(e?.code ?? String(e)),
     );
     await sleep(delay);
     const t = now();
+    cpu0 = process.cpuUsage();
     ac.abort();
     await done;
-    return settledAt < t ? { finishedFirst: true, outcome } : { ms: settledAt - t, outcome };
+    return settledAt < t ? { finishedFirst: true, outcome } : { ms: settledAt - t, cpuMs, outcome };
   }
 
   // load: a full load first (also warms the page cache), then one aborted at a random point
@@ -100,14 +115,15 @@ async function child(o) {
       const it = med.stream(ref, Q, { temperature: 0, maxTokens: 256, stop: [], signal: ac.signal });
       let chunks = 0;
       let at = 0;
+      let cpuAt;
       let r;
       try {
         for await (const _ of it) {
-          if (++chunks === 3) setTimeout(() => ((at = now()), ac.abort()), between(0, 1) * tokenMs);
+          if (++chunks === 3) setTimeout(() => ((at = now()), (cpuAt = process.cpuUsage()), ac.abort()), between(0, 1) * tokenMs);
         }
         r = { finishedFirst: true, outcome: 'resolved' };
       } catch (e) {
-        r = at ? { ms: now() - at, outcome: e?.code ?? String(e) } : { finishedFirst: true, outcome: e?.code ?? String(e) };
+        r = at ? { ms: now() - at, cpuMs: cpuSince(cpuAt), outcome: e?.code ?? String(e) } : { finishedFirst: true, outcome: e?.code ?? String(e) };
       }
       record('decode', r, { phaseMs: tokenMs });
     }
@@ -137,18 +153,22 @@ async function child(o) {
     const running = inst.ask(handle, Q, { temperature: 0, maxTokens: 256, stop: [] });
     let runningOutcome = '';
     let stoppedAt = 0;
+    let stopCpuMs = 0;
+    let cpu0;
     const ran = running.then(
       () => ((stoppedAt = now()), (runningOutcome = 'resolved')),
-      (e) => ((stoppedAt = now()), (runningOutcome = e?.code ?? String(e))),
+      (e) => ((stoppedAt = now()), cpu0 && (stopCpuMs = cpuSince(cpu0)), (runningOutcome = e?.code ?? String(e))),
     );
     const delay = between(0.05, 1) * (prefillMs + 20 * tokenMs);
     await sleep(delay);
     t0 = now();
+    cpu0 = process.cpuUsage();
     await inst.dispose();
     const disposeMs = now() - t0;
+    const cpuMs = cpuSince(cpu0);
     await ran;
     // stopMs: dispose() call → the running ask settled; the rest of disposeMs is freeing memory
-    record('dispose', { ms: disposeMs, stopMs: stoppedAt - t0, outcome: runningOutcome, finishedFirst: runningOutcome === 'resolved' }, { phase: delay < prefillMs ? 'prefill' : 'decode' });
+    record('dispose', { ms: disposeMs, stopMs: stoppedAt - t0, cpuMs, stopCpuMs, outcome: runningOutcome, finishedFirst: runningOutcome === 'resolved' }, { phase: delay < prefillMs ? 'prefill' : 'decode' });
   }
   process.stdout.write(`RESULT ${JSON.stringify({ out, ref: { loadMs, embedMs, encodeMs, prefillMs, tokenMs } })}\n`);
 }
@@ -181,7 +201,8 @@ const WHAT = {
   dispose: '`dispose()` of a running ask',
 };
 
-function render({ rows, cfg, machine, loadStart, loadEnd, refs }) {
+function render({ rows, cfg, machine, loadStart, loadEnd, refs: allRefs }) {
+  const refs = allRefs.filter((r) => r.addon !== 'baseline');
   const mine = rows.filter((r) => r.addon !== 'baseline');
   const base = rows.filter((r) => r.addon === 'baseline');
   const counted = (rs, kind) => rs.filter((r) => r.kind === kind && !r.finishedFirst);
@@ -196,8 +217,14 @@ function render({ rows, cfg, machine, loadStart, loadEnd, refs }) {
   L.push('');
   L.push(`> The machine was shared: 1-minute load average ${loadStart.map((x) => x.toFixed(1)).join(', ')} at the start and ${loadEnd.map((x) => x.toFixed(1)).join(', ')} at the end, on ${machine.cores} cores. Under load the figures grow: a worker thread waits for a core before it sees the flag.`, '');
   const bh = base.length ? ' baseline min / median / max, ms |' : '';
-  L.push(`| abort during | n | min, ms | median, ms | max, ms | ≤ 250 ms |${bh} phase length, ms (median) | load average during | the call settled with |`);
-  L.push(`|---|---|---|---|---|---|${base.length ? '---|' : ''}---|---|---|`);
+  const hasCpu = rows.some((r) => r.cpuMs !== undefined);
+  const cpuCell = (rs) => {
+    const c = summary(rs.filter((r) => r.cpuMs !== undefined).map((r) => r.cpuMs));
+    return c.n ? `${fmt(c.median, 0)} / ${fmt(c.max, 0)} (n ${c.n})` : 'n/a';
+  };
+  const ch = hasCpu ? ` CPU ms after the abort, median / max${base.length ? ' (baseline)' : ''} |` : '';
+  L.push(`| abort during | n | min, ms | median, ms | max, ms | ≤ 250 ms |${bh}${ch} phase length, ms (median) | load average during | the call settled with |`);
+  L.push(`|---|---|---|---|---|---|${base.length ? '---|' : ''}${hasCpu ? '---|' : ''}---|---|---|`);
   for (const kind of KINDS) {
     const rs = counted(mine, kind);
     const s = summary(rs.map((r) => r.ms));
@@ -207,7 +234,8 @@ function render({ rows, cfg, machine, loadStart, loadEnd, refs }) {
     const early = mine.filter((r) => r.kind === kind && r.finishedFirst).length;
     const b = summary(counted(base, kind).map((r) => r.ms));
     const bc = base.length ? ` ${b.n ? `${fmt(b.min, 0)} / ${fmt(b.median, 0)} / ${fmt(b.max, 0)}` : 'n/a'} |` : '';
-    L.push(`| ${WHAT[kind]} | ${s.n}${early ? ` (+${early} done first)` : ''} | ${fmt(s.min, 0)} | ${fmt(s.median, 0)} | ${fmt(s.max, 0)} | ${s.n ? (s.max <= TARGET_MS ? 'yes' : '**no**') : 'n/a'} |${bc} ${kind === 'queued' ? '—' : fmt(ph.median, 0)} | ${fmt(la.min, 1)}–${fmt(la.max, 1)} | ${kind === 'dispose' ? `running ask: ${outcomes}` : outcomes} |`);
+    const cc = hasCpu ? ` ${cpuCell(rs)}${base.length ? ` (${cpuCell(counted(base, kind))})` : ''} |` : '';
+    L.push(`| ${WHAT[kind]} | ${s.n}${early ? ` (+${early} done first)` : ''} | ${fmt(s.min, 0)} | ${fmt(s.median, 0)} | ${fmt(s.max, 0)} | ${s.n ? (s.max <= TARGET_MS ? 'yes' : '**no**') : 'n/a'} |${bc}${cc} ${kind === 'queued' ? '—' : fmt(ph.median, 0)} | ${fmt(la.min, 1)}–${fmt(la.max, 1)} | ${kind === 'dispose' ? `running ask: ${outcomes}` : outcomes} |`);
   }
   const d = counted(mine, 'dispose');
   const stop = summary(d.map((r) => r.stopMs));
@@ -217,7 +245,8 @@ function render({ rows, cfg, machine, loadStart, loadEnd, refs }) {
   L.push(`Phase lengths for scale: load ${fmt(summary(refs.map((r) => r.loadMs)).median, 0)} ms, image encode ${fmt(summary(refs.map((r) => r.encodeMs)).median, 0)} ms, prefill ${fmt(summary(refs.map((r) => r.prefillMs)).median, 0)} ms, one generated token ${fmt(summary(refs.map((r) => r.tokenMs)).median, 0)} ms (medians). ` +
     `\`dispose()\` landed in the prefill ${d.filter((r) => r.phase === 'prefill').length} times and in generation ${d.filter((r) => r.phase === 'decode').length} times; of its time, stopping the running ask took ${fmt(stop.min, 0)} / ${fmt(stop.median, 0)} / ${fmt(stop.max, 0)} ms (min / median / max) and freeing the model, projector and context the rest, ${fmt(free.min, 0)} / ${fmt(free.median, 0)} / ${fmt(free.max, 0)} ms` +
     (bd.length ? ` (baseline: stopping ${fmt(summary(bd.map((r) => r.stopMs)).median, 0)}, freeing ${fmt(summary(bd.map((r) => r.ms - r.stopMs)).median, 0)} ms, medians)` : '') +
-    '. "done first": the call finished before the abort fired (not counted).');
+    '. "done first": the call finished before the abort fired (not counted).' +
+    (hasCpu ? ' CPU ms: the process\'s CPU time (all threads) from the abort to the settle, i.e. the work the abort left to do; on a busy machine the wall time is that divided by the share of the cores the process gets, plus waits for a core (n: the rows that recorded it).' : ''));
   return L.join('\n');
 }
 
@@ -258,7 +287,7 @@ async function main() {
     for (const addon of order) {
       const res = await runChild(o, cfg.threads, addon === 'baseline' ? baselineAddon : undefined);
       rows.push(...res.out.map((x) => ({ ...x, round: r, addon })));
-      if (addon === 'this') refs.push(res.ref);
+      refs.push({ ...res.ref, addon });
       log(`round ${r + 1} (${addon}): ${res.out.map((x) => `${x.kind} ${x.finishedFirst ? 'done first' : `${fmt(x.ms, 0)} ms`}`).join(', ')} (load avg ${os.loadavg()[0].toFixed(1)})`);
     }
   }
