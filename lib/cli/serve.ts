@@ -22,6 +22,7 @@ interface ServeFlags {
   maxImageBytes?: number;
   bodyLimit?: number;
   timeout?: number;
+  shutdownTimeout: number;
   name?: string;
 }
 
@@ -38,6 +39,7 @@ export function registerServeCommand(program: Command, h: Helpers): void {
     .option('--max-image-bytes <n>', 'largest decoded image in bytes (default 10 MiB)', h.num('max-image-bytes', true, 1))
     .option('--body-limit <n>', 'largest request body in bytes (default 20 MiB)', h.num('body-limit', true, 1024))
     .option('--timeout <s>', 'time limit of one request in seconds (default 300)', h.num('timeout', false, 0.001))
+    .option('--shutdown-timeout <s>', 'on SIGINT/SIGTERM, how long running requests may finish before they are cancelled (a second signal cancels at once)', h.num('shutdown-timeout', false, 0), 10)
     .option('--name <id>', 'the model id /v1/models reports (default: the -m value without folder and .gguf)')
     .action(async (o: ServeFlags) => {
       const { createServer } = await import('../serve/index.js');
@@ -58,8 +60,19 @@ export function registerServeCommand(program: Command, h: Helpers): void {
         const url = await server.listen({ host: o.host, port: o.port });
         process.stderr.write(`llava-med serve: listening on ${url}${apiKey ? ' (API key required)' : ''}; Ctrl-C stops\n`);
         if (!stop.aborted) await new Promise((r) => stop.addEventListener('abort', r, { once: true }));
-        process.stderr.write('llava-med serve: shutting down\n');
-        await server.close();
+        process.stderr.write(`llava-med serve: shutting down (${server.active} request(s) running or queued get up to ${o.shutdownTimeout} s; a second signal cancels them)\n`);
+        const now = () => {
+          process.stderr.write('llava-med serve: cancelling the running requests\n');
+          void server.close({ timeoutMs: 0 });
+        };
+        process.once('SIGINT', now);
+        process.once('SIGTERM', now);
+        try {
+          await server.close({ timeoutMs: Math.ceil(o.shutdownTimeout * 1000) });
+        } finally {
+          process.off('SIGINT', now);
+          process.off('SIGTERM', now);
+        }
       } finally {
         await med.dispose();
       }

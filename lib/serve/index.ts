@@ -27,15 +27,13 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
 import { isLlavaMedError, llavaError, type ErrorCode } from '../errors.js';
-import { LlavaMed, type Answer, type GenerationOptions } from '../llava-med.js';
+import { LlavaMed, type Answer, type GenerationOptions, type LlavaMedOptions } from '../llava-med.js';
 import { GENERATION_DEFAULTS, pyLstrip, pyRstrip, type ChatTurn } from '../prompt/index.js';
 import type { StopReason } from '../answer/generate.js';
 import { ApiError, ChatRequestSchema, ScoreRequestSchema, decodeDataUrl, parseBody, toConversation, type ChatRequest } from './messages.js';
-
-export { ApiError, toConversation, decodeDataUrl } from './messages.js';
 
 /** One line of the access log: no prompt, image or answer content. */
 export interface AccessLogEntry {
@@ -94,14 +92,34 @@ const ServeOptionsSchema = z.strictObject({
   accessLog: z.custom<(e: AccessLogEntry) => void>((v) => typeof v === 'function', { message: 'must be a function' }).nullish(),
 });
 
+/**
+ * Options of {@link createServer} when the server loads its own model: the {@link ServeOptions} plus
+ * `load`, the options of `LlavaMed.load`. The model is loaded by listen() and freed by close().
+ */
+export interface ServeLoadOptions extends ServeOptions {
+  /** Options of `LlavaMed.load` (model, mmproj, sequences = requests answered at once, ...). `imageCache` defaults to 16 here. */
+  load: LlavaMedOptions;
+}
+
 /** The server {@link createServer} returns. */
 export interface LlavaMedServer {
   /** The fastify instance (routes can be added before listen()). */
   readonly app: FastifyInstance;
-  /** Starts listening; resolves with the base URL (http://host:port). Default 127.0.0.1:8080. */
+  /** The instance answering the requests (undefined until listen() when the server loads its own model). */
+  readonly med: LlavaMed | undefined;
+  /**
+   * Loads the model first when the server was created from load options, then starts listening;
+   * resolves with the base URL (http://host:port). Default 127.0.0.1:8080.
+   */
   listen(opts?: { host?: string; port?: number }): Promise<string>;
-  /** Stops accepting, aborts running and queued requests, waits for them to end. The instance is not disposed. */
-  close(): Promise<void>;
+  /**
+   * Graceful shutdown: stops accepting (new connections are refused, requests on open connections get
+   * 503), lets the running and queued requests finish for up to `timeoutMs` (default 10 000), then
+   * aborts those left (503, or an error event in a stream) and resolves when every response has ended.
+   * A model the server loaded itself is then freed; an instance passed to createServer is not disposed.
+   * Calling it again while it runs with a smaller timeout cuts the wait short.
+   */
+  close(opts?: { timeoutMs?: number }): Promise<void>;
   /** Requests running or queued now. */
   readonly active: number;
 }
@@ -153,9 +171,28 @@ function sha256(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
 
-/** An OpenAI-compatible server over `med` (not started: call listen()). */
-export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMedServer {
-  if (!(med instanceof LlavaMed)) throw llavaError('ERR_INVALID_ARGUMENT', 'createServer expects a LlavaMed instance (LlavaMed.load(...)).');
+const SERVE_IMAGE_CACHE = 16;
+
+/**
+ * An OpenAI-compatible server (not started: call listen()), over a loaded instance — which stays the
+ * caller's — or over a model it loads itself from `{ load: LlavaMedOptions, ...serveOptions }` at
+ * listen() and frees at close().
+ * @throws LlavaMedError `ERR_INVALID_ARGUMENT` for an unknown or out-of-range option.
+ */
+export function createServer(med: LlavaMed, options?: ServeOptions): LlavaMedServer;
+export function createServer(options: ServeLoadOptions): LlavaMedServer;
+export function createServer(medOrOptions: LlavaMed | ServeLoadOptions, options: ServeOptions = {}): LlavaMedServer {
+  let med: LlavaMed | undefined;
+  let loadOptions: LlavaMedOptions | undefined;
+  if (medOrOptions instanceof LlavaMed) med = medOrOptions;
+  else if (medOrOptions !== null && typeof medOrOptions === 'object' && !Array.isArray(medOrOptions) && 'load' in medOrOptions) {
+    const { load, ...rest } = medOrOptions;
+    if (load === null || typeof load !== 'object') throw llavaError('ERR_INVALID_ARGUMENT', 'createServer option \'load\' must be the options of LlavaMed.load ({ model, mmproj, ... }).');
+    loadOptions = { imageCache: SERVE_IMAGE_CACHE, ...load };
+    options = rest;
+  } else {
+    throw llavaError('ERR_INVALID_ARGUMENT', 'createServer expects a LlavaMed instance (LlavaMed.load(...)) or { load: { model, mmproj, ... }, ...serve options }.');
+  }
   const parsed = ServeOptionsSchema.safeParse(options ?? {});
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
@@ -165,17 +202,33 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
   const modelName = o.modelName ?? 'llava-med';
   const bodyLimit = o.bodyLimit ?? 20 * 1024 * 1024;
   const maxImageBytes = o.maxImageBytes ?? 10 * 1024 * 1024;
-  const maxTokensCap = o.maxTokens ?? GENERATION_DEFAULTS[med.variant].maxTokens;
+  // Known once the model is (set when it is loaded)
+  let maxTokensCap = 0;
+  let parallel = 1;
+  let limit = 1;
+  const attach = (m: LlavaMed) => {
+    med = m;
+    maxTokensCap = o.maxTokens ?? GENERATION_DEFAULTS[m.variant].maxTokens;
+    parallel = m.sequences;
+    limit = parallel + (o.queue ?? 8);
+  };
+  if (med) attach(med);
+  const model = (): LlavaMed => {
+    if (!med) throw new ApiError(503, 'The model is not loaded yet.', 'server_error', 'not_ready');
+    return med;
+  };
   const timeoutMs = o.requestTimeoutMs ?? 300_000;
-  const parallel = med.sequences;
-  const limit = parallel + (o.queue ?? 8);
   const keyHash = o.apiKey ? sha256(o.apiKey) : undefined;
   const created = Math.floor(Date.now() / 1000);
+  // `stopping`: no new requests; `shutdown`: abort the ones still running (close()'s deadline).
+  let stopping = false;
   const shutdown = new AbortController();
   let active = 0;
   let avgMs = 0;
 
-  const app = Fastify({ bodyLimit, logger: false, return503OnClosing: true, forceCloseConnections: true, requestTimeout: 60_000 });
+  // forceCloseConnections 'idle': close() ends idle keep-alive connections at once and lets the ones
+  // carrying a request finish (the deadline aborts the requests themselves).
+  const app = Fastify({ bodyLimit, logger: false, return503OnClosing: true, forceCloseConnections: 'idle', requestTimeout: 60_000 });
   const info = new WeakMap<object, Partial<AccessLogEntry>>();
   const work_ = new WeakMap<object, Promise<void>>();
   /** Marks the request's model work as running; the returned function ends it. */
@@ -185,7 +238,17 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
     return end;
   };
 
+  // Requests in progress per connection, so close() can end the connections that carry none.
+  const sockets = new Set<Socket>();
+  const inFlight = new WeakMap<Socket, number>();
+  app.server.on('connection', (c: Socket) => {
+    sockets.add(c);
+    c.once('close', () => sockets.delete(c));
+  });
   app.addHook('onRequest', async (req, reply) => {
+    const sock = req.raw.socket;
+    inFlight.set(sock, (inFlight.get(sock) ?? 0) + 1);
+    reply.raw.once('close', () => inFlight.set(sock, (inFlight.get(sock) ?? 1) - 1));
     const t0 = performance.now();
     const entry: Partial<AccessLogEntry> = { id: randomUUID() };
     info.set(req.raw, entry);
@@ -255,7 +318,7 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
 
   /** Takes a slot (running or queued) or answers 429. Returns its release. */
   function admit(): () => void {
-    if (shutdown.signal.aborted) throw new ApiError(503, 'The server is shutting down.', 'server_error', 'shutting_down');
+    if (stopping) throw new ApiError(503, 'The server is shutting down.', 'server_error', 'shutting_down');
     if (active >= limit) {
       throw new ApiError(429, `The server is busy: ${active} request(s) running or queued, the limit is ${limit}. Retry later.`, 'rate_limit_error', 'rate_limit_exceeded', { 'retry-after': retryAfter() });
     }
@@ -306,13 +369,13 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
       seed: body.seed ?? undefined,
       maxTokens,
       // The variant's own stop strings (v0: '###') stay: without them v0 runs on into a new turn.
-      stop: [...GENERATION_DEFAULTS[med.variant].stop, ...userStop.filter((s) => s.length > 0)],
+      stop: [...GENERATION_DEFAULTS[model().variant].stop, ...userStop.filter((s) => s.length > 0)],
       stopOnAbortSignal: true,
     };
   }
 
   app.get('/health', async (_req, reply) => {
-    if (shutdown.signal.aborted || med.disposed) return reply.code(503).send({ status: 'shutting_down' });
+    if (stopping || !med || med.disposed) return reply.code(503).send({ status: 'shutting_down' });
     return { status: 'ok', model: modelName, variant: med.variant, parallel, active, limit };
   });
 
@@ -337,7 +400,7 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
         await streamCompletion(reply, entry, image, turns, gen, signal, body.stream_options?.include_usage === true);
         return reply;
       }
-      const a = await med.runTurn(image, turns, { ...gen, signal }, undefined, () => signal.aborted);
+      const a = await model().runTurn(image, turns, { ...gen, signal }, undefined, () => signal.aborted);
       entry.stopReason = a.stopReason;
       entry.promptTokens = usage(a).prompt_tokens;
       entry.completionTokens = a.tokens.length;
@@ -382,7 +445,7 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
       res.write(chunk({ content: out }, null));
     };
     try {
-      const a = await med.runTurn(image, turns, { ...gen, signal }, onText, () => signal.aborted);
+      const a = await model().runTurn(image, turns, { ...gen, signal }, onText, () => signal.aborted);
       entry.stopReason = a.stopReason;
       entry.promptTokens = usage(a).prompt_tokens;
       entry.completionTokens = a.tokens.length;
@@ -425,7 +488,7 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
     const end = working(info.get(req.raw)!);
     const { signal, done } = requestSignal(reply);
     try {
-      const scores = await med.score(image, question, body.candidates, { signal });
+      const scores = await model().score(image, question, body.candidates, { signal });
       return { object: 'list', model: modelName, data: scores.map((s) => ({ object: 'score', candidate: s.candidate, logprob: s.logProb, tokens: s.tokens.length })) };
     } catch (e) {
       throw toApiError(e, signal);
@@ -437,21 +500,58 @@ export function createServer(med: LlavaMed, options: ServeOptions = {}): LlavaMe
   });
 
   let closing: Promise<void> | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  let deadlineAt = Infinity;
+  let loading: Promise<LlavaMed> | undefined;
   return {
     app,
+    get med() {
+      return med;
+    },
     get active() {
       return active;
     },
     async listen(opts = {}) {
+      if (!med && loadOptions) {
+        loading ??= LlavaMed.load(loadOptions);
+        const m = await loading;
+        if (stopping) {
+          await m.dispose();
+          throw llavaError('ERR_DISPOSED', 'The server was closed while its model was loading.');
+        }
+        attach(m);
+      }
       await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
       const a = app.server.address() as AddressInfo;
       const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
       return `http://${host}:${a.port}`;
     },
-    close() {
+    close(opts = {}) {
+      const timeoutMs = opts.timeoutMs ?? 10_000;
+      if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw llavaError('ERR_INVALID_ARGUMENT', `close's timeoutMs must be a number >= 0, got ${String(timeoutMs)}.`);
+      stopping = true;
+      // The running and queued requests get until the deadline (an earlier one from a later call wins).
+      if (performance.now() + timeoutMs < deadlineAt) {
+        deadlineAt = performance.now() + timeoutMs;
+        clearTimeout(deadline);
+        deadline = setTimeout(() => shutdown.abort(), timeoutMs);
+        if (timeoutMs === 0) shutdown.abort();
+      }
       closing ??= (async () => {
-        shutdown.abort();
-        await app.close();
+        // Connections without a request in progress (kept alive, or opened by a client's pool and never
+        // used) are closed as they become so: app.close() would otherwise wait for their timeouts.
+        const sweep = setInterval(() => {
+          for (const c of sockets) if (!inFlight.get(c)) c.destroy();
+        }, 50);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(sweep);
+          clearTimeout(deadline);
+          shutdown.abort();
+          const loaded = loadOptions ? (med ?? (await loading?.catch(() => undefined))) : undefined;
+          await loaded?.dispose();
+        }
       })();
       return closing;
     },

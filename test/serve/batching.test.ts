@@ -148,6 +148,7 @@ t.test('an aborted stream frees its sequence for the next request within one tok
       // 2 running + 1 waiting = parallel + queue: the next one is refused.
       const res = await fetch(`${url2}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [userMsg('Another?', pc)], max_tokens: 2 }) });
       refused = { status: res.status, retryAfter: res.headers.get('retry-after') };
+      await res.text();
       events.push('abort');
       ac.abort();
       break;
