@@ -208,10 +208,6 @@ t.test('three workers, one SIGKILLed mid-job: the same answers file as one proce
   const wurl = `redis://127.0.0.1:${redisServer.port}/${run}`; // the workers take the password from the environment
   const out = join(dir, 'queued.jsonl');
   const producer = start(producerArgs(url, subset, out));
-  // The victim starts first; the two others once it is at work, so that all three work side by side.
-  const victim = worker(wurl);
-  const workers = [victim];
-
   // A worker with other weights (same keys and shapes) is refused before it loads anything.
   await until('the run to start', async () => (await client.get(`llava-med:${run}:meta`)) !== null);
   const intruder = worker(wurl, m2);
@@ -221,6 +217,10 @@ t.test('three workers, one SIGKILLed mid-job: the same answers file as one proce
   t.match(intruder.stderr(), /model fingerprint \(header \+ weight samples\)/);
   t.notMatch(intruder.stderr(), /loading the model/, 'refused before loading');
 
+  // The victim starts first, the two others once it holds a job.
+  const victim = worker(wurl);
+  const workers = [victim];
+
   const heartbeat = async () => {
     for (const k of await client.keys(`llava-med:${run}:worker:*`)) {
       const v = await client.get(k);
@@ -229,25 +229,26 @@ t.test('three workers, one SIGKILLed mid-job: the same answers file as one proce
     }
     return undefined;
   };
-  await until('the victim to take a job', async () => !!(await heartbeat())?.job);
-  workers.push(worker(wurl), worker(wurl));
-  // Kill the victim while it holds a job, after it finished one: freeze it, check that the job its
-  // heartbeat names is still active (its lock exists), kill it; otherwise let it go on and look again.
+  // Freeze the victim (SIGSTOP) while it holds its first job — its heartbeat names the job and the job's
+  // lock still exists — then start the two others; once all three have worked side by side, SIGKILL it.
   let killedJob = '';
-  await until('the victim to hold its second job', async () => {
+  await until('the victim to hold a job', async () => {
     if (producer.proc.exitCode !== null) throw new Error(`the producer ended first: ${producer.stderr()}`);
     const b = await heartbeat();
-    if (!b?.job || (b.jobs ?? 0) < 1) return false;
+    if (!b?.job) return false;
     victim.proc.kill('SIGSTOP');
     const again = await heartbeat();
     if (again?.job && (await client.exists(`bull:${run}:${again.job}:lock`))) {
       killedJob = again.job;
-      victim.proc.kill('SIGKILL');
       return true;
     }
     victim.proc.kill('SIGCONT');
     return false;
   });
+  workers.push(worker(wurl), worker(wurl));
+  // (On an idle machine one of them may take every remaining job before the other has loaded.)
+  await until('the two others to answer', () => producer.proc.exitCode !== null || workers.slice(1).every((w) => /: \d+ answered\n/.test(w.stderr())));
+  victim.proc.kill('SIGKILL');
   t.equal((await victim.exit).signal, 'SIGKILL');
   const pr = await exited(producer, 'the producer', 120_000, workers);
   t.equal(pr.code, 0, `the producer succeeds: ${producer.stderr().slice(-2000)}`);
