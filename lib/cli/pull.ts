@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline/promises';
 import { formatBytes } from '../hub/index.js';
 import { progressBar } from './output.js';
 
-const QUANTS = ['F16', 'Q8_0', 'Q5_K_M', 'Q4_K_M'] as const;
+const QUANTS = ['F16', 'Q8_0', 'Q5_K_M', 'Q4_K_M', 'Q4_0', 'IQ4_NL'] as const;
 type Quant = (typeof QUANTS)[number];
 
 function quantList(v: string): Quant[] {

@@ -100,7 +100,7 @@ export interface PullOptions extends HubOptions {
   baseRevision?: string;
   /** For a repository of ready GGUF files: globs choosing the model file (and the mmproj, else found by name). */
   files?: string[];
-  /** Quantizations to register (default Q4_K_M). */
+  /** Quantizations to register (default Q4_K_M; README "Which quantization" and BENCHMARKS.md's quantization table say why). */
   quant?: QuantType | QuantType[];
   /** Registered name (`ns:tag`), or a tag stem; default `llava-med:<recipe>-<quant>`. */
   name?: string;
@@ -130,7 +130,7 @@ export interface PullResult {
   upToDate: boolean;
 }
 
-const QUANTS = ['F16', 'Q8_0', 'Q5_K_M', 'Q4_K_M'] as const;
+const QUANTS = ['F16', 'Q8_0', 'Q5_K_M', 'Q4_K_M', 'Q4_0', 'IQ4_NL'] as const;
 /** Output size relative to the F16 language model (llama.cpp's bits per weight / 16). */
 const QUANT_RATIO: Record<QuantType, number> = { F16: 1, Q8_0: 0.54, Q5_K_M: 0.36, Q4_K_M: 0.31, Q4_0: 0.28, IQ4_NL: 0.28 };
 
