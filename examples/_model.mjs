@@ -1,6 +1,7 @@
 // Shared by the examples: the model files to use. Pass your own as arguments
-// (`node examples/ask.mjs model.gguf mmproj.gguf`), or the examples build and use the small
-// random-weight demo model (its answers are noise; it shows the calls working).
+// (`node examples/ask.mjs model.gguf mmproj.gguf`), or the examples convert and use the toy demo
+// model (trained on synthetic images only: about other pictures, such as the sample radiograph, its
+// answers mean nothing; it shows the calls working).
 import { ensureDemoModel } from 'llava-med/demo';
 
 export async function modelFiles(argv = process.argv.slice(2)) {

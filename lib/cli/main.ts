@@ -229,12 +229,14 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('build (once, cached) a small demo model from random weights with our own converter and ask it about a bundled sample image')
+    .description('convert (once, cached) the bundled toy model, trained on synthetic images, and ask it the bundled questions')
     .option('--cache <dir>', 'where the demo model is kept')
     .option('-t, --threads <n>', 'CPU threads', num('threads', true, 1))
-    .action(async (o: { cache?: string; threads?: number }) => {
+    .option('--eval', 'score the whole synthetic test split (eval answer + eval score) next to the PyTorch reference')
+    .option('--json', 'print JSON: [{ image, question, expected, answer }], or with --eval the metrics')
+    .action(async (o: { cache?: string; threads?: number; eval?: boolean; json?: boolean }) => {
       const { runDemo } = await import('../demo/index.js');
-      await runDemo({ cacheDir: o.cache, threads: o.threads, out: process.stdout, err: process.stderr, progress: progressBar });
+      await runDemo({ cacheDir: o.cache, threads: o.threads, eval: o.eval, json: o.json, out: process.stdout, err: process.stderr, progress: progressBar });
     });
 
   registerImageCommand(program);

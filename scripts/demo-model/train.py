@@ -437,6 +437,10 @@ def main():
     ap.add_argument('--time-limit', type=float, default=1e9, help='stop early after this many seconds (recorded)')
     ap.add_argument('--vocab', type=int, default=700)
     ap.add_argument('--reference-only', action='store_true', help='skip training: rewrite task/ and reference/ from OUT/model')
+    ap.add_argument('--resume', action='store_true', help='continue from the release in OUT/model (same base and tokenizer)')
+    ap.add_argument('--image-offset', type=int, default=0, help='first training image index (a resumed run takes new images)')
+    ap.add_argument('--modality-rate', type=float, default=1.0,
+                    help='keep the "What modality" question in the sample with this probability (the others are harder)')
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.reference_only:
@@ -451,6 +455,22 @@ def main():
     work = os.path.join(a.out, 'work')
     os.makedirs(work, exist_ok=True)
 
+    if a.resume:
+        model, tok = load_release(os.path.join(a.out, 'model'))
+        sp_path = os.path.join(work, 'sp.model')
+        with open(os.path.join(a.out, 'model', 'delta', 'tokenizer.model'), 'rb') as f:
+            open(sp_path, 'wb').write(f.read())
+        base_lm = {k: v.float() for k, v in torch.load(os.path.join(a.out, 'model', 'base', 'pytorch_model.bin')).items()}
+        prev = json.load(open(os.path.join(a.out, 'reference', 'greedy.json')))['training']
+        model.train()
+    else:
+        model, tok, base_lm, prev = None, None, None, None
+    if model is None:
+        model, tok, base_lm = fresh(a, work)
+    train(a, model, tok, base_lm, prev, work)
+
+
+def fresh(a, work):
     # tokenizer on the task's text: the v0 prompt, every question and every answer as the model emits it
     corpus = [PREAMBLE.replace('\n', ' ')]
     qa_all = set()
@@ -470,9 +490,13 @@ def main():
         nn.init.normal_(l.down_proj.weight, std=0.02 / math.sqrt(2 * DIMS['layers']))
     base_lm = {k: v.detach().clone()[: tok.v] if k in ('model.embed_tokens.weight', 'lm_head.weight') else v.detach().clone()
                for k, v in lm_state(model).items()}
+    return model, tok, base_lm
+
+
+def train(a, model, tok, base_lm, prev, work):
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0, betas=(0.9, 0.98))
     t0 = time.time()
-    img_index = 0
+    img_index = a.image_offset
     steps_done = 0
     ema = None
     for step in range(a.steps):
@@ -486,7 +510,10 @@ def main():
             _, img, qa = task.make_image(TRAIN_SEED, img_index)
             img_index += 1
             pxs.append(preprocess(img))
-            for q, ans, _, _ in random.Random(img_index).sample(qa, min(a.questions_per_image, len(qa))):
+            rq = random.Random(img_index)
+            if a.modality_rate < 1 and rq.random() >= a.modality_rate:
+                qa = [x for x in qa if x[3] != 'modality']
+            for q, ans, _, _ in rq.sample(qa, min(a.questions_per_image, len(qa))):
                 items.append((q, tok.answer(ans), j))
         feats = model.vision.features(torch.stack(pxs))
         ids, valid, img_pos, tgt = batch(tok, items)
@@ -512,8 +539,11 @@ def main():
 
     model.eval()
     release(os.path.join(a.out, 'model'), model, base_lm, tok, os.path.join(work, 'sp.model'))
-    training = {'steps': steps_done, 'images': img_index, 'seconds': round(train_s), 'final_loss_ema': ema, 'torch': torch.__version__,
-                'threads': 1, 'dims': DIMS, 'vocab': tok.v}
+    training = {'steps': steps_done, 'images': img_index - a.image_offset, 'seconds': round(train_s), 'final_loss_ema': ema,
+                'torch': torch.__version__, 'threads': 1, 'dims': DIMS, 'vocab': tok.v,
+                'args': {k: v for k, v in vars(a).items() if k not in ('out', 'time_limit')}}
+    if prev is not None:
+        training = {'stages': (prev.get('stages') or [prev]) + [training]}
     write_reference(a.out, training)
 
 

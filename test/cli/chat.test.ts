@@ -9,15 +9,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ensureDemoModel } from '../../lib/demo/index.js';
 import { LlavaMed } from '../../lib/llava-med.js';
-import { REPO } from '../helpers/tiny-llava.js';
+import { REPO, demoV0 } from '../helpers/tiny-llava.js';
 import { CLI, cleanEnv, ensureDist } from './util.js';
 
 ensureDist();
 const work = mkdtempSync(join(tmpdir(), 'llava-med-chat-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
-const demo = await ensureDemoModel(join(work, 'demo'));
+// The random-weight demo-sized model: its answers run to maxTokens (the trained demo model stops early).
+const demo = await demoV0();
 const XRAY = join(REPO, 'assets', 'sample-xray.png');
 const OTHER = join(REPO, 'test', 'fixtures', 'image', 'inputs', 'gray-301x299.png');
 const Q1 = 'What is shown?';

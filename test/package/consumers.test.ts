@@ -11,8 +11,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ensureDemoModel } from '../../lib/demo/index.js';
-import { REPO } from '../helpers/tiny-llava.js';
+import { REPO, demoV0 } from '../helpers/tiny-llava.js';
 import { claimedLowestNodes, lowestVersions, nodeBinary } from '../helpers/node-versions.js';
 import { cleanEnv, ensureDist } from '../cli/util.js';
 
@@ -42,7 +41,8 @@ for (const e of readdirSync(join(REPO, 'node_modules'))) {
   if (e === 'llava-med' || e === '.bin' || e.startsWith('.')) continue;
   symlinkSync(join(REPO, 'node_modules', e), join(app, 'node_modules', e));
 }
-const demo = await ensureDemoModel(join(work, 'demo'));
+// The random-weight demo-sized model: its answers run to maxTokens (the trained demo model stops early).
+const demo = await demoV0();
 // [label, binary]: this Node, then the lowest version of each engines.node alternative.
 const nodes: [string, string][] = [[`this Node ${process.version}`, process.execPath], ...claimedLowestNodes().map((v): [string, string] => [`Node ${v} (lowest claimed)`, nodeBinary(v)])];
 const image = join(REPO, 'assets', 'sample-xray.png');

@@ -23,10 +23,11 @@ function run(name: string): unknown {
   return JSON.parse(last) as unknown;
 }
 
-t.test('ask answers with the requested token budget', async (t) => {
+t.test('ask answers within the requested token budget', async (t) => {
   const a = run('ask') as { text: string; stopReason: string; generatedTokens: number };
-  t.equal(a.stopReason, 'length');
-  t.equal(a.generatedTokens, 32);
+  // The demo model is trained to answer briefly and end with "###" (a stop string), else the budget ends it.
+  t.ok(a.stopReason === 'stop' || (a.stopReason === 'length' && a.generatedTokens === 32), `${a.stopReason} after ${a.generatedTokens} tokens`);
+  t.ok(a.generatedTokens >= 1 && a.generatedTokens <= 32);
   t.ok(a.text.length > 0);
 });
 
