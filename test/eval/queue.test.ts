@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -286,20 +286,27 @@ t.test('Redis killed and restarted (no persistence) mid-run: the producer queues
   for (const r of [producer, ...workers]) t.notMatch(r.stderr(), new RegExp(PASSWORD));
 });
 
-t.test('a question that fails every attempt is reported with its error; the others are written', async (t) => {
+t.test('questions that fail every attempt are reported with their errors; the others are written', async (t) => {
   const run = 'fail';
-  await mkdir(join(data, 'images'), { recursive: true });
-  await writeFile(join(data, 'images', 'broken.jpg'), Buffer.from('not a jpeg at all'));
-  const three = [entries[0]!, { ...entries[1]!, id: 999001, image: 'broken.jpg' }, entries[2]!];
+  const images = join(data, 'images');
+  // The worker reads its own copy of the images, where swapped.jpg is another picture than the producer's.
+  const workerImages = join(dir, 'worker-images');
+  const [a, b] = [...new Set(entries.map((e) => e.image!))];
+  await writeFile(join(images, 'broken.jpg'), Buffer.from('not a jpeg at all'));
+  await cp(join(images, a!), join(images, 'swapped.jpg'));
+  await cp(images, workerImages, { recursive: true });
+  await cp(join(images, b!), join(workerImages, 'swapped.jpg'));
+  const four = [entries[0]!, { ...entries[1]!, id: 999001, image: 'broken.jpg' }, entries[2]!, { ...entries[3]!, id: 999002, image: 'swapped.jpg' }];
   const q = join(dir, 'fail.json');
-  await writeFile(q, JSON.stringify(three));
+  await writeFile(q, JSON.stringify(four));
   const out = join(dir, 'fail.jsonl');
   const producer = start(producerArgs(`redis://:${PASSWORD}@127.0.0.1:${redisServer.port}/${run}`, q, out, ['--attempts', '2']));
-  const w = worker(`redis://127.0.0.1:${redisServer.port}/${run}`);
+  const w = start(['eval', 'worker', ...modelFlags(m1), '--queue', `redis://127.0.0.1:${redisServer.port}/${run}`, '--image-folder', workerImages], { LLAVA_MED_REDIS_PASSWORD: PASSWORD });
   const pr = await exited(producer, 'the producer', 60_000, [w]);
   t.equal(pr.code, 1);
-  t.match(producer.stderr(), /ERR_EVAL: 1 question\(s\) failed after 2 attempt\(s\) each; the 2 answered are in .*fail\.jsonl/);
+  t.match(producer.stderr(), /ERR_EVAL: 2 question\(s\) failed after 2 attempt\(s\) each; the 2 answered are in .*fail\.jsonl/);
   t.match(producer.stderr(), /- 999001 \(broken\.jpg\): ERR_IMAGE_\w+: /, 'the failed id with its error code');
+  t.match(producer.stderr(), /- 999002 \(swapped\.jpg\): ERR_EVAL: The image .*swapped\.jpg on .* is not the producer's \(SHA-256 differs\)/, "a worker's other copy of an image is refused");
   t.match(w.stderr(), /broken\.jpg: attempt 2 of 2 failed: ERR_IMAGE_/);
   t.equal((await exited(w, 'the worker', 30_000, [producer])).code, 0);
   const lines = await readLines(out);
