@@ -42,8 +42,19 @@ function freePort() {
   });
 }
 
+// Everything this script started, ended with it (Ctrl-C, kill) instead of left running.
+const started = new Set();
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    for (const p of started) p.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
 function run(args) {
   const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  started.add(p);
+  p.on('exit', () => started.delete(p));
   let err = '';
   p.stderr.on('data', (d) => (err += d));
   return new Promise((resolve, reject) => p.on('exit', (code) => (code === 0 ? resolve(err) : reject(new Error(`llava-med ${args.slice(0, 2).join(' ')} exited ${code}: ${err.slice(-2000)}`)))));
@@ -108,6 +119,7 @@ async function main() {
   await fs.writeFile(qfile, JSON.stringify(subset));
   const port = await freePort();
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work], { stdio: 'ignore' });
+  started.add(redis);
   await new Promise((r) => setTimeout(r, 500));
   const redisVersion = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.match(/v=([\d.]+)/)?.[1] ?? '?';
   const configs = [{ name: 'single', threads: cores }, ...workerCounts.map((k) => ({ name: `queue ×${k}`, k, threads: Math.max(1, Math.floor(cores / k)) }))];
