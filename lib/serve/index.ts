@@ -33,6 +33,7 @@ import { isLlavaMedError, llavaError, type ErrorCode } from '../errors.js';
 import { LlavaMed, type Answer, type GenerationOptions, type LlavaMedOptions } from '../llava-med.js';
 import { GENERATION_DEFAULTS, pyLstrip, pyRstrip, type ChatTurn } from '../prompt/index.js';
 import type { StopReason } from '../answer/generate.js';
+import { registerOllama } from './ollama.js';
 import { ApiError, ChatRequestSchema, ScoreRequestSchema, decodeDataUrl, parseBody, toConversation, type ChatRequest } from './messages.js';
 
 /** One line of the access log: no prompt, image or answer content. */
@@ -301,14 +302,17 @@ export function createServer(medOrOptions: LlavaMed | ServeLoadOptions, options:
     return { error: { message: e.message, type: e.type, param: null, code: e.code } };
   }
 
+  // Ollama's routes answer errors in Ollama's shape: { "error": "message" }.
+  const isOllama = (url: string) => url.startsWith('/api/');
   app.setErrorHandler((err, req, reply) => {
     const e = toApiError(err);
     const entry = info.get(req.raw);
     if (entry) entry.error = e.code ?? String(e.status);
-    void reply.code(e.status).headers(e.headers).send(errorBody(e));
+    void reply.code(e.status).headers(e.headers).send(isOllama(req.url) ? { error: e.message } : errorBody(e));
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(errorBody(new ApiError(404, `No route ${req.method} ${req.url.split('?')[0]}; this server has POST /v1/chat/completions, POST /v1/score, GET /v1/models and GET /health.`, undefined, 'not_found')));
+    const e = new ApiError(404, `No route ${req.method} ${req.url.split('?')[0]}; this server has POST /v1/chat/completions, POST /v1/score, GET /v1/models, GET /health, and Ollama's POST /api/chat, POST /api/generate, GET /api/tags.`, undefined, 'not_found');
+    void reply.code(404).send(isOllama(req.url) ? { error: e.message } : errorBody(e));
   });
 
   function retryAfter(): string {
@@ -497,6 +501,29 @@ export function createServer(medOrOptions: LlavaMed | ServeLoadOptions, options:
       release();
       end();
     }
+  });
+
+  registerOllama(app, {
+    modelName,
+    maxImageBytes,
+    variant: () => model().variant,
+    admit,
+    requestSignal,
+    begin: (raw) => {
+      const entry = info.get(raw)!;
+      return {
+        end: working(entry),
+        log: (a) => {
+          entry.stopReason = a.stopReason;
+          entry.promptTokens = usage(a).prompt_tokens;
+          entry.completionTokens = a.tokens.length;
+        },
+      };
+    },
+    generationOptions,
+    answer: (image, turns, gen, signal, onText) => model().runTurn(image, turns, { ...gen, signal }, onText, () => signal.aborted),
+    toApiError,
+    stripper: () => new StripStream(),
   });
 
   let closing: Promise<void> | undefined;

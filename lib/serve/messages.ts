@@ -92,12 +92,16 @@ export function decodeDataUrl(url: string, maxBytes: number): Buffer {
   const header = comma < 0 ? '' : url.slice(5, comma);
   const m = /^(image\/[a-z0-9.+-]+)((?:;[^;,]*)*);base64$/i.exec(header);
   if (!m) throw new ApiError(400, `image_url must be a base64 data URL of an image (data:image/<type>;base64,...), got "data:${header.slice(0, 60)}".`, undefined, 'invalid_image_url');
-  const b64 = url.slice(comma + 1);
+  return decodeBase64Image(url.slice(comma + 1), maxBytes, 'image_url: the data after "base64,"');
+}
+
+/** Decodes base64 image bytes (size checked before decoding); bad base64 is a 400, more than maxBytes a 413. */
+export function decodeBase64Image(b64: string, maxBytes: number, what: string): Buffer {
   // base64 length → byte count, before decoding anything
   if (Math.floor((b64.length * 3) / 4) - 2 > maxBytes) throw new ApiError(413, `The image is larger than the server's limit of ${maxBytes} bytes.`, undefined, 'image_too_large');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new ApiError(400, 'image_url: the data after "base64," is not valid base64.', undefined, 'invalid_image_url');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new ApiError(400, `${what} is not valid base64.`, undefined, 'invalid_image_url');
   const bytes = Buffer.from(b64, 'base64');
-  if (bytes.length === 0) throw new ApiError(400, 'image_url: the data URL holds no image data.', undefined, 'invalid_image_url');
+  if (bytes.length === 0) throw new ApiError(400, `${what} holds no image data.`, undefined, 'invalid_image_url');
   if (bytes.length > maxBytes) throw new ApiError(413, `The image is larger than the server's limit of ${maxBytes} bytes.`, undefined, 'image_too_large');
   return bytes;
 }
