@@ -1,6 +1,6 @@
 /** `eval answer --queue` (the producer) and `eval worker` (a worker): thin over llava-med/eval's queue. */
 import type { Command } from 'commander';
-import { interruptSignal, progressBar } from './output.js';
+import { interruptSignal, note, progressBar } from './output.js';
 import type { LlavaMed } from '../llava-med.js';
 import type { QueueProgress } from '../eval/queue/producer.js';
 
@@ -46,14 +46,14 @@ export async function answerWithQueue(o: Record<string, unknown> & { queue: stri
       attempts: o.attempts,
       lockMs,
       signal,
-      onNotice: (n) => process.stderr.write(`queue: ${n.message}\n`),
+      onNotice: (n) => note(`queue: ${n.message}`),
       onProgress: (p) => {
         const text = line(p);
         if (bar) return bar.update(p.done + p.failed, p.total, text.slice(text.indexOf('·') + 2));
         // Without a terminal: a line when something changed, at most every 2 s.
         const now = performance.now();
         if (text !== lastText && now - lastAt >= 2000) {
-          process.stderr.write(`queue: ${text}\n`);
+          note(`queue: ${text}`);
           lastText = text;
           lastAt = now;
         }
@@ -86,7 +86,7 @@ export function registerWorkerCommand(ev: Command, h: Helpers): void {
         connectTimeoutMs: Math.max(1, Math.round(o.connectTimeout * 1000)),
         signal,
         load: (files) => h.loadFromFlags({ ...o, ...files } as never, signal),
-        onEvent: (e) => process.stderr.write(`worker: ${e.message}\n`),
+        onEvent: (e) => note(`worker: ${e.message}`),
       });
       process.stderr.write(`worker: ${r.reason === 'finished' ? 'done' : 'stopped'}: ${r.answered} answered, ${r.jobs} jobs\n`);
       if (r.reason === 'aborted') process.exitCode = 130;
