@@ -51,7 +51,7 @@ export const DEMO_GENERATION = {
  * Test-split images the demo asks about, one per kind (radiograph, CT, histology, microscopy): four on which
  * the toy answers every question right. Its accuracy over the whole split is what `demo --eval` prints.
  */
-const DEMO_IMAGES = ['test-0004.png', 'test-0005.png', 'test-0010.png', 'test-0007.png'];
+const DEMO_IMAGES = ['test-0004.png', 'test-0005.png', 'test-0014.png', 'test-0015.png'];
 const DEMO_VERSION = 'demo-v2';
 
 /** Where the demo model is cached: `$XDG_CACHE_HOME/llava-med/<version>`, else `~/.cache/llava-med/<version>`. */

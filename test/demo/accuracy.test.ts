@@ -52,9 +52,9 @@ function within(t: Test, what: string, got: EvaluateResult, ref: EvaluateResult,
 
 const f16 = await score('f16', demo.model, demo.mmproj);
 
-// What the released toy reaches (PyTorch, recorded): closed 80.00, open recall 70.00. Far from perfect
-// (counting and CT lesion brightness are weak), but well above chance, with margins that survive Q4_K_M.
-const TORCH_FLOOR = { closed: 80, open: 70 };
+// What the released toy reaches (PyTorch, recorded): closed 80.00, open recall 80.00. Far from the issue's
+// aim of >= 95 (counting is weak), but well above chance, with margins that survive Q4_K_M.
+const TORCH_FLOOR = { closed: 80, open: 80 };
 
 t.test('the PyTorch reference is good enough at its toy task that a regression shows', async (t) => {
   t.equal(gt.length, greedy.answers.length, 'one recorded greedy answer per test question');
