@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+// `llava-med serve` under concurrent clients, side by side with llama-server built from the same
+// patched tree (bench/build-peers.mjs; skipped when its binary is absent). For each concurrency C
+// (default 1, 4, 8) both servers start with C parallel sequences / slots (`--parallel C` / `-np C`,
+// separate KV per slot, same threads, same per-slot context), then C clients send N requests in all
+// (each a different image, greedy, the same max tokens), one after another per client. Reported:
+// aggregate requests per minute and generated tokens per second, p50/p95 request latency. Ours and
+// the peer run interleaved per concurrency. Output: the `serve` section of BENCHMARKS.md
+// (bench/lib/sections.mjs).
+//
+//   node bench/serve.mjs [--clients 1,4,8] [--requests 8] [--max-tokens 32] [--threads N] [--no-write]
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { llamaServer } from './build-peers.mjs';
+import { benchModels, ensureBenchModels } from './models.mjs';
+import { writeSection } from './lib/sections.mjs';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const flag = (name, def) => {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return v;
+};
+for (const a of argv) if (a.startsWith('--') && !['--clients', '--requests', '--max-tokens', '--threads', '--no-write'].includes(a)) throw new Error(`unknown flag ${a}`);
+const clients = flag('clients', '1,4,8').split(',').map(Number);
+const requests = Number(flag('requests', '8'));
+const maxTokens = Number(flag('max-tokens', '32'));
+const threads = Number(flag('threads', String(os.availableParallelism())));
+const write = !argv.includes('--no-write');
+const CTX_PER_SLOT = 2048;
+const log = (m) => process.stderr.write(`[bench:serve] ${m}\n`);
+
+const V0_PREAMBLE =
+  "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions.###Human: Hi!###Assistant: Hi there!  How can I help you today?\n###Human: ";
+const QUESTIONS = ['What is shown in this image?', 'Is there any abnormality?', 'Which organ is visible?', 'Describe the findings.'];
+
+async function images(n) {
+  const sharp = (await import('sharp')).default;
+  const src = path.join(root, 'assets', 'sample-xray.png');
+  return Promise.all(Array.from({ length: n }, async (_, i) => (await sharp(src).modulate({ brightness: 0.8 + (i % 8) * 0.05 }).rotate(i * 3, { background: '#000' }).png().toBuffer()).toString('base64')));
+}
+
+function startProcess(bin, args, ready) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LLAMA_MEDIA_MARKER: '<__media__>' } });
+  let stderr = '';
+  return new Promise((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+      stderr = (stderr + d).slice(-8000);
+      const url = ready(stderr);
+      if (url) resolve({ child, url });
+    });
+    child.on('exit', (c, s) => reject(new Error(`${path.basename(bin)} exited (${c ?? s}):\n${stderr}`)));
+  });
+}
+
+const freePort = async () => {
+  const net = await import('node:net');
+  return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
+};
+
+async function ours(slots) {
+  const { child, url } = await startProcess(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'serve', '-q', '-m', benchModels.q4, '-p', benchModels.mmproj, '-t', String(threads),
+    '--parallel', String(slots), '-c', String(CTX_PER_SLOT * slots), '--port', '0', '--queue', '64', '--image-cache', '0', '--name', 'bench'], (s) => /listening on (http:\/\/[^\s;]+)/.exec(s)?.[1]);
+  return {
+    child,
+    async ask(image, q) {
+      const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({
+        model: 'bench', temperature: 0, max_tokens: maxTokens,
+        messages: [{ role: 'user', content: [{ type: 'text', text: q }, { type: 'image_url', image_url: { url: `data:image/png;base64,${image}` } }] }],
+      }) });
+      if (!r.ok) throw new Error(`llava-med serve: HTTP ${r.status} ${await r.text()}`);
+      return (await r.json()).usage.completion_tokens;
+    },
+  };
+}
+
+async function peer(slots) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const { child } = await startProcess(llamaServer, ['-m', benchModels.q4, '--mmproj', benchModels.mmproj, '-np', String(slots), '-c', String(CTX_PER_SLOT * slots), '--no-kv-unified',
+    '-t', String(threads), '-tb', String(threads), '-ngl', '0', '--host', '127.0.0.1', '--port', String(port), '--no-webui'], (s) => (/server is listening|HTTP server listening/.test(s) ? base : undefined));
+  for (;;) {
+    if (await fetch(`${base}/health`).then((r) => r.status === 200, () => false)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    child,
+    async ask(image, q) {
+      const r = await fetch(`${base}/completion`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({
+        prompt: { prompt_string: `${V0_PREAMBLE}${q}\n<im_start><__media__><im_end>###`, multimodal_data: [image] },
+        n_predict: maxTokens, temperature: 0, top_k: 1, cache_prompt: true, seed: 0,
+      }) });
+      if (!r.ok) throw new Error(`llama-server: HTTP ${r.status} ${await r.text()}`);
+      return (await r.json()).timings?.predicted_n ?? 0;
+    },
+  };
+}
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+};
+
+async function load(server, imgs, c) {
+  let next = 0;
+  const lat = [];
+  let tokens = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: c }, async () => {
+    while (next < requests) {
+      const i = next++;
+      const s = performance.now();
+      tokens += await server.ask(imgs[i % imgs.length], QUESTIONS[i % QUESTIONS.length]);
+      lat.push(performance.now() - s);
+    }
+  }));
+  const ms = performance.now() - t0;
+  return { rpm: (requests * 60_000) / ms, tps: (tokens * 1000) / ms, p50: pct(lat, 50), p95: pct(lat, 95), tokens };
+}
+
+await ensureBenchModels();
+if (!existsSync(path.join(root, 'dist', 'cli', 'main.js'))) throw new Error('run `npm run build` first');
+const hasPeer = existsSync(llamaServer);
+if (!hasPeer) log(`llama-server not built (${llamaServer}): node bench/build-peers.mjs; measuring llava-med only`);
+const imgs = await images(Math.max(requests, 8));
+const rows = [];
+for (const c of clients) {
+  for (const [name, start] of [['llava-med serve', ours], ...(hasPeer ? [['llama-server', peer]] : [])]) {
+    const s = await start(c);
+    try {
+      await s.ask(imgs[0], 'Warm-up?');
+      const r = await load(s, imgs, c);
+      log(`${name}, ${c} client(s): ${r.rpm.toFixed(1)} req/min, ${r.tps.toFixed(1)} tok/s, p50 ${(r.p50 / 1000).toFixed(2)} s, p95 ${(r.p95 / 1000).toFixed(2)} s`);
+      rows.push({ name, c, ...r });
+    } finally {
+      s.child.kill('SIGTERM');
+      await new Promise((r) => (s.child.exitCode !== null ? r() : s.child.once('exit', r)));
+    }
+  }
+}
+
+const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? os.cpus()[0]?.model;
+const md = [
+  '## Serving: concurrent clients (llava-med serve vs llama-server)',
+  '',
+  `\`node bench/serve.mjs\` on ${new Date().toISOString().slice(0, 10)}, ${cpu}, ${threads} threads; bench model Q4_K_M + mmproj, ${requests} requests per row`,
+  `(each a different image), greedy, up to ${maxTokens} tokens, C clients each sending its next request when its previous one is answered;`,
+  `both servers with C parallel sequences / slots of ${CTX_PER_SLOT} positions (separate KV), run one after the other for each C. llava-med: /v1/chat/completions`,
+  'with the image as a data URL (image cache off); llama-server: /completion with the v0 prompt and the image as multimodal data, prompt cache on.',
+  'Latency = request sent → full answer received.',
+  '',
+  '| clients | server | requests/min | generated tok/s | p50 latency (s) | p95 latency (s) |',
+  '|---:|---|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.c} | ${r.name} | ${r.rpm.toFixed(1)} | ${r.tps.toFixed(1)} | ${(r.p50 / 1000).toFixed(2)} | ${(r.p95 / 1000).toFixed(2)} |`),
+  '',
+];
+if (hasPeer) {
+  md.push('| clients | requests/min, llava-med / llama-server | p95, llava-med / llama-server |', '|---:|---:|---:|');
+  for (const c of clients) {
+    const a = rows.find((r) => r.c === c && r.name === 'llava-med serve');
+    const b = rows.find((r) => r.c === c && r.name === 'llama-server');
+    if (a && b) md.push(`| ${c} | ${(a.rpm / b.rpm).toFixed(2)}× | ${(a.p95 / b.p95).toFixed(2)}× |`);
+  }
+  md.push('');
+}
+process.stdout.write(`${md.join('\n')}\n`);
+if (write) writeSection(path.join(root, 'BENCHMARKS.md'), 'serve', md.join('\n'));
