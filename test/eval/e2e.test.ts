@@ -6,7 +6,7 @@
 // determinism at temperature 0, and that the CLI's numbers are the library's.
 import t, { type Test } from 'tap';
 import { execFile, spawn } from 'node:child_process';
-import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -274,6 +274,36 @@ t.test('merge: chunk files joined in test.json order', async (t) => {
   const out2 = join(dir, 'merged-missing.jsonl');
   t.match((await cliFails(['eval', 'merge', '--question-file', join(paths.data, 'test.json'), '--out', out2, chunkFiles[0]!])).stderr, /ERR_EVAL: .*lack answers for 6 test id/);
   await t.rejects(stat(out2), { code: 'ENOENT' });
+});
+
+t.test('docs/cluster/eval-array.sbatch: both tasks of --array=1-2, run as Slurm would, then merged', async (t) => {
+  // `llava-med` on PATH is this checkout's CLI; Slurm's part is the environment each task gets.
+  const bin = join(dir, 'bin');
+  await mkdir(bin, { recursive: true });
+  await writeFile(join(bin, 'llava-med'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`);
+  await chmod(join(bin, 'llava-med'), 0o755);
+  const script = fileURLToPath(new URL('../../docs/cluster/eval-array.sbatch', import.meta.url));
+  const out = join(dir, 'slurm-answers');
+  const parts: string[] = [];
+  for (const id of [1, 2]) {
+    const env = {
+      ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`,
+      MODEL: paths.model, MMPROJ: paths.mmproj, DATA: paths.data, OUT: out, EXTRA_FLAGS: `--temperature 0 --max-tokens ${MAX_TOKENS}`,
+      SLURM_ARRAY_JOB_ID: '77', SLURM_ARRAY_TASK_ID: String(id), SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_MAX: '2', SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_STEP: '1', SLURM_CPUS_PER_TASK: '1',
+    };
+    const { stderr } = await exec('bash', [script], { env, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 });
+    t.match(stderr, new RegExp(`answering chunk ${id - 1} of 2 \\(0-based\\), from SLURM_ARRAY_TASK_ID=${id} - SLURM_ARRAY_TASK_MIN=1, SLURM_ARRAY_TASK_COUNT=2`));
+    parts.push(join(out, `chunk-${id}.jsonl`));
+    t.same((await readPred(parts.at(-1)!)).map((l) => l.question_id), splitChunks(gt, 2, id - 1).map((e) => e.id), `task ${id}: chunk ${id - 1}`);
+  }
+  const mergedSlurm = join(dir, 'merged-slurm.jsonl');
+  await cli(['eval', 'merge', '--question-file', join(paths.data, 'test.json'), '--out', mergedSlurm, ...parts]);
+  const lines = await readPred(mergedSlurm);
+  t.same(lines.map((l) => l.question_id), reference.map((l) => l.question_id));
+  t.same(lines.map((l) => l.text), reference.map((l) => l.text), 'the same answers as one uninterrupted run');
+  // A task submitted without --array is refused by the script itself.
+  const noArray = await exec('bash', [script], { env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, MODEL: 'm', MMPROJ: 'p', DATA: 'd', SLURM_ARRAY_TASK_ID: '' } }).catch((e: { code: number; stderr: string }) => e);
+  t.match(noArray, { code: 1, stderr: /submit this script with sbatch --array/ });
 });
 
 async function readPred(file: string): Promise<AnswerLine[]> {
