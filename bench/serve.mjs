@@ -47,10 +47,12 @@ async function images(n) {
   return Promise.all(Array.from({ length: n }, async (_, i) => (await sharp(src).modulate({ brightness: 0.8 + (i % 8) * 0.05 }).rotate(i * 3, { background: '#000' }).png().toBuffer()).toString('base64')));
 }
 
-function startProcess(bin, args, ready) {
+function startProcess(bin, args, ready, now = false) {
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LLAMA_MEDIA_MARKER: '<__media__>' } });
   let stderr = '';
   return new Promise((resolve, reject) => {
+    // llama-server: readiness is polled on /health (its log lines vary with the verbosity)
+    if (now) resolve({ child, url: ready('') });
     child.stderr.setEncoding('utf8').on('data', (d) => {
       stderr = (stderr + d).slice(-8000);
       const url = ready(stderr);
@@ -85,7 +87,7 @@ async function peer(slots) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const { child } = await startProcess(llamaServer, ['-m', benchModels.q4, '--mmproj', benchModels.mmproj, '-np', String(slots), '-c', String(CTX_PER_SLOT * slots), '--no-kv-unified',
-    '-t', String(threads), '-tb', String(threads), '-ngl', '0', '--host', '127.0.0.1', '--port', String(port), '--no-webui'], (s) => (/server is listening|HTTP server listening/.test(s) ? base : undefined));
+    '-t', String(threads), '-tb', String(threads), '-ngl', '0', '--host', '127.0.0.1', '--port', String(port), '--no-webui'], () => base, true);
   for (;;) {
     if (await fetch(`${base}/health`).then((r) => r.status === 200, () => false)) break;
     await new Promise((r) => setTimeout(r, 100));
