@@ -93,6 +93,7 @@ function renderRun(label, r) {
   if (q1.length) {
     const per = summary(q1.map((x) => (x.ms - r.rows.find((y) => y.round === x.round && y.config === 'single').ms) / r.questions));
     lines.push('', `Queue overhead per question (queue ×1 − single, paired by round): median ${fmt(per.median, 0)} ms` +
+      (per.median < 0 ? ' — negative: the load changed more between the paired runs than the queue costs, so this run cannot resolve it' : '') +
       ` (${q1.length} pair(s); it includes the producer's start, the image hashing and Redis round trips, and the worker's wait for its first job).`);
   }
   lines.push('', `Load average (1 min) after each run: ${r.load.map((l) => fmt(l, 1)).join(', ')}` +
