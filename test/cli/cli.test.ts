@@ -115,22 +115,3 @@ t.test('convert with bad arguments', async (t) => {
   t.match(noVision.stderr, /--vision/);
   t.notOk(existsSync(out) && (await readdir(out)).length > 0, 'still no output files');
 });
-
-t.test('demo builds once, then uses its cache', async (t) => {
-  const cache = join(dir, 'demo-cache');
-  const first = await runCli(['demo', '--cache', cache, '-t', '1'], { timeoutMs: 120_000 });
-  t.equal(first.code, 0, first.stderr);
-  t.ok(first.stderr.includes(RESEARCH_USE_NOTICE), 'research-use notice');
-  t.match(first.stderr, /model built at/);
-  t.match(first.stdout, /RANDOM weights/, 'random-weights notice');
-  t.match(first.stdout, /^Answer: {3}/m);
-  t.match(first.stdout, /Timings: image encode \d+ ms, image prefill 256 tokens in \d+ ms, prompt \d+ tokens in \d+ ms, generated \d+ tokens/);
-  const files = (await readdir(cache)).sort();
-  t.same(files, ['llava-med-demo.gguf', 'mmproj-llava-med-demo.gguf']);
-  const second = await runCli(['demo', '--cache', cache, '-t', '1'], { timeoutMs: 60_000 });
-  t.equal(second.code, 0, second.stderr);
-  t.match(second.stderr, /model cached at/, 'second run uses the cache');
-  t.notMatch(second.stderr, /writing random-weight/);
-  const answer = (s: string) => /^Answer: {3}(.*)$/m.exec(s)?.[1];
-  t.equal(answer(second.stdout), answer(first.stdout), 'seeded: the same answer both times');
-});
