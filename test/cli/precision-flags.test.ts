@@ -6,7 +6,6 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readGgufHeader } from '../../lib/formats/gguf.js';
 import { childEnv, compiledCli } from '../helpers/compiled-cli.js';
 import { makeTinyV0 } from '../helpers/tiny-hf.js';
@@ -14,8 +13,7 @@ import { noisePng, tinyV0 } from '../helpers/tiny-llava.js';
 import { writeFile } from 'node:fs/promises';
 
 const cli = compiledCli();
-const ADDON = fileURLToPath(new URL('../../build/Release/llava_med.node', import.meta.url));
-const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { env: { ...childEnv(), LLAVA_MED_ADDON: ADDON }, encoding: 'utf8', timeout: 120_000 });
+const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { env: childEnv(), encoding: 'utf8', timeout: 120_000 });
 
 t.test('--projector-flash-attn reaches clip.cpp (default off)', async (t) => {
   const tiny = await tinyV0();

@@ -18,7 +18,6 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { withTokenizer } from '../../lib/answer/prompt-ids.js';
 import { Model, Projector } from '../../lib/engine/index.js';
@@ -44,11 +43,10 @@ const QK = 3;
 const root = t.testdir({});
 const cli = compiledCli();
 /** The addon this checkout built (the transpiled CLI lives outside the package root). */
-const ADDON = fileURLToPath(new URL('../../build/Release/llava_med.node', import.meta.url));
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [cli, ...args], { env: { ...childEnv(), LLAVA_MED_ADDON: ADDON }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [cli, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -17,7 +17,7 @@ import { convertV0 } from '../../lib/convert/index.js';
 import { prepareDataset } from '../../lib/eval/prepare/index.js';
 import { parseTestFile, type AnswerLine, type TestEntry } from '../../lib/eval/formats.js';
 import { parseQueueUrl } from '../../lib/eval/queue/connection.js';
-import { compiledCli } from '../helpers/compiled-cli.js';
+import { compiledCli, REPO_ADDON } from '../helpers/compiled-cli.js';
 
 const FIX = fileURLToPath(new URL('../fixtures/eval/vqa-rad/data_RAD', import.meta.url));
 const QUESTIONS = 60; // of 451 (26 images): the whole split takes ~35 s per single-process pass on 2 loaded cores
@@ -86,7 +86,7 @@ interface Run {
 }
 
 function start(args: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LLAVA_MED_ADDON: process.env.LLAVA_MED_ADDON ?? REPO_ADDON, ...env } });
   children.add(proc);
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));

@@ -53,10 +53,17 @@ export function compiledCli(): string {
 }
 
 
+/**
+ * The repository's own native build: the compiled CLI lives under node_modules/.cache, where the
+ * addon loader's relative search (build/Release next to dist/) finds nothing.
+ */
+export const REPO_ADDON = join(REPO, 'build', 'Release', 'llava_med.node');
+
 /** process.env without tap's loaders, so a child runs the plain compiled JavaScript. */
 export function childEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   for (const k of Object.keys(env)) if (k.startsWith('TAP') || k.startsWith('NYC') || k.startsWith('_TAPJS')) delete env[k];
+  env.LLAVA_MED_ADDON ??= REPO_ADDON;
   return env;
 }
