@@ -1,31 +1,11 @@
 /** `llava-med serve` as the README starts it answers a curl-style request, and stops on SIGTERM. */
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { CLI, cleanEnv, ensureDist } from '../cli/util.js';
+import { spawnServe } from './spawn-serve.js';
 import { noisePng, tinyV0 } from '../helpers/tiny-llava.js';
 
 t.test('llava-med serve answers a chat completion with a data-URL image', async (t) => {
   const tiny = await tinyV0();
-  ensureDist();
-  const child = spawn(process.execPath, [CLI, 'serve', '-m', tiny.model, '-p', tiny.mmproj, '-t', '1', '--port', '0', '--name', 'tiny'], {
-    env: cleanEnv({ LLAVA_MED_API_KEY: 'secret-key-1' }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      const m = /listening on (http:\/\/[^\s;]+)/.exec(stderr);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((c) => reject(new Error(`serve exited (${c}) before listening:\n${stderr}`)));
-  });
+  const { child, url, exited, stdout, stderr } = await spawnServe(t, ['-m', tiny.model, '-p', tiny.mmproj, '-t', '1', '--port', '0', '--name', 'tiny'], { LLAVA_MED_API_KEY: 'secret-key-1' });
   t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/, 'binds 127.0.0.1 by default');
   const png = await noisePng(32, 32, 3);
   const res = await fetch(`${url}/v1/chat/completions`, {
@@ -47,8 +27,8 @@ t.test('llava-med serve answers a chat completion with a data-URL image', async 
   t.equal(unauth.status, 401, 'the key from LLAVA_MED_API_KEY is required');
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'exits 0 on SIGTERM');
-  t.match(stderr, /shutting down/);
-  t.match(stderr, /"path":"\/v1\/chat\/completions","status":200/, 'access log line on stderr');
-  t.notMatch(stderr, /What is this\?|secret-key-1/, 'no prompt text or key in the log');
-  t.equal(stdout, '', 'nothing on stdout');
+  t.match(stderr(), /shutting down/);
+  t.match(stderr(), /"path":"\/v1\/chat\/completions","status":200/, 'access log line on stderr');
+  t.notMatch(stderr(), /What is this\?|secret-key-1/, 'no prompt text or key in the log');
+  t.equal(stdout(), '', 'nothing on stdout');
 });

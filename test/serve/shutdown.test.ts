@@ -5,9 +5,8 @@
  * server created from load options loads its model at listen() and frees it at close().
  */
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
-import { CLI, cleanEnv, ensureDist } from '../cli/util.js';
+import { spawnServe } from './spawn-serve.js';
 import { createServer } from '../../lib/serve/index.js';
 import { engineOf } from '../../lib/llava-med.js';
 import { loadTiny, noisePng, tinyV0 } from '../llava-med/util.js';
@@ -18,25 +17,8 @@ const Q = 'What is this?';
 const userMsg = { role: 'user' as const, content: [{ type: 'image_url' as const, image_url: { url: `data:image/png;base64,${png.toString('base64')}` } }, { type: 'text' as const, text: Q }] };
 
 async function startCli(t: Test, extra: string[]) {
-  ensureDist();
-  const child = spawn(process.execPath, [CLI, 'serve', '-m', tiny.model, '-p', tiny.mmproj, '-t', '1', '--port', '0', '--parallel', '2', ...extra], {
-    env: cleanEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      const m = /listening on (http:\/\/[^\s;]+)/.exec(stderr);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((c) => reject(new Error(`serve exited (${c}) before listening:\n${stderr}`)));
-  });
-  return { child, url, exited, stderr: () => stderr, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 }) };
+  const { child, url, exited, stderr } = await spawnServe(t, ['-m', tiny.model, '-p', tiny.mmproj, '-t', '1', '--port', '0', '--parallel', '2', ...extra]);
+  return { child, url, exited, stderr, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 }) };
 }
 
 /** Streams until the first text, calls `then`, and reads the rest: text, finish reason, and how it ended. */
