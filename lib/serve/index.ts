@@ -338,6 +338,25 @@ export function createServer(medOrOptions: LlavaMed | ServeLoadOptions, options:
     };
   }
 
+  /**
+   * One admitted request: a queue slot, the in-flight count and a signal that aborts when the client
+   * goes, all released on every path; any error leaves as OpenAI's error shape.
+   */
+  async function admitted<T>(req: FastifyRequest, reply: FastifyReply, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const release = admit();
+    const end = working(info.get(req.raw)!);
+    const { signal, done } = requestSignal(reply);
+    try {
+      return await run(signal);
+    } catch (e) {
+      throw toApiError(e, signal);
+    } finally {
+      done();
+      release();
+      end();
+    }
+  }
+
   /** Aborts on client disconnect (499), the time limit (504) or shutdown (503); the reason is the ApiError to answer. */
   function requestSignal(reply: FastifyReply): { signal: AbortSignal; done: () => void } {
     const ctl = new AbortController();
@@ -396,10 +415,7 @@ export function createServer(medOrOptions: LlavaMed | ServeLoadOptions, options:
     const { image, turns } = toConversation(body.messages, maxImageBytes);
     const gen = generationOptions(body);
     const entry = info.get(req.raw)!;
-    const release = admit();
-    const end = working(entry);
-    const { signal, done } = requestSignal(reply);
-    try {
+    return admitted(req, reply, async (signal) => {
       if (body.stream) {
         await streamCompletion(reply, entry, image, turns, gen, signal, body.stream_options?.include_usage === true);
         return reply;
@@ -417,13 +433,7 @@ export function createServer(medOrOptions: LlavaMed | ServeLoadOptions, options:
         choices: [{ index: 0, message: { role: 'assistant', content: a.text, refusal: null }, logprobs: null, finish_reason: finishReason(a.stopReason) }],
         usage: usage(a),
       };
-    } catch (e) {
-      throw toApiError(e, signal);
-    } finally {
-      done();
-      release();
-      end();
-    }
+    });
   });
 
   async function streamCompletion(reply: FastifyReply, entry: Partial<AccessLogEntry>, image: Buffer, turns: ChatTurn[], gen: GenerationOptions, signal: AbortSignal, includeUsage: boolean): Promise<void> {
@@ -488,19 +498,10 @@ export function createServer(medOrOptions: LlavaMed | ServeLoadOptions, options:
     } else {
       throw new ApiError(400, "Send either 'messages' (one user message with an image_url and text) or 'image' (a data URL) and 'question'.", undefined, 'invalid_value');
     }
-    const release = admit();
-    const end = working(info.get(req.raw)!);
-    const { signal, done } = requestSignal(reply);
-    try {
+    return admitted(req, reply, async (signal) => {
       const scores = await model().score(image, question, body.candidates, { signal });
       return { object: 'list', model: modelName, data: scores.map((s) => ({ object: 'score', candidate: s.candidate, logprob: s.logProb, tokens: s.tokens.length })) };
-    } catch (e) {
-      throw toApiError(e, signal);
-    } finally {
-      done();
-      release();
-      end();
-    }
+    });
   });
 
   registerOllama(app, {
