@@ -20,9 +20,14 @@ import { llavaError } from '../errors.js';
 const PART = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const NAME = /^([a-z0-9][a-z0-9._-]{0,63}):([a-z0-9][a-z0-9._-]{0,63})$/;
 
-/** A dot-name beside an entry (never listed, same file system for the rename). */
+let asideCount = 0;
+/**
+ * A dot-name beside an entry (never listed, same file system for the rename). Unique within the
+ * process too: two registrations in one millisecond must not share a name, or one renames onto the
+ * other's half-deleted folder.
+ */
 function aside(dir: string, why: string): string {
-  return join(dirname(dir), `.${basename(dir)}.${why}-${process.pid}-${Date.now()}`);
+  return join(dirname(dir), `.${basename(dir)}.${why}-${process.pid}-${Date.now()}-${asideCount++}`);
 }
 
 /** True for strings shaped like a registered name (`namespace:tag`), as opposed to file paths. */
@@ -120,7 +125,11 @@ async function readEntry(dir: string): Promise<RegisteredModel | undefined> {
     parsed = undefined;
   }
   if (!parsed?.success) throw llavaError('ERR_FORMAT', `${join(dir, 'manifest.json')} is not a llava-med model manifest; remove the folder or pull the model again.`);
-  const m = parsed.data;
+  return describe(dir, parsed.data);
+}
+
+/** The entry a manifest describes in `dir`, with the current size of its files. */
+async function describe(dir: string, m: ModelManifest): Promise<RegisteredModel> {
   const model = isAbsolute(m.model) ? m.model : join(dir, m.model);
   const mmproj = isAbsolute(m.mmproj) ? m.mmproj : join(dir, m.mmproj);
   let bytes = 0;
@@ -180,6 +189,8 @@ export async function registerModel(staging: string, manifest: ModelManifest, ro
   const dir = entryDir(parsed.name, root);
   await writeFile(join(staging, 'manifest.json'), `${JSON.stringify(parsed, null, 2)}\n`);
   await mkdir(join(dir, '..'), { recursive: true });
+  // Sized before the rename: once in place, a newer registration of the name may replace it at once.
+  const { bytes } = await describe(staging, parsed);
   // Move an existing entry aside, then rename ours in. Another registration of the same name may
   // slip in between (two pulls at once): then move that one aside too and try again; last one wins.
   for (let attempt = 0; ; attempt++) {
@@ -188,12 +199,14 @@ export async function registerModel(staging: string, manifest: ModelManifest, ro
     try {
       await rename(staging, dir);
     } catch (e) {
-      if (had) await rename(old, dir).catch(() => undefined);
+      // Put the old entry back; if a newer registration took the name meanwhile, the old one is
+      // superseded: delete it rather than leave it aside for ever.
+      if (had) await rename(old, dir).catch(() => rm(old, { recursive: true, force: true }));
       const code = (e as NodeJS.ErrnoException).code;
       if ((code === 'ENOTEMPTY' || code === 'EEXIST') && attempt < 10) continue;
       throw e;
     }
     if (had) await rm(old, { recursive: true, force: true });
-    return (await readEntry(dir))!;
+    return { ...(await describe(dir, parsed)), bytes };
   }
 }
