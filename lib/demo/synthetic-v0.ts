@@ -52,11 +52,29 @@ export const BENCH_DIMS: SyntheticV0Dims = {
 };
 
 
+/** Values drawn per chunk before converting to F16: bounds the float32 scratch to 4 MB. */
+const CHUNK = 1 << 20;
+
+/**
+ * A tensor whose values are drawn from `r` only when the writer reaches it (lazy `data`): the
+ * checkpoint writers take tensors one at a time in list order, so the draws happen in the same
+ * order as an eager list would make them (same seed, same bytes) while only one tensor's values
+ * exist at a time — a 32-layer 7B-shaped checkpoint (13 GB per folder) is written in bounded memory.
+ */
 function tensor(r: () => number, name: string, shape: number[], scale: number, center = 0): TensorData {
   const n = shape.reduce((a, b) => a * b, 1);
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i++) v[i] = center + scale * (2 * r() - 1);
-  return { name, dtype: 'F16', shape, data: f32ToF16Buffer(v) };
+  const data = (): Buffer => {
+    const out = Buffer.allocUnsafe(n * 2);
+    const v = new Float32Array(Math.min(n, CHUNK));
+    for (let at = 0; at < n; at += CHUNK) {
+      const m = Math.min(CHUNK, n - at);
+      const w = m === v.length ? v : v.subarray(0, m);
+      for (let i = 0; i < m; i++) w[i] = center + scale * (2 * r() - 1);
+      f32ToF16Buffer(w).copy(out, at * 2);
+    }
+    return out;
+  };
+  return { name, dtype: 'F16', shape, data };
 }
 
 /** LLaMA-style pieces: <unk> <s> </s>, 256 byte-fallback pieces, words, then fillers up to `size`. */

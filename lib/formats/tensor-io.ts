@@ -120,18 +120,19 @@ export function encodeTensorData(t: TensorData): Buffer {
     if (!Number.isSafeInteger(d) || d < 0) throw llavaError('ERR_INVALID_ARGUMENT', `Tensor '${t.name}': shape [${t.shape.join(', ')}] has an invalid dimension.`);
   }
   const want = n * DTYPE_BYTES[t.dtype];
+  const data = typeof t.data === 'function' ? t.data() : t.data;
   let bytes: Buffer;
-  if (t.data instanceof Uint8Array) {
-    bytes = Buffer.isBuffer(t.data) ? t.data : Buffer.from((t.data as Uint8Array).buffer, (t.data as Uint8Array).byteOffset, (t.data as Uint8Array).byteLength);
-  } else if (t.data instanceof Float32Array || t.data instanceof Float64Array) {
-    if (t.data.length !== n) throw llavaError('ERR_INVALID_ARGUMENT', `Tensor '${t.name}': ${t.data.length} values for shape [${t.shape.join(', ')}] (${n} elements).`);
-    const f32 = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+  if (data instanceof Uint8Array) {
+    bytes = Buffer.isBuffer(data) ? data : Buffer.from((data as Uint8Array).buffer, (data as Uint8Array).byteOffset, (data as Uint8Array).byteLength);
+  } else if (data instanceof Float32Array || data instanceof Float64Array) {
+    if (data.length !== n) throw llavaError('ERR_INVALID_ARGUMENT', `Tensor '${t.name}': ${data.length} values for shape [${t.shape.join(', ')}] (${n} elements).`);
+    const f32 = data instanceof Float32Array ? data : Float32Array.from(data);
     switch (t.dtype) {
       case 'F32': bytes = Buffer.from(f32.buffer, f32.byteOffset, f32.byteLength); break;
       case 'F16': bytes = f32ToF16Buffer(f32); break;
       case 'BF16': bytes = f32ToBf16Buffer(f32); break;
       case 'F64': {
-        const f64 = t.data instanceof Float64Array ? t.data : Float64Array.from(t.data);
+        const f64 = data instanceof Float64Array ? data : Float64Array.from(data);
         bytes = Buffer.from(f64.buffer, f64.byteOffset, f64.byteLength);
         break;
       }

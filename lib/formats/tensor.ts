@@ -40,9 +40,17 @@ export interface TensorData {
   name: string;
   dtype: DType;
   shape: readonly number[];
-  /** Raw little-endian bytes in `dtype`, or float values to encode as `dtype` (F32/F16/BF16). */
-  data: Buffer | Float32Array | Float64Array;
+  /**
+   * Raw little-endian bytes in `dtype`, or float values to encode as `dtype` (F32/F16/BF16) — or a
+   * function returning them, called once when the writer reaches this tensor: the safetensors
+   * writer then holds one tensor's values at a time, so a 13 GB checkpoint is written in bounded
+   * memory (the 32-layer benchmark model, bench/models.mjs).
+   */
+  data: TensorValues | (() => TensorValues);
 }
+
+/** The values of a {@link TensorData}. */
+export type TensorValues = Buffer | Float32Array | Float64Array;
 
 export function numel(shape: readonly number[]): number {
   let n = 1;

@@ -107,3 +107,31 @@ t.test('writer options are validated; shards are clamped to the tensor count; sa
   t.same(r.metadata, { format: 'pt' });
   await r.close();
 });
+
+t.test('lazy tensor data: each tensor is produced only after the previous ones are on disk (streamed), same file as eager data', async (t) => {
+  const eagerDir = newDir();
+  await writeHfCheckpoint(eagerDir, tensors(), { format: 'safetensors', shards: 2 });
+  const lazyDir = newDir();
+  mkdirSync(lazyDir, { recursive: true });
+  const eager = tensors();
+  const bytes = (x: TensorData) => x.shape[0]! * 3 * (x.dtype === 'F16' ? 2 : 4);
+  const onDisk = () => readdirSync(lazyDir).reduce((s, f) => s + readFileSync(join(lazyDir, f)).length, 0);
+  const calls: number[] = [];
+  const diskAt: number[] = [];
+  const lazy: TensorData[] = eager.map((x, i) => ({
+    ...x,
+    data: () => {
+      calls.push(i);
+      diskAt[i] = onDisk();
+      // between producing tensor i-1 and tensor i the writer put tensor i-1's bytes on disk
+      // (temp shard files included): only one tensor's values exist at a time
+      if (i > 0 && diskAt[i]! - diskAt[i - 1]! < bytes(eager[i - 1]!)) {
+        t.fail(`tensor ${i} was produced before tensor ${i - 1} was written (${diskAt[i]! - diskAt[i - 1]!} of ${bytes(eager[i - 1]!)} bytes on disk)`);
+      }
+      return x.data as Float32Array;
+    },
+  }));
+  await writeHfCheckpoint(lazyDir, lazy, { format: 'safetensors', shards: 2 });
+  t.same(calls, [0, 1, 2, 3, 4, 5, 6], 'each produced once, in order');
+  for (const f of readdirSync(eagerDir)) t.same(readFileSync(join(lazyDir, f)), readFileSync(join(eagerDir, f)), f);
+});
