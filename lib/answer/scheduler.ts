@@ -8,11 +8,24 @@
  * sequence goes to the next waiting job; when every job of a running step is aborting, the step
  * itself is aborted inside the native call.
  *
+ * Prefill is interleaved with generation, as llama-server does: each turn of the loop does at most
+ * one piece of prefill work — a newcomer's prompt stage (its image encode), or one piece of its
+ * prompt load (an image, or a slice of at most batchSize text tokens: Sequence.loadPieces) — then
+ * one step of the running jobs. So a newcomer's long prompt pauses the running answers for one
+ * piece at a time instead of for the whole prompt, and since the pieces are the ones a lone load
+ * decodes, the cells and answers are the same as without other requests. (llama-server puts its
+ * prompt chunks into the same llama_decode batch as the running slots' tokens; with one KV buffer
+ * per sequence, as both run here, llama.cpp splits such a batch into one micro-batch per run of
+ * equal-length sequences anyway — llama_batch_allocr::split_equal — so a shared call would save no
+ * compute, and it would change the newcomer's micro-batch shapes and so its rounding.)
+ * A step feeds the running jobs in sequence-id order: split_equal also puts only consecutive
+ * sequence ids into one micro-batch, and each micro-batch reads all the weights.
+ *
  * Everything that touches the context runs inside the loop, one thing at a time: prompt loads,
- * steps, and exclusive operations (`run`: with no job active, e.g. clearing the cache;
+ * steps, and exclusive operations (`run`: with no job active or loading, e.g. clearing the cache;
  * `withSequence`: between steps, on a free sequence, e.g. scoring). Nothing runs concurrently with
  * a step, so a newcomer's image encode does not compete with the running jobs for the CPU cores,
- * and the logits one load leaves are sampled before anything else decodes.
+ * and the logits a load leaves are sampled before anything else decodes.
  *
  * With one sequence this is a FIFO queue of whole calls, as before it existed.
  */
@@ -68,6 +81,18 @@ interface Waiting {
   cancel(e: LlavaMedError): void;
 }
 
+/** A job whose prompt is loading into its sequence, one piece per turn of the loop. */
+interface Loading {
+  job: ScheduledJob;
+  prompt: ScheduledPrompt;
+  seq: Sequence;
+  /** The job's signal with close()'s. */
+  signal: AbortSignal;
+  pieces: AsyncGenerator<void, LoadStats, void>;
+  resolve(r: ScheduledResult): void;
+  reject(e: unknown): void;
+}
+
 interface Active {
   state: JobState;
   seq: Sequence;
@@ -87,6 +112,8 @@ export interface SchedulerStats {
   rows: number;
   /** Jobs admitted (prompt loaded) so far. */
   admitted: number;
+  /** Prompt-load pieces run (Sequence.loadPieces). */
+  pieces: number;
 }
 
 export class Scheduler {
@@ -94,12 +121,14 @@ export class Scheduler {
   readonly #what: string;
   readonly #waiting: Waiting[] = [];
   readonly #active: Active[] = [];
+  /** The job whose prompt is loading (one at a time: pieces go in arrival order). */
+  #loading?: Loading;
   readonly #busy = new Set<number>();
   readonly #closer = new AbortController();
   #closed = false;
   #running = false;
   #loop: Promise<void> = Promise.resolve();
-  readonly #stats: SchedulerStats = { steps: 0, rows: 0, admitted: 0 };
+  readonly #stats: SchedulerStats = { steps: 0, rows: 0, admitted: 0, pieces: 0 };
 
   /** @param what - how errors name the owner ("The LlavaMed instance has been disposed"). */
   constructor(ctx: Context, what = 'scheduler') {
@@ -121,9 +150,15 @@ export class Scheduler {
     return this.#waiting.length;
   }
 
+  /** Jobs whose prompt is loading now (0 or 1). */
+  get loadingJobs(): number {
+    return this.#loading ? 1 : 0;
+  }
+
   /** Everything waiting or running. */
   get size(): number {
-    return this.#waiting.length + this.#active.length + (this.#running && this.#active.length === 0 ? 1 : 0);
+    const busy = this.#active.length + this.loadingJobs;
+    return this.#waiting.length + busy + (this.#running && busy === 0 ? 1 : 0);
   }
 
   /** A copy of the loop's counters. */
@@ -144,7 +179,7 @@ export class Scheduler {
     return this.enqueue<ScheduledResult>('job', undefined, job.signal, (seq, resolve, reject) => this.start(job, resolve, reject));
   }
 
-  /** Runs `op` alone: after the calls queued before it, with no job generating (FIFO with the jobs). */
+  /** Runs `op` alone: after the calls queued before it, with no job generating or loading (FIFO with the jobs). */
   run<T>(op: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
     return this.enqueue<T>('op', 'idle', signal, (_seq, resolve, reject) => this.runOp(() => op(this.opSignal(signal)), signal, resolve, reject));
   }
@@ -250,9 +285,10 @@ export class Scheduler {
         if (this.#active.length > 0) await this.step();
       } catch (e) {
         // Not reached in normal operation (each stage settles its own jobs); never leave callers hanging.
+        if (this.#loading) await this.failLoad(this.#loading, e);
         for (const a of this.#active.splice(0)) await this.finish(a, e);
       }
-      if (this.#active.length === 0 && (this.#waiting.length === 0 || this.#closed)) {
+      if (this.#active.length === 0 && !this.#loading && (this.#waiting.length === 0 || this.#closed)) {
         this.#running = false; // synchronously with the check: a submit() after it starts a new loop
         return;
       }
@@ -265,40 +301,61 @@ export class Scheduler {
     return out;
   }
 
-  /** Starts waiting calls from the head of the queue while they can start (FIFO: none overtakes another). */
+  /**
+   * One piece of prefill work, so the running jobs get their next token between two pieces: the
+   * loading job's next piece, else the call at the head of the queue when it can start (FIFO: none
+   * overtakes another) — a job's prompt stage (its image encode), or an operation.
+   */
   private async admit(): Promise<void> {
-    while (this.#waiting.length > 0 && !this.#closed) {
-      const head = this.#waiting[0]!;
-      let seq: Sequence | undefined;
-      if (head.kind === 'op' && head.mode === 'idle') {
-        if (this.#active.length > 0) return;
-      } else {
-        seq = this.free()[0];
-        if (!seq) return;
-      }
-      this.#waiting.shift();
-      await head.start(seq);
+    if (this.#loading) return this.loadPiece(this.#loading);
+    if (this.#waiting.length === 0 || this.#closed) return;
+    const head = this.#waiting[0]!;
+    let seq: Sequence | undefined;
+    if (head.kind === 'op' && head.mode === 'idle') {
+      if (this.#active.length > 0) return;
+    } else {
+      seq = this.free()[0];
+      if (!seq) return;
     }
+    this.#waiting.shift();
+    await head.start(seq);
   }
 
+  /** A job's prompt stage: builds its prompt and gives it the free sequence where it gains most; its load starts at the next turn. */
   private async start(job: ScheduledJob, resolve: (r: ScheduledResult) => void, reject: (e: unknown) => void): Promise<void> {
     const signal = this.opSignal(job.signal);
     let prompt: ScheduledPrompt | undefined;
     let seq: Sequence | undefined;
-    let sampler: Sampler | undefined;
     try {
       throwIfAborted(signal, 'call');
       prompt = await job.prompt(signal);
       throwIfAborted(signal, 'call');
       seq = this.pick(prompt.items);
       this.#busy.add(seq.id);
-      const load = await seq.load(prompt.items, signal);
+      this.#loading = { job, prompt, seq, signal, pieces: seq.loadPieces(prompt.items, signal), resolve, reject };
+    } catch (e) {
+      await prompt?.release?.(seq).catch(() => {});
+      if (seq) this.#busy.delete(seq.id);
+      reject(this.mapError(e, job.signal));
+    }
+  }
+
+  /** The loading job's next piece; after the last one its first token is sampled and it joins the running jobs. */
+  private async loadPiece(l: Loading): Promise<void> {
+    let sampler: Sampler | undefined;
+    try {
+      throwIfAborted(l.signal, 'call');
+      this.#stats.pieces++;
+      const r = await l.pieces.next();
+      if (!r.done) return;
+      this.#loading = undefined;
+      const job = l.job;
       sampler = job.sampler();
       // Sampled right away: the next load or step overwrites the logits this load left.
-      const first = await this.#ctx.sample(sampler, { signal });
+      const first = await this.#ctx.sample(sampler, { signal: l.signal });
       this.#stats.admitted++;
       const state = new JobState({
-        seq: seq.id,
+        seq: l.seq.id,
         sampler,
         first,
         maxTokens: job.maxTokens,
@@ -306,15 +363,21 @@ export class Scheduler {
         onText: job.onText,
         shouldStop: () => job.shouldStop?.() === true || job.signal?.aborted === true || this.#closed,
       });
-      const a: Active = { state, seq, sampler, load, signal: job.signal, release: prompt.release, resolve, reject };
+      const a: Active = { state, seq: l.seq, sampler, load: r.value, signal: job.signal, release: l.prompt.release, resolve: l.resolve, reject: l.reject };
       if (state.accept(this.#ctx)) this.#active.push(a);
       else await this.finish(a);
     } catch (e) {
       sampler?.dispose();
-      await prompt?.release?.(seq).catch(() => {});
-      if (seq) this.#busy.delete(seq.id);
-      reject(this.mapError(e, job.signal));
+      await this.failLoad(l, e);
     }
+  }
+
+  private async failLoad(l: Loading, e: unknown): Promise<void> {
+    if (this.#loading === l) this.#loading = undefined;
+    await l.pieces.return(undefined as never).catch(() => {});
+    await l.prompt.release?.(l.seq).catch(() => {});
+    this.#busy.delete(l.seq.id);
+    l.reject(this.mapError(e, l.job.signal));
   }
 
   /**
@@ -347,9 +410,9 @@ export class Scheduler {
     }
   }
 
-  /** One batched step of every active job; the ones that end leave the batch. */
+  /** One batched step of every active job (in sequence-id order); the ones that end leave the batch. */
   private async step(): Promise<void> {
-    const batch = [...this.#active];
+    const batch = [...this.#active].sort((a, b) => a.seq.id - b.seq.id);
     // Abort the native step only when no job in it wants the token (or on close).
     const ctl = new AbortController();
     const check = () => {

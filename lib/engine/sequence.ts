@@ -170,6 +170,23 @@ export class Sequence {
    * A failure (an abort included) leaves the part already decoded, which is a valid prefix.
    */
   async load(items: readonly SequenceItem[], signal?: AbortSignal): Promise<LoadStats> {
+    const pieces = this.loadPieces(items, signal);
+    for (;;) {
+      const r = await pieces.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * load() one piece at a time: each `next()` decodes one piece — an image, or a slice of at most
+   * batchSize text tokens (the first also drops what the prompt does not share with the cache) —
+   * and the last one returns the stats. The pieces are load()'s, so the cells and logits are the
+   * same whether or not other work runs between them (a scheduler steps the other sequences there,
+   * so their answers keep flowing while a long prompt loads). Between two pieces the sequence holds
+   * a valid prefix of `items`; the logits are ready once the generator is done, before anything else
+   * decodes.
+   */
+  async *loadPieces(items: readonly SequenceItem[], signal?: AbortSignal): AsyncGenerator<void, LoadStats, void> {
     if (!Array.isArray(items) || items.length === 0 || typeof items[items.length - 1] !== 'number') {
       throw llavaError('ERR_INVALID_ARGUMENT', 'a prompt must end with text tokens.');
     }
@@ -181,7 +198,10 @@ export class Sequence {
     await this.keep(keep);
     const stats: LoadStats = { reused: this.#length, promptTokens: 0, promptMs: 0, imageTokens: 0, imageDecodeMs: 0 };
     let i = keep;
+    let first = true;
     while (i < items.length) {
+      if (!first) yield;
+      first = false;
       const it = items[i]!;
       if (typeof it !== 'number') {
         const r = await this.decodeImage(it, { signal });
@@ -195,6 +215,7 @@ export class Sequence {
       const run = items.slice(i, j) as number[];
       const last = j === items.length;
       for (let k = 0; k < run.length; k += this.#host.batchSize) {
+        if (k > 0) yield;
         const slice = run.slice(k, k + this.#host.batchSize);
         const r = await this.decode(slice, { logits: last && k + slice.length === run.length ? 'last' : 'none', signal });
         stats.promptTokens += slice.length;
