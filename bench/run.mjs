@@ -9,7 +9,7 @@
 //   node bench/run.mjs --rerender [--roofline]   rewrite BENCHMARKS.md from bench/.cache/last-run.json
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -19,6 +19,7 @@ import { parseBenchArgs } from './lib/args.mjs';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
 import { buildPeers, llamaBench, llamaServer } from './build-peers.mjs';
 import { runServerWorkload } from './lib/server-peer.mjs';
+import { bandwidthTool as bandwidthToolAt } from './lib/bandwidth.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cacheDir = path.join(root, 'bench', '.cache');
@@ -74,15 +75,8 @@ async function prerequisites() {
   return { ...peers, llamaNode, models: benchModels, bandwidth: bandwidthTool() };
 }
 
-function bandwidthTool() {
-  const bw = path.join(root, 'bench', 'peers', 'bandwidth');
-  const src = path.join(root, 'bench', 'bandwidth.c');
-  const stale = !existsSync(bw) || statSync(bw).mtimeMs < statSync(src).mtimeMs;
-  // bench/peers/ is otherwise made by the llama.node step, which --skip-llamanode skips.
-  mkdirSync(path.dirname(bw), { recursive: true });
-  if (stale) sh('gcc', ['-O3', '-march=native', '-fopenmp', src, '-o', bw]);
-  return bw;
-}
+// bench/lib/bandwidth.mjs (makes bench/peers/, which only the llama.node step made before)
+const bandwidthTool = () => bandwidthToolAt(root);
 
 export const LLAMA_NODE_VERSION = '1.7.15';
 
@@ -598,7 +592,9 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }, c = cfg) {
 // --rerender: rewrite BENCHMARKS.md from bench/.cache/last-run.json (with --roofline: measure the
 // bandwidth again first), e.g. after changing the report; no model runs.
 async function rerender() {
-  const j = JSON.parse(readFileSync(path.join(cacheDir, 'last-run.json'), 'utf8'));
+  const last = path.join(cacheDir, 'last-run.json');
+  if (!existsSync(last)) throw new Error(`--rerender renders the last run from ${path.relative(root, last)}, which does not exist yet: run npm run bench first`);
+  const j = JSON.parse(readFileSync(last, 'utf8'));
   const keep = { out: cfg.out, label: args.label ?? j.cfg.label };
   // runs before cfg.skip existed: the sections they lack are skipped
   const skip = j.cfg.skip ?? { f16: !j.F?.res?.['lm-f16-none']?.length, 'encoder-fa': !j.F?.res?.['lm-q4-none-efa']?.length, hugepages: !j.F?.res?.['lm-q4-none-4k']?.length, workload: !j.W, convert: !j.C?.length, llamanode: !j.llamaNode };

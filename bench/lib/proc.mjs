@@ -1,6 +1,7 @@
 // Child-process measurement: wall time, per-line timestamps and the child's peak RSS.
 // Peak RSS comes from GNU time (/usr/bin/time -f %M, the kernel's ru_maxrss of that process)
-// when it exists, otherwise from polling /proc/<pid>/status VmHWM.
+// when it exists, otherwise from polling /proc/<pid>/status VmHWM. CPU time (user + system, of the
+// process and the children it waited for: %U %S) only with GNU time.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -19,8 +20,9 @@ function vmhwmKb(pid) {
 }
 
 /**
- * Runs cmd; resolves { code, wallMs, peakRssMb, stdout, lines: [{t, stream, text}] } where t is
- * ms since spawn when the line arrived. Rejects only on spawn failure; check `code`.
+ * Runs cmd; resolves { code, wallMs, peakRssMb, cpuS, stdout, lines: [{t, stream, text}] } where t is
+ * ms since spawn when the line arrived, and cpuS the user + system CPU seconds (NaN without GNU
+ * time). Rejects only on spawn failure; check `code`.
  */
 export function measure(cmd, args, { env = process.env, cwd, timeoutMs = 15 * 60_000 } = {}) {
   return new Promise((resolve, reject) => {
@@ -30,7 +32,7 @@ export function measure(cmd, args, { env = process.env, cwd, timeoutMs = 15 * 60
     if (hasGnuTime) {
       tmp = mkdtempSync(path.join(os.tmpdir(), 'llava-bench-'));
       file = GNU_TIME;
-      argv = ['-f', '%M', '-o', path.join(tmp, 'rss'), cmd, ...args];
+      argv = ['-f', '%M %U %S', '-o', path.join(tmp, 'rss'), cmd, ...args];
     }
     const t0 = performance.now();
     const child = spawn(file, argv, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -60,14 +62,18 @@ export function measure(cmd, args, { env = process.env, cwd, timeoutMs = 15 * 60
       clearTimeout(timer);
       if (poll) clearInterval(poll);
       let kb = polled;
+      let cpuS = NaN;
       if (tmp) {
         try {
+          // the last line (a killed child adds "Command terminated by signal" lines before it)
           const txt = readFileSync(path.join(tmp, 'rss'), 'utf8').trim().split('\n');
-          kb = Number(txt[txt.length - 1]) || 0;
+          const [rss, user, sys] = txt[txt.length - 1].split(' ').map(Number);
+          kb = rss || 0;
+          cpuS = user + sys;
         } catch { /* killed before time wrote it */ }
         rmSync(tmp, { recursive: true, force: true });
       }
-      resolve({ code: code ?? (signal ? 128 : 1), signal, wallMs, peakRssMb: kb / 1024, stdout, lines });
+      resolve({ code: code ?? (signal ? 128 : 1), signal, wallMs, peakRssMb: kb / 1024, cpuS, stdout, lines });
     });
   });
 }
