@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // One measured llava-med run in its own process (so peak RSS is per run):
 //   node bench/child-llava.mjs '<json>'   json: { model, mmproj, threads, loadMode, contextSize,
-//                                                 image, question, maxTokens, projectorFlashAttn? }
+//                                                 image, question, maxTokens, projectorFlashAttn?, flashAttn? }
 // stdout: "READY <json>" once loaded, then "RESULT <json>". Nothing else is printed.
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ const med = await LlavaMed.load({
   model: o.model, mmproj: o.mmproj, threads: o.threads, loadMode: o.loadMode,
   contextSize: o.contextSize ?? 2048, sequences: o.sequences ?? 1, logLevel: 'error', logger: () => {},
   ...(o.projectorFlashAttn ? { projectorFlashAttn: o.projectorFlashAttn } : {}),
+  ...(o.flashAttn ? { flashAttn: o.flashAttn } : {}),
 });
 const loadMs = performance.now() - t0;
 process.stdout.write(`READY ${JSON.stringify({ loadMs, rssAfterLoadMb: hwm() })}\n`);

@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { measure, childEnv, setSpinCount } from './lib/proc.mjs';
-import { keepSections } from './lib/sections.mjs';
+import { keepSections, writeSection } from './lib/sections.mjs';
+import { fullRounds, fullReport, perfSymbols, FULL_SECTION, PERF_HZ, PROFILED } from './full.mjs';
 import { parseBenchArgs } from './lib/args.mjs';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
 import { buildPeers, llamaBench, llamaServer } from './build-peers.mjs';
@@ -34,7 +35,7 @@ const args = (() => {
   }
 })();
 const cfg = { ...args, out: path.resolve(root, args.out), label: args.label ?? '' };
-delete cfg.rerender; delete cfg.roofline;
+delete cfg.rerender; delete cfg.roofline; delete cfg.full; delete cfg.profile;
 // cfg.skip is saved in last-run.json, so --rerender renders what the run measured
 const skipped = (k, c = cfg) => Boolean(c.skip?.[k]);
 const log = (m) => process.stderr.write(`[bench] ${m}\n`);
@@ -129,11 +130,11 @@ const PASS_THROUGH_TEMPLATE = '{% for m in messages %}{{ m.content }}{% endfor %
 
 const num = (re, s) => { const m = re.exec(s); return m ? Number(m[1]) : NaN; };
 
-export async function runMtmd(P, model, mode, image, question) {
+export async function runMtmd(P, model, mode, image, question, wrap = []) {
   const args = ['-m', model, '--mmproj', P.models.mmproj, '--image', image, '-p', mtmdPrompt(question), '-n', String(cfg.maxTokens),
     '-t', String(cfg.threads), '-tb', String(cfg.threads), '--temp', '0', '-c', '2048', '-ngl', '0', '--perf', '-lv', '4', '--jinja', '--chat-template', PASS_THROUGH_TEMPLATE];
   if (mode === 'none') args.push('--no-mmap');
-  const r = await measure(P.mtmdCli, args, { env: childEnv(cfg.threads) });
+  const r = await measure(P.mtmdCli, args, { env: childEnv(cfg.threads), wrap });
   const all = r.lines.map((l) => l.text).join('\n');
   if (r.code !== 0) throw new Error(`llama-mtmd-cli exited ${r.code}:\n${all.slice(-3000)}`);
   const ready = r.lines.find((l) => /experimental CLI/.test(l.text));
@@ -152,13 +153,13 @@ export async function runMtmd(P, model, mode, image, question) {
     promptTokens, promptMs, promptRate: (promptTokens / promptMs) * 1000,
     evalTokens, evalMs, decodeRate: (evalTokens / evalMs) * 1000,
     questionMs: r.wallMs - readyMs,
-    wallMs: r.wallMs, peakRssMb: r.peakRssMb,
+    wallMs: r.wallMs, peakRssMb: r.peakRssMb, cpuMs: r.cpuS * 1000,
   };
 }
 
-async function runLlava(P, model, mode, image, question, extra = {}, env = {}) {
+async function runLlava(P, model, mode, image, question, extra = {}, env = {}, wrap = []) {
   const job = { model, mmproj: P.models.mmproj, threads: cfg.threads, loadMode: mode, image, question, maxTokens: cfg.maxTokens, ...extra };
-  const r = await measure(process.execPath, [path.join(root, 'bench', 'child-llava.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads, env) });
+  const r = await measure(process.execPath, [path.join(root, 'bench', 'child-llava.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads, env), wrap });
   const res = r.lines.find((l) => l.text.startsWith('RESULT '));
   const ready = r.lines.find((l) => l.text.startsWith('READY '));
   if (r.code !== 0 || !res) throw new Error(`child-llava exited ${r.code}:\n${r.lines.map((l) => l.text).join('\n').slice(-3000)}`);
@@ -172,7 +173,7 @@ async function runLlava(P, model, mode, image, question, extra = {}, env = {}) {
     evalTokens: o.perf.evalTokens, evalMs: o.perf.evalMs, decodeRate: (o.perf.evalTokens / o.perf.evalMs) * 1000,
     generatedTokens: t.generatedTokens, totalMs: t.totalMs,
     questionMs: r.wallMs - ready.t,
-    wallMs: r.wallMs, peakRssMb: r.peakRssMb,
+    wallMs: r.wallMs, peakRssMb: r.peakRssMb, cpuMs: r.cpuS * 1000,
   };
 }
 
@@ -615,7 +616,49 @@ async function rerender() {
   log(`wrote ${path.relative(root, cfg.out)} from last-run.json`);
 }
 
+// --full (bench/full.mjs): the 32-layer model next to the 4-layer one, both load modes, paired
+// rounds; writes only its own section of BENCHMARKS.md and bench/.cache/full-size.json.
+async function fullMain() {
+  const saved = path.join(cacheDir, 'full-size.json');
+  const render = async (j) => {
+    const md = fullReport({ M: j.M, F: j.F, build: j.build, threads: j.cfg.threads, maxTokens: j.cfg.maxTokens, loadEnd: j.loadEnd, perf: j.perf });
+    writeSection(cfg.out, FULL_SECTION, md);
+    log(`wrote section ${FULL_SECTION} of ${path.relative(root, cfg.out)}`);
+  };
+  if (args.rerender) return render(JSON.parse(readFileSync(saved, 'utf8')));
+  setSpinCount(cfg.spin === 'default' ? null : cfg.spin);
+  cfg.skip.llamanode = true;
+  const M = machine();
+  log(`machine: ${M.cpu}, ${M.cores} cores, load ${M.load.map((x) => x.toFixed(2)).join(' ')}`);
+  const P = await prerequisites();
+  const { ensureFullBenchModel, fullBuildLog } = await import('./models.mjs');
+  const full = await ensureFullBenchModel({ log });
+  const P32 = { ...P, models: { ...P.models, q4: full.q4, mmproj: full.mmproj } };
+  const imgs = await images(Math.max(cfg.images, 1));
+  log(`full size: ${cfg.runs} rounds (4 and 32 layers, load modes none and mmap)`);
+  // --profile: perf record around the last round's 32-layer load-mode-none runs (bench/full.mjs)
+  const perfDir = path.join(cacheDir, 'full-perf');
+  const perfOk = args.profile && spawnSync('perf', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (args.profile && !perfOk) log('--profile: perf not found, no profile');
+  if (perfOk) mkdirSync(perfDir, { recursive: true });
+  const perfFile = (key) => path.join(perfDir, `${key}.data`);
+  const F = await fullRounds({
+    runs: cfg.runs, images: imgs, questions: QUESTIONS, settle, log,
+    wrapFor: (c, round) => (perfOk && round === cfg.runs - 1 && PROFILED.includes(c.key) ? ['perf', 'record', '-q', '-F', String(PERF_HZ), '-o', perfFile(c.key), '--'] : []),
+    run: async (c, image, q, wrap) => {
+      const PP = c.size === '32L' ? P32 : P;
+      return c.tool === 'llava-med' ? runLlava(PP, PP.models.q4, c.mode, image, q, c.extra, {}, wrap) : runMtmd(PP, PP.models.q4, c.mode, image, q, wrap);
+    },
+  });
+  const perf = perfOk ? Object.fromEntries(PROFILED.filter((k) => existsSync(perfFile(k))).map((k) => [k, perfSymbols(perfFile(k))]).filter(([, v]) => v)) : null;
+  const build = existsSync(fullBuildLog) ? JSON.parse(readFileSync(fullBuildLog, 'utf8')) : null;
+  const j = { cfg, M, F, build, loadEnd: os.loadavg(), perf };
+  await fs.writeFile(saved, JSON.stringify(j, null, 1));
+  await render(j);
+}
+
 async function main() {
+  if (args.full) return fullMain();
   if (args.rerender) return rerender();
   setSpinCount(cfg.spin === 'default' ? null : cfg.spin);
   const M = machine();

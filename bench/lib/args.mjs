@@ -29,6 +29,10 @@ const options = {
   label: { type: 'string' },
   rerender: { type: 'boolean', default: false },
   roofline: { type: 'boolean', default: false },
+  // the size users run: the 32-layer model beside the 4-layer one, its own section (bench/full.mjs)
+  full: { type: 'boolean', default: false },
+  // with --full: perf record the last round's 32-layer load-mode-none runs (CPU time per function)
+  profile: { type: 'boolean', default: false },
   ...Object.fromEntries(SKIPS.map((k) => [`skip-${k}`, { type: 'boolean', default: false }])),
 };
 
@@ -57,6 +61,8 @@ export function parseBenchArgs(argv) {
     label: v.label,
     rerender: v.rerender,
     roofline: v.roofline,
+    full: v.full,
+    profile: v.profile,
     skip: Object.fromEntries(SKIPS.map((k) => [k, v[`skip-${k}`]])),
   };
 }

@@ -22,9 +22,14 @@ function vmhwmKb(pid) {
 /**
  * Runs cmd; resolves { code, wallMs, peakRssMb, cpuS, stdout, lines: [{t, stream, text}] } where t is
  * ms since spawn when the line arrived, and cpuS the user + system CPU seconds (NaN without GNU
- * time). Rejects only on spawn failure; check `code`.
+ * time). `wrap`: a command prefix (e.g. perf record …) run inside the measurement. Rejects only on
+ * spawn failure; check `code`.
  */
-export function measure(cmd, args, { env = process.env, cwd, timeoutMs = 15 * 60_000 } = {}) {
+export function measure(cmd, args, { env = process.env, cwd, timeoutMs = 15 * 60_000, wrap = [] } = {}) {
+  if (wrap.length) {
+    args = [...wrap.slice(1), cmd, ...args];
+    cmd = wrap[0];
+  }
   return new Promise((resolve, reject) => {
     let tmp;
     let file = cmd;
