@@ -39,11 +39,13 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
     .option('--model-id <id>', 'model_id written to each line (default: the model path)')
     .action(async (o: Record<string, unknown> & { model: string; questionFile: string; imageFolder: string; answersFile: string; numChunks?: number; chunkIdx?: number; parallel: number }) => {
       if (typeof o.queue === 'string') return answerWithQueue(o as never);
-      const { answerQuestions, selectChunk } = await import('../eval/index.js');
+      const { answerQuestions, selectChunk, modelIdentity } = await import('../eval/index.js');
       const chunk = selectChunk({ numChunks: o.numChunks, chunkIdx: o.chunkIdx, env: process.env });
       note(`answering ${chunk.description}`);
       const signal = interruptSignal();
-      const med = await h.loadFromFlags({ ...o, sequences: o.parallel } as never, signal);
+      // Recorded in every line (metadata.model), so eval merge can check that all parts used one model.
+      const identity = await modelIdentity({ model: o.model, mmproj: o.mmproj as string | undefined });
+      const med = await h.loadFromFlags({ ...o, model: identity.modelPath, mmproj: identity.mmprojPath, sequences: o.parallel } as never, signal);
       const bar = progressBar('answering', ' questions');
       try {
         const r = await answerQuestions({
@@ -54,6 +56,7 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
           modelId: (o.modelId as string | undefined) ?? o.model,
           numChunks: chunk.numChunks,
           chunkIdx: chunk.chunkIdx,
+          identity,
           parallel: o.parallel,
           generation: { temperature: o.temperature as number | undefined, seed: o.seed as number | undefined, maxTokens: o.maxTokens as number | undefined },
           signal,

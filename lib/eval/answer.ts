@@ -10,7 +10,8 @@ import { llavaError, throwIfAborted } from '../errors.js';
 import type { GenerationOptions, ImageHandle, LlavaMed } from '../llava-med.js';
 import { AnswersFile, readTestFile } from './answers-file.js';
 import { splitChunks } from './chunks.js';
-import { makeAnswerLine, testEntryQuestion, type TestEntry } from './formats.js';
+import { makeAnswerLine, testEntryQuestion, type AnswerLine, type TestEntry } from './formats.js';
+import { recordedModel, recordedModelOf, type ModelIdentity, type RecordedModel } from './model-identity.js';
 
 /** Progress of {@link answerQuestions}. */
 export interface AnswerProgress {
@@ -38,6 +39,13 @@ export interface AnswerRunOptions {
   answersFile: string;
   /** Recorded in each line's model_id (the original wrote the model path). */
   modelId: string;
+  /**
+   * The model's identity ({@link modelIdentity} of the files `med` was loaded from), recorded in each line's
+   * `metadata.model` ({@link RecordedModel}) so that `eval merge` can check every part was answered by one model,
+   * and checked against the lines already in the answers file: resuming a file with another model is refused.
+   * The CLI always passes it. Default: nothing recorded (`metadata: {}`, as the original wrote) or checked.
+   */
+  identity?: ModelIdentity | undefined;
   /** Split the questions into this many chunks, as the original's --num-chunks. Default 1. */
   numChunks?: number;
   /** Which chunk to answer, 0-based, < numChunks. Default 0. */
@@ -65,7 +73,8 @@ export interface AnswerRunResult extends AnswerProgress {
  * order. Resumable: ids already in the answers file are skipped.
  *
  * @throws LlavaMedError `ERR_INVALID_ARGUMENT` (`parallel` < 1 or above the instance's sequences), `ERR_EVAL`
- *   (a malformed test.json or answers file, an entry without an image), the image and generation
+ *   (a malformed test.json or answers file, an entry without an image, an answers file whose lines record
+ *   another model than `identity`), the image and generation
  *   errors of {@link LlavaMed.ask}, `ERR_ABORTED`.
  */
 export async function answerQuestions(o: AnswerRunOptions): Promise<AnswerRunResult> {
@@ -81,6 +90,9 @@ export async function answerQuestions(o: AnswerRunOptions): Promise<AnswerRunRes
   }
   const t0 = performance.now();
   await using file = await AnswersFile.open(o.answersFile);
+  const record = o.identity ? recordedModel(o.identity) : undefined;
+  checkResumedModel(file, record);
+  const metadata = record ? { model: record } : {};
   const todo = entries.filter((e) => !file.has(e.id));
   const progress: AnswerProgress = { done: 0, total: todo.length, skipped: entries.length - todo.length, generatedTokens: 0, elapsedMs: 0 };
   o.onProgress?.({ ...progress });
@@ -116,7 +128,7 @@ export async function answerQuestions(o: AnswerRunOptions): Promise<AnswerRunRes
       for (const e of group) requests.push({ image: await imageFor(e), question: testEntryQuestion(e) });
       const answers = await o.med.askBatch(requests, { ...o.generation, signal: o.signal });
       for (let k = 0; k < group.length; k++) {
-        await file.append(makeAnswerLine(group[k], answers[k].text, o.modelId));
+        await file.append(makeAnswerLine(group[k], answers[k].text, o.modelId, metadata));
         progress.generatedTokens += answers[k].tokens.length;
         await release(group[k]);
       }
@@ -129,4 +141,22 @@ export async function answerQuestions(o: AnswerRunOptions): Promise<AnswerRunRes
   }
   progress.elapsedMs = performance.now() - t0;
   return { ...progress, answersFile: o.answersFile, imagesEncoded };
+}
+
+/**
+ * Refuses to add answers of `record`'s model to a file whose lines record another model, or none: one answers
+ * file, one model (nothing is checked when `record` is undefined). Used by {@link answerQuestions} and the queue's producer.
+ * @throws LlavaMedError `ERR_EVAL`, naming the file, how many lines differ, the first one, and both models.
+ */
+export function checkResumedModel(file: { path: string; lines: readonly AnswerLine[] }, record: RecordedModel | undefined): void {
+  if (!record) return; // nothing to compare with
+  const want = recordedModelOf({ model: record });
+  const other = file.lines.map((l) => ({ id: l.question_id, rec: recordedModelOf(l.metadata) })).filter((x) => x.rec.key !== want.key);
+  if (!other.length) return;
+  const first = other[0]!;
+  throw llavaError(
+    'ERR_EVAL',
+    `${file.path} already holds ${other.length} answer(s) from another model (first, question_id ${JSON.stringify(first.id)}: ${first.rec.description}; this run: ${want.description}). ` +
+      'One answers file holds one model\'s answers: finish it with that model, or give this run another --answers-file.',
+  );
 }

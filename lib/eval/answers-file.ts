@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { z } from 'zod';
 import { llavaError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { recordedModelOf, type RecordedModel } from './model-identity.js';
 import { AnswerLineSchema, parseAnswerLine, parseTestFile, type AnswerLine, type TestEntry } from './formats.js';
 import { MAX_DATA_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readTextFile } from '../formats/file-read.js';
 
@@ -219,20 +220,24 @@ export interface MergeResult {
   }[];
   /** The `model_id` every line records. */
   modelId: string;
+  /** The model every line records in `metadata.model` (absent when the parts record none, as the original's). */
+  model?: RecordedModel;
 }
 
 /**
  * Joins the answer files of a chunked run ({@link AnswerRunOptions.numChunks}, or an array job, see
  * {@link selectChunk}) into one file in test.json order, which {@link evaluate} requires; `out` is written
  * atomically. The parts must make up the test set exactly: every test id answered once, no id the test file
- * lacks, and one model — every line records the same `model_id` (and the same `metadata.model`, where
- * lines record one). Lines are copied unchanged.
+ * lacks, and one model — every line records the same `model_id` and the same model fingerprints in
+ * `metadata.model` ({@link RecordedModel}, which `eval answer`, each chunk and a queued run write), or every line
+ * records none (answer files of the original scripts). Lines are copied unchanged.
  * @param test The test.json path, or its entries already read.
  * @param chunkFiles The parts' answers jsonl files, in any order.
  * @param out The merged answers jsonl to write.
  * @throws LlavaMedError `ERR_EVAL` — every problem found, in one message: the missing ids (with their
  *   test.json positions, so the missing part shows), the duplicated ids with the files and lines holding them,
- *   the ids the test file lacks, the models recorded and where; nothing is written then. Also a malformed
+ *   the ids the test file lacks, the models recorded (model_id and fingerprints) and the parts holding each;
+ *   nothing is written then. Also a malformed
  *   file (`ERR_EVAL`), `ERR_FILE_NOT_FOUND`, `ERR_INVALID_ARGUMENT` (no parts).
  */
 export async function mergeChunks(test: string | readonly TestEntry[], chunkFiles: readonly string[], out: string): Promise<MergeResult> {
@@ -242,7 +247,7 @@ export async function mergeChunks(test: string | readonly TestEntry[], chunkFile
   const byId = new Map<string, { line: AnswerLine; where: string }>();
   const dups: string[] = [];
   const unknown: string[] = [];
-  const models = new Map<string, { modelId: string; model: unknown; where: Map<string, number> }>();
+  const models = new Map<string, { modelId: string; description: string; record?: RecordedModel; where: Map<string, number> }>();
   const parts: MergeResult['parts'] = [];
   for (const f of chunkFiles) {
     const lines = await readAnswersFile(f);
@@ -250,9 +255,9 @@ export async function mergeChunks(test: string | readonly TestEntry[], chunkFile
     lines.forEach((line, i) => {
       const where = `${f}:${i + 1}`;
       const k = idKey(line.question_id);
-      const recorded = { modelId: line.model_id, model: line.metadata.model };
-      const mk = JSON.stringify([recorded.modelId, recorded.model ?? null]);
-      const m = models.get(mk) ?? { ...recorded, where: new Map<string, number>() };
+      const rec = recordedModelOf(line.metadata);
+      const mk = JSON.stringify([line.model_id, rec.key]);
+      const m = models.get(mk) ?? { modelId: line.model_id, description: rec.description, ...(rec.record ? { record: rec.record } : {}), where: new Map<string, number>() };
       m.where.set(f, (m.where.get(f) ?? 0) + 1);
       models.set(mk, m);
       if (!testKeys.has(k)) {
@@ -274,15 +279,20 @@ export async function mergeChunks(test: string | readonly TestEntry[], chunkFile
   if (dups.length) problems.push(`Duplicate question ids in the chunk files: ${dups.slice(0, 20).join(', ')}${dups.length > 20 ? ` … (${dups.length} in all)` : ''}`);
   if (unknown.length) problems.push(`${unknown.length} answer(s) for ids not in the test file: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ` … (${unknown.length} in all)` : ''}`);
   if (models.size > 1) {
+    const recKeys = new Set([...models.keys()].map((k) => (JSON.parse(k) as [string, string])[1]));
+    const only = [...recKeys][0]!;
+    // The recorded models are named when they differ (the model_ids always are).
     const desc = [...models.values()].map(
-      (m) => `model_id ${JSON.stringify(m.modelId)}${m.model !== undefined ? ` with metadata.model ${JSON.stringify(m.model)}` : ''} in ${[...m.where].map(([f, n]) => `${f} (${n} line${n === 1 ? '' : 's'})`).join(', ')}`,
+      (m) => `model_id ${JSON.stringify(m.modelId)}${recKeys.size > 1 ? ` with ${m.description}` : ''} in ${[...m.where].map(([f, n]) => `${f} (${n} line${n === 1 ? '' : 's'})`).join(', ')}`,
     );
-    problems.push(`the parts were answered by different models: ${desc.join('; ')}`);
+    const hint = recKeys.size === 1 && only.startsWith('fp:') ? ' (the same model files, by their fingerprints, but other model_ids: answer every part with the same --model-id)' : '';
+    problems.push(`the parts were answered by different models${hint}: ${desc.join('; ')}`);
   }
   if (problems.length) throw llavaError('ERR_EVAL', `Cannot merge: ${problems.join('; ')}. Nothing was written.`);
   const text = entries.map((e) => JSON.stringify(byId.get(idKey(e.id))!.line) + '\n').join('');
   await writeFileAtomic(out, text);
-  return { lines: entries.length, parts, modelId: [...models.values()][0]?.modelId ?? '' };
+  const one = [...models.values()][0];
+  return { lines: entries.length, parts, modelId: one?.modelId ?? '', ...(one?.record ? { model: one.record } : {}) };
 }
 
 const CandidatesSchema = z.object({ '0': z.array(z.union([z.string(), z.number()])) });

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { z } from 'zod';
 import { llavaError } from '../errors.js';
 import { openRegularFile } from '../formats/file-read.js';
 import { GgufValueType, readGgufHeader, type GgufHeader } from '../formats/gguf.js';
@@ -125,4 +126,51 @@ export function identityDifferences(mine: ModelIdentity, theirs: ModelIdentity, 
     }
   }
   return out;
+}
+
+/**
+ * What each answers line records about the model that wrote it, under `metadata.model` (the original wrote
+ * `metadata: {}`; its scripts and `eval score` read neither): the fingerprints {@link modelIdentity} computes, which
+ * `mergeChunks` (`eval merge`) compares across parts and a resumed run compares with the lines already written.
+ */
+export interface RecordedModel {
+  /** The language model's `general.name`, for people (absent when the GGUF has none). */
+  name?: string;
+  /** {@link GgufIdentity.fingerprint} of the language model and of the projector. */
+  fingerprint: {
+    /** The language model GGUF's. */
+    model: string;
+    /** The projector GGUF's. */
+    mmproj: string;
+  };
+}
+
+const RecordedModelSchema = z.object({
+  name: z.string().optional(),
+  fingerprint: z.object({ model: z.string().regex(/^[0-9a-f]{64}$/), mmproj: z.string().regex(/^[0-9a-f]{64}$/) }),
+});
+
+/** The `metadata.model` record of an identity (see {@link RecordedModel}). */
+export function recordedModel(id: ModelIdentity): RecordedModel {
+  const name = id.model.provenance['general.name'];
+  return { ...(name !== undefined ? { name } : {}), fingerprint: { model: id.model.fingerprint, mmproj: id.mmproj.fingerprint } };
+}
+
+/**
+ * Which model an answers line records, as a comparable key and a description for people: the two fingerprints
+ * when `metadata.model` is a {@link RecordedModel}; "none" when the line records no model (the original's
+ * `{}`, or llava-med before the record); anything else in `metadata.model` is kept as it is.
+ */
+export function recordedModelOf(metadata: Record<string, unknown>): { key: string; description: string; record?: RecordedModel } {
+  const raw = metadata.model;
+  if (raw === undefined) return { key: 'none', description: 'no model fingerprint recorded (written by the original scripts or an older llava-med: it cannot be checked)' };
+  const r = RecordedModelSchema.safeParse(raw);
+  if (!r.success) return { key: `other:${JSON.stringify(raw)}`, description: `metadata.model ${JSON.stringify(raw)} (not a llava-med model record)` };
+  const f = r.data.fingerprint;
+  const record: RecordedModel = { ...(r.data.name !== undefined ? { name: r.data.name } : {}), fingerprint: { model: f.model, mmproj: f.mmproj } };
+  return {
+    key: `fp:${f.model}/${f.mmproj}`,
+    description: `${r.data.name !== undefined ? `${JSON.stringify(r.data.name)}, ` : ''}model fingerprint ${f.model.slice(0, 12)}…, mmproj fingerprint ${f.mmproj.slice(0, 12)}…`,
+    record,
+  };
 }

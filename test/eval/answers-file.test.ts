@@ -121,10 +121,20 @@ t.test('mergeChunks restores test order and names problems', async (t) => {
     code: 'ERR_EVAL',
     message: /different models: model_id "m" in .*c0\.jsonl \(2 lines\); model_id "other-model" in .*c1-other\.jsonl \(3 lines\)/,
   });
-  const x1 = await write('x1.jsonl', [4, 5], 'm', { model: { fingerprint: 'aaa' } });
-  const x2 = await write('x2.jsonl', [1, 2, 3], 'm', { model: { fingerprint: 'bbb' } });
-  await t.rejects(mergeChunks(entries, [x1, x2], out2), { code: 'ERR_EVAL', message: /different models: model_id "m" with metadata.model \{"fingerprint":"aaa"\}/ });
-  t.same((await mergeChunks(entries, [x1, await write('x3.jsonl', [1, 2, 3], 'm', { model: { fingerprint: 'aaa' } })], join(dir, 'ok.jsonl'))).lines, 5, 'same identity merges');
+  // The fingerprints in metadata.model decide (real answer files from two models: test/eval/e2e.test.ts).
+  const rec = (m: string, p: string) => ({ model: { name: 'tiny', fingerprint: { model: m.repeat(64), mmproj: p.repeat(64) } } });
+  const x1 = await write('x1.jsonl', [4, 5], 'm', rec('a', 'c'));
+  const x2 = await write('x2.jsonl', [1, 2, 3], 'm', rec('a', 'd'));
+  await t.rejects(mergeChunks(entries, [x1, x2], out2), {
+    code: 'ERR_EVAL',
+    message: /different models: model_id "m" with "tiny", model fingerprint a{12}…, mmproj fingerprint c{12}… in .*x1\.jsonl \(2 lines\); model_id "m" with "tiny", model fingerprint a{12}…, mmproj fingerprint d{12}… in .*x2\.jsonl \(3 lines\)/,
+  });
+  const x3 = await write('x3.jsonl', [1, 2, 3], 'm', rec('a', 'c'));
+  t.same(await mergeChunks(entries, [x1, x3], join(dir, 'ok.jsonl')), { lines: 5, parts: [{ file: x1, lines: 2 }, { file: x3, lines: 3 }], modelId: 'm', model: rec('a', 'c').model }, 'same fingerprints merge');
+  // A part without a record (the original's metadata {}) cannot be checked against one with a record.
+  await t.rejects(mergeChunks(entries, [x1, b], out2), { message: /model_id "m" with no model fingerprint recorded \(written by the original scripts or an older llava-med: it cannot be checked\) in .*c1\.jsonl \(3 lines\)/ });
+  // Same fingerprints, other model_ids: refused, with what to do.
+  await t.rejects(mergeChunks(entries, [x1, await write('x4.jsonl', [1, 2, 3], 'm-elsewhere', rec('a', 'c'))], out2), { message: /the same model files, by their fingerprints, but other model_ids: answer every part with the same --model-id/ });
   // Nothing partial left behind (no output, no temp files).
   t.notOk((await readdir(dir)).some((n) => n === 'bad.jsonl' || n.endsWith('.tmp')));
   await t.rejects(mergeChunks(entries, [], out2), { code: 'ERR_INVALID_ARGUMENT' });

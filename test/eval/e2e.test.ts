@@ -17,6 +17,7 @@ import { answerPrompt, parseTestFile, SHORTUUID_ALPHABET, testEntryAnswer, testE
 import { formatScoreTable, scoreJson } from '../../lib/eval/score-table.js';
 import { pyFixed } from '../../lib/eval/metrics/pystr.js';
 import { splitChunks } from '../../lib/eval/chunks.js';
+import { modelIdentity, recordedModel, type RecordedModel } from '../../lib/eval/model-identity.js';
 
 const exec = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -90,7 +91,7 @@ const ANSWER_KEYS = ['question_id', 'prompt', 'text', 'answer_id', 'model_id', '
 const SHORTUUID_RE = new RegExp(`^[${SHORTUUID_ALPHABET}]{22}$`);
 
 /** Parses an answers jsonl strictly: every line whole, keys and format exactly as model_vqa_med.py writes them. */
-function checkAnswersFile(t: Test, text: string, byId: Map<number | string, TestEntry>, modelId: string): AnswerLine[] {
+function checkAnswersFile(t: Test, text: string, byId: Map<number | string, TestEntry>, modelId: string, recorded: RecordedModel = recordedA): AnswerLine[] {
   t.ok(text === '' || text.endsWith('\n'), 'the file ends with a whole line');
   const rows = text.split('\n').slice(0, -1);
   return rows.map((row) => {
@@ -105,7 +106,7 @@ function checkAnswersFile(t: Test, text: string, byId: Map<number | string, Test
     t.type(obj.text, 'string');
     t.match(obj.answer_id, SHORTUUID_RE, 'answer_id is a 22-char shortuuid');
     t.equal(obj.model_id, modelId);
-    t.same(obj.metadata, {});
+    t.same(obj.metadata, { model: recorded }, 'metadata.model: the fingerprints of the model files that answered');
     t.equal(JSON.stringify(obj), row, 'the line is compact JSON');
     return obj;
   });
@@ -119,17 +120,26 @@ const paths = {
   mmproj: join(dir, 'model/mmproj-tiny.gguf'),
 };
 let selected: RawQ[] = [];
+/** A second tiny model: the same keys and shapes, other weights (seed). */
+const other = { model: join(dir, 'model-b/tiny.gguf'), mmproj: join(dir, 'model-b/mmproj-tiny.gguf') };
+let recordedA: RecordedModel;
+let recordedB: RecordedModel;
 
 t.before(async () => {
   await ensureDist();
   // Tiny v0 model from random weights, through our converter. CLIP at 28 px (4 image tokens).
-  const hf = await writeSyntheticV0(join(dir, 'hf'), {
+  const dims = {
     hidden: 64, layers: 2, heads: 4, intermediate: 128, vocab: 512,
     clipHidden: 32, clipLayers: 2, clipHeads: 4, clipIntermediate: 64, imageSize: 28, patchSize: 14,
-  });
+  };
+  const hf = await writeSyntheticV0(join(dir, 'hf'), dims);
   const conv = await convertV0({ ...hf, out: dirname(paths.model), name: 'tiny', outtype: 'f16' });
   t.equal(conv.model, paths.model);
   t.equal(conv.mmproj, paths.mmproj);
+  const hfB = await writeSyntheticV0(join(dir, 'hf-b'), dims, { seed: 4321 });
+  await convertV0({ ...hfB, out: dirname(other.model), name: 'tiny', outtype: 'f16' });
+  recordedA = recordedModel(await modelIdentity(paths));
+  recordedB = recordedModel(await modelIdentity(other));
 
   // A VQA-RAD (MEVF layout) subset: the first 5 images with both OPEN and CLOSED questions, at most
   // 3 questions each, 12 questions in testset.json order (so images interleave).
@@ -274,6 +284,33 @@ t.test('merge: chunk files joined in test.json order', async (t) => {
   const out2 = join(dir, 'merged-missing.jsonl');
   t.match((await cliFails(['eval', 'merge', '--question-file', join(paths.data, 'test.json'), '--out', out2, chunkFiles[0]!])).stderr, /ERR_EVAL: .*lack answers for 6 test id/);
   await t.rejects(stat(out2), { code: 'ENOENT' });
+});
+
+t.test('merge: a part answered by another model (same keys and model_id, other weights) is refused, naming the parts', async (t) => {
+  t.not(recordedA.fingerprint.model, recordedB.fingerprint.model, 'the two models have other fingerprints');
+  t.not(recordedA.fingerprint.mmproj, recordedB.fingerprint.mmproj);
+  // Chunk 1 again, by model B, under model A's model_id: only the recorded fingerprints tell them apart.
+  const partB = join(dir, 'answers-1-b.jsonl');
+  await cli(['eval', 'answer', '-m', other.model, '-p', other.mmproj, '-t', '1', '--model-id', paths.model,
+    '--question-file', join(paths.data, 'test.json'), '--image-folder', join(paths.data, 'images'), '--answers-file', partB,
+    '--temperature', '0', '--max-tokens', MAX_TOKENS, '--num-chunks', '2', '--chunk-idx', '1']);
+  const linesB = checkAnswersFile(t, await readFile(partB, 'utf8'), byId, paths.model, recordedB);
+  t.same(linesB.map((l) => l.question_id), splitChunks(gt, 2, 1).map((e) => e.id));
+  const out = join(dir, 'merged-two-models.jsonl');
+  const r = await cliFails(['eval', 'merge', '--question-file', join(paths.data, 'test.json'), '--out', out, chunkFiles[0]!, partB]);
+  t.equal(r.code, 1);
+  const fp = (m: RecordedModel) => `model fingerprint ${m.fingerprint.model.slice(0, 12)}…, mmproj fingerprint ${m.fingerprint.mmproj.slice(0, 12)}…`;
+  t.match(r.stderr, 'ERR_EVAL: Cannot merge: the parts were answered by different models');
+  t.match(r.stderr, `${fp(recordedA)} in ${chunkFiles[0]!} (6 lines); `, "model A's part, named");
+  t.match(r.stderr, `${fp(recordedB)} in ${partB} (6 lines)`, "model B's part, named");
+  await t.rejects(stat(out), { code: 'ENOENT' }, 'nothing written');
+  // Resuming a file with another model is refused too, and leaves the file as it was.
+  const before = await readFile(chunkFiles[0]!, 'utf8');
+  const resumed = await cliFails(['eval', 'answer', '-m', other.model, '-p', other.mmproj, '-t', '1', '--model-id', paths.model,
+    '--question-file', join(paths.data, 'test.json'), '--image-folder', join(paths.data, 'images'), '--answers-file', chunkFiles[0]!,
+    '--temperature', '0', '--max-tokens', MAX_TOKENS]);
+  t.match(resumed.stderr, /ERR_EVAL: .*answers-0\.jsonl already holds 6 answer\(s\) from another model/);
+  t.equal(await readFile(chunkFiles[0]!, 'utf8'), before);
 });
 
 t.test('docs/cluster/eval-array.sbatch: both tasks of --array=1-2, run as Slurm would, then merged', async (t) => {

@@ -11,7 +11,8 @@ import { readRegularFile } from '../../formats/file-read.js';
 import { AnswersFile, idKey, readTestFile } from '../answers-file.js';
 import { writeFileAtomic } from '../atomic.js';
 import { AnswerLineSchema, type AnswerLine, type TestEntry } from '../formats.js';
-import { identityDifferences, modelIdentity } from '../model-identity.js';
+import { checkResumedModel } from '../answer.js';
+import { identityDifferences, modelIdentity, recordedModel } from '../model-identity.js';
 import { parseQueueUrl } from './connection.js';
 import { readMeta, runKeys, RunGenerationSchema, type JobData, type RunGeneration, type RunMeta } from './protocol.js';
 import { bullConnection, RunClient, sleep } from './redis.js';
@@ -170,6 +171,7 @@ export async function runQueue(o: QueueRunOptions): Promise<QueueRunResult> {
   const todo = entries.filter((e) => !have.has(idKey(e.id)));
 
   const identity = await modelIdentity({ model: o.model, mmproj: o.mmproj });
+  checkResumedModel({ path: o.answersFile, lines: existing }, recordedModel(identity));
   const imageFolder = resolve(o.imageFolder);
   // One job per image, in the order of each image's first question.
   const groups = new Map<string, TestEntry[]>();

@@ -11,7 +11,7 @@ import { readRegularFile } from '../../formats/file-read.js';
 import type { LlavaMed } from '../../llava-med.js';
 import { idKey } from '../answers-file.js';
 import { makeAnswerLine, testEntryQuestion } from '../formats.js';
-import { identityDifferences, modelIdentity } from '../model-identity.js';
+import { identityDifferences, modelIdentity, recordedModel } from '../model-identity.js';
 import { parseQueueUrl } from './connection.js';
 import { JobDataSchema, readMeta, RECORD_SCRIPT, runKeys, type RunMeta } from './protocol.js';
 import { bullConnection, RunClient, sleep } from './redis.js';
@@ -109,6 +109,8 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
     let jobs = 0;
     let current: string | undefined;
     const imageFolder = o.imageFolder ?? run.imageFolder;
+    // As a single-process eval answer records it (the identity is the run's: checked above).
+    const metadata = { model: recordedModel(identity) };
 
     const processor = async (job: Job, token?: string): Promise<{ answered: number }> => {
       current = job.id;
@@ -142,7 +144,7 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
             const group = todo.slice(i, i + parallel);
             const answers = await med.askBatch(group.map((e) => ({ image: handle, question: testEntryQuestion(e) })), { ...run.generation, signal: stop.signal });
             for (let k = 0; k < group.length; k++) {
-              const line = makeAnswerLine(group[k]!, answers[k]!.text, run.modelId);
+              const line = makeAnswerLine(group[k]!, answers[k]!.text, run.modelId, metadata);
               const recorded = (await redis.eval(RECORD_SCRIPT, 2, keys.results, keys.done, idKey(group[k]!.id), JSON.stringify(line))) as number;
               mine += recorded;
             }
