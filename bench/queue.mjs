@@ -140,7 +140,8 @@ async function main() {
         } else {
           const url = `redis://127.0.0.1:${port}/bench-${round}-${c.k}`;
           await Promise.all([
-            run(['eval', 'answer', ...m, ...common, '--answers-file', out, '--queue', url]),
+            // The producer loads no model: engine flags (-t) are the workers' (it refuses them).
+            run(['eval', 'answer', '-m', models.q4, '-p', models.mmproj, ...common, '--answers-file', out, '--queue', url]),
             ...Array.from({ length: c.k }, () => run(['eval', 'worker', ...m, '--queue', url])),
           ]);
         }

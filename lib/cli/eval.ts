@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import path from 'node:path';
 import { interruptSignal, note, progressBar } from './output.js';
-import { answerWithQueue, queueFlags, registerWorkerCommand } from './queue.js';
+import { answerWithQueue, checkQueueFlags, queueFlags, registerWorkerCommand } from './queue.js';
 import type { LlavaMed } from '../llava-med.js';
 
 interface Helpers {
@@ -32,12 +32,13 @@ export function registerEvalCommands(program: Command, h: Helpers): void {
     .requiredOption('--answers-file <file>', 'answers .jsonl (appended; rerun to resume)')
     .option('--num-chunks <n>', 'split the questions into n chunks (default: SLURM_ARRAY_TASK_COUNT, LLAVA_MED_NUM_CHUNKS, or 1)', h.num('num-chunks', true, 1))
     .option('--chunk-idx <k>', 'which chunk this run answers, 0-based (default: from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or LLAVA_MED_CHUNK_IDX, else 0; see docs/cluster.md)', h.num('chunk-idx', true, 0))
-    .option('--parallel <p>', 'questions decoded in parallel', h.num('parallel', true, 1), 1)
+    .option('--parallel <p>', 'questions decoded in parallel (with --queue: a setting of each eval worker)', h.num('parallel', true, 1), 1)
     .option('--temperature <t>', "sampling temperature (default: the original's 0.7 for v0)", h.num('temperature', false, 0))
     .option('--seed <n>', 'sampling seed', h.num('seed', true))
     .option('--max-tokens <n>', 'maximum new tokens', h.num('max-tokens', true, 1))
     .option('--model-id <id>', 'model_id written to each line (default: the model path)')
-    .action(async (o: Record<string, unknown> & { model: string; questionFile: string; imageFolder: string; answersFile: string; numChunks?: number; chunkIdx?: number; parallel: number }) => {
+    .action(async (o: Record<string, unknown> & { model: string; questionFile: string; imageFolder: string; answersFile: string; numChunks?: number; chunkIdx?: number; parallel: number }, cmd: Command) => {
+      checkQueueFlags(cmd);
       if (typeof o.queue === 'string') return answerWithQueue(o as never);
       const { answerQuestions, selectChunk, modelIdentity } = await import('../eval/index.js');
       const chunk = selectChunk({ numChunks: o.numChunks, chunkIdx: o.chunkIdx, env: process.env });

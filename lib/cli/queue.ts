@@ -1,6 +1,6 @@
 /** `eval answer --queue` (the producer) and `eval worker` (a worker): thin over llava-med/eval's queue. */
 import type { Command } from 'commander';
-import { interruptSignal, note, progressBar } from './output.js';
+import { interruptSignal, note, progressBar, UsageError } from './output.js';
 import type { LlavaMed } from '../llava-med.js';
 import type { QueueProgress } from '../eval/queue/producer.js';
 
@@ -15,18 +15,46 @@ export function queueFlags(cmd: Command, h: Pick<Helpers, 'num'>): Command {
   return cmd
     .option('--queue <url>', 'put the questions on a Redis queue for `eval worker` processes: redis://[user[:password]@]host[:port][/db]/<run-name> (password also from LLAVA_MED_REDIS_PASSWORD)')
     .option('--attempts <n>', '--queue: attempts per image before its questions are reported as failed', h.num('attempts', true, 1), 3)
-    .option('--lock-timeout <s>', '--queue: seconds after which the job of a silent (dead) worker goes to another', h.num('lock-timeout', false, 0.001), 30);
+    .option('--lock-timeout <s>', '--queue: seconds after which the job of a silent (dead) worker goes to another', h.num('lock-timeout', false, 0.001), 30)
+    .option('--redis-timeout <s>', '--queue: seconds Redis may stay unreachable before the run gives up (rerun the same command to resume)', h.num('redis-timeout', false, 0.001), 600);
+}
+
+/** `eval answer` flags that only a process that loads the model uses: with --queue they belong to each worker. */
+const WORKER_FLAGS = ['threads', 'ctx', 'gpuLayers', 'variant', 'loadMode', 'flashAttn', 'projectorFlashAttn', 'verbose', 'parallel'];
+/** `eval answer` flags that only the producer of a queued run uses. */
+const QUEUE_ONLY_FLAGS = ['attempts', 'lockTimeout', 'redisTimeout'];
+
+/**
+ * Refuses `eval answer` flags that the chosen mode would silently ignore: with --queue the producer loads no
+ * model, so the engine flags and --parallel are each worker's, and the whole question file is shared (no
+ * chunk); without --queue, the queue's own flags mean nothing.
+ * @throws UsageError naming the flags and what to do instead.
+ */
+export function checkQueueFlags(cmd: Command): void {
+  const given = (key: string) => cmd.getOptionValueSource(key) === 'cli';
+  const names = (keys: string[]) => keys.map((k) => cmd.options.find((o) => o.attributeName() === k)?.long ?? k).join(', ');
+  if (typeof cmd.opts().queue === 'string') {
+    const chunks = ['numChunks', 'chunkIdx'].filter(given);
+    if (chunks.length) throw new UsageError(`${names(chunks)}: --queue shares the whole question file among the workers, so there are no chunks: drop ${chunks.length === 1 ? 'it' : 'them'}.`);
+    const bad = WORKER_FLAGS.filter(given);
+    if (bad.length) {
+      throw new UsageError(
+        `${names(bad)}: with --queue this process loads no model and answers nothing; the workers do: pass ${bad.length === 1 ? 'it' : 'them'} to each \`llava-med eval worker\` (e.g. eval worker --queue <url> -m ... -p ... --parallel 4) and drop ${bad.length === 1 ? 'it' : 'them'} here.`,
+      );
+    }
+  } else {
+    const bad = QUEUE_ONLY_FLAGS.filter(given);
+    if (bad.length) throw new UsageError(`${names(bad)} only ${bad.length === 1 ? 'applies' : 'apply'} to a queued run: add --queue redis://host:port/<run-name>, or drop ${bad.length === 1 ? 'it' : 'them'}.`);
+  }
 }
 
 function line(p: QueueProgress): string {
   return `${p.done}/${p.total} done · ${p.running} running · ${p.waiting} waiting · ${p.failed} failed · ${p.workersAlive} worker${p.workersAlive === 1 ? '' : 's'} alive${p.connected ? '' : ' · Redis unreachable'}`;
 }
 
-/** `eval answer --queue`: the producer. */
-export async function answerWithQueue(o: Record<string, unknown> & { queue: string; model: string; mmproj?: string; questionFile: string; imageFolder: string; answersFile: string; numChunks?: number; chunkIdx?: number; attempts: number; lockTimeout: number }): Promise<void> {
+/** `eval answer --queue`: the producer (its flags checked by {@link checkQueueFlags}). */
+export async function answerWithQueue(o: Record<string, unknown> & { queue: string; model: string; mmproj?: string; questionFile: string; imageFolder: string; answersFile: string; numChunks?: number; chunkIdx?: number; attempts: number; lockTimeout: number; redisTimeout: number }): Promise<void> {
   const { runQueue } = await import('../eval/queue/producer.js');
-  const { llavaError } = await import('../errors.js');
-  if ((o.numChunks ?? 1) !== 1 || (o.chunkIdx ?? 0) !== 0) throw llavaError('ERR_INVALID_ARGUMENT', '--queue shares the whole question file among the workers: drop --num-chunks/--chunk-idx.');
   const signal = interruptSignal();
   const tty = process.stderr.isTTY;
   const bar = tty ? progressBar('answering (queue)', ' questions') : undefined;
@@ -45,6 +73,7 @@ export async function answerWithQueue(o: Record<string, unknown> & { queue: stri
       generation: { temperature: o.temperature as number | undefined, seed: o.seed as number | undefined, maxTokens: o.maxTokens as number | undefined },
       attempts: o.attempts,
       lockMs,
+      redisTimeoutMs: Math.max(1, Math.round(o.redisTimeout * 1000)),
       signal,
       onNotice: (n) => note(`queue: ${n.message}`),
       onProgress: (p) => {
@@ -74,7 +103,8 @@ export function registerWorkerCommand(ev: Command, h: Helpers): void {
     .option('--image-folder <dir>', "folder the image paths are relative to (default: the producer's, for a shared file system)")
     .option('--parallel <p>', 'questions about one image decoded in parallel', h.num('parallel', true, 1), 1)
     .option('--connect-timeout <s>', 'seconds to wait for Redis at start', h.num('connect-timeout', false, 0.001), 10)
-    .action(async (o: Record<string, unknown> & { queue: string; model: string; mmproj?: string; imageFolder?: string; parallel: number; connectTimeout: number }) => {
+    .option('--redis-timeout <s>', 'seconds Redis may stay unreachable, once joined, before the worker gives up', h.num('redis-timeout', false, 0.001), 600)
+    .action(async (o: Record<string, unknown> & { queue: string; model: string; mmproj?: string; imageFolder?: string; parallel: number; connectTimeout: number; redisTimeout: number }) => {
       const { runQueueWorker } = await import('../eval/queue/worker.js');
       const signal = interruptSignal();
       const r = await runQueueWorker({
@@ -84,6 +114,7 @@ export function registerWorkerCommand(ev: Command, h: Helpers): void {
         imageFolder: o.imageFolder,
         parallel: o.parallel,
         connectTimeoutMs: Math.max(1, Math.round(o.connectTimeout * 1000)),
+        redisTimeoutMs: Math.max(1, Math.round(o.redisTimeout * 1000)),
         signal,
         load: (files) => h.loadFromFlags({ ...o, ...files } as never, signal),
         onEvent: (e) => note(`worker: ${e.message}`),

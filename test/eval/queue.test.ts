@@ -61,13 +61,19 @@ class RedisServer {
     const p = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD, '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = p;
     let out = '';
+    p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve, reject) => {
       p.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         if (out.includes('Ready to accept connections')) resolve();
       });
       p.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-    });
+      timer = setTimeout(() => {
+        p.kill('SIGKILL');
+        reject(new Error(`redis-server did not start within 20 s: ${out}`));
+      }, 20_000);
+    }).finally(() => clearTimeout(timer));
     p.stdout!.resume();
   }
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -75,7 +81,9 @@ class RedisServer {
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise((r) => p.once('exit', r));
     p.kill(signal);
+    const hard = setTimeout(() => p.kill('SIGKILL'), 10_000);
     await gone;
+    clearTimeout(hard);
   }
 }
 
@@ -99,16 +107,31 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): Run {
 }
 
 const modelFlags = (m: typeof m1) => ['-m', m.model, '-p', m.mmproj, '-t', '1'];
+// The producer loads no model: only the files that name the run's model (engine flags are the workers').
 const producerArgs = (url: string, questions: string, answers: string, extra: string[] = []) => [
-  'eval', 'answer', ...modelFlags(m1), '--queue', url, '--question-file', questions, '--image-folder', join(data, 'images'),
+  'eval', 'answer', '-m', m1.model, '-p', m1.mmproj, '--queue', url, '--question-file', questions, '--image-folder', join(data, 'images'),
   '--answers-file', answers, '--temperature', '0', '--max-tokens', MAX_TOKENS, '--lock-timeout', '2', ...extra,
 ];
 const worker = (url: string, m = m1) => start(['eval', 'worker', ...modelFlags(m), '--queue', url], { LLAVA_MED_REDIS_PASSWORD: PASSWORD });
 
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
+/**
+ * Polls `cond` until it holds. Bounded: fails after `ms`, also when one poll hangs (a Redis command waiting for a
+ * connection), and at once when one of `watch` (the processes the wait depends on) has exited, with their stderr.
+ */
+async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 60_000, watch: Run[] = []): Promise<void> {
   const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+  const fail = (why: string) => new Error(`${why} while waiting for ${what}. ${watch.map((w) => `stderr of ${w.proc.spawnargs.slice(2, 4).join(' ')} (exit ${w.proc.exitCode ?? w.proc.signalCode}):\n${w.stderr().slice(-2000)}`).join('\n---\n')}`);
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const left = ms - (Date.now() - t0);
+    const ok = await Promise.race([
+      Promise.resolve().then(cond),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(fail(`timed out after ${ms / 1000} s`)), Math.max(0, left)))),
+    ]).finally(() => clearTimeout(timer));
+    if (ok) return;
+    const dead = watch.find((w) => w.proc.exitCode !== null || w.proc.signalCode !== null);
+    if (dead) throw fail(`${dead.proc.spawnargs.slice(2, 4).join(' ')} exited`);
+    if (Date.now() - t0 > ms) throw fail(`timed out after ${ms / 1000} s`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -165,7 +188,7 @@ t.before(async () => {
   entries = all.slice(0, QUESTIONS);
   await writeFile(subset, JSON.stringify(entries));
   const ref = start(['eval', 'answer', ...modelFlags(m1), '--question-file', subset, '--image-folder', join(data, 'images'), '--answers-file', join(dir, 'reference.jsonl'), '--temperature', '0', '--max-tokens', MAX_TOKENS]);
-  const r = await ref.exit;
+  const r = await exited(ref, 'the reference run', 300_000);
   if (r.code !== 0) throw new Error(`reference run failed: ${ref.stderr()}`);
   reference = await readLines(join(dir, 'reference.jsonl'));
   redisServer = new RedisServer(await freePort());
@@ -209,7 +232,7 @@ t.test('three workers, one SIGKILLed mid-job: the same answers file as one proce
   const out = join(dir, 'queued.jsonl');
   const producer = start(producerArgs(url, subset, out));
   // A worker with other weights (same keys and shapes) is refused before it loads anything.
-  await until('the run to start', async () => (await client.get(`llava-med:${run}:meta`)) !== null);
+  await until('the run to start', async () => (await client.get(`llava-med:${run}:meta`)) !== null, 60_000, [producer]);
   const intruder = worker(wurl, m2);
   const ir = await exited(intruder, 'the intruder', 60_000);
   t.equal(ir.code, 1, 'the worker with another model exits with 1');
@@ -233,7 +256,6 @@ t.test('three workers, one SIGKILLed mid-job: the same answers file as one proce
   // lock still exists — then start the two others; once all three have worked side by side, SIGKILL it.
   let killedJob = '';
   await until('the victim to hold a job', async () => {
-    if (producer.proc.exitCode !== null) throw new Error(`the producer ended first: ${producer.stderr()}`);
     const b = await heartbeat();
     if (!b?.job) return false;
     victim.proc.kill('SIGSTOP');
@@ -244,10 +266,10 @@ t.test('three workers, one SIGKILLed mid-job: the same answers file as one proce
     }
     victim.proc.kill('SIGCONT');
     return false;
-  });
+  }, 60_000, [producer, victim]);
   workers.push(worker(wurl), worker(wurl));
   // (On an idle machine one of them may take every remaining job before the other has loaded.)
-  await until('the two others to answer', () => producer.proc.exitCode !== null || workers.slice(1).every((w) => /: \d+ answered\n/.test(w.stderr())));
+  await until('the two others to answer', () => producer.proc.exitCode !== null || workers.slice(1).every((w) => /: \d+ answered\n/.test(w.stderr())), 60_000, workers.slice(1));
   victim.proc.kill('SIGKILL');
   t.equal((await victim.exit).signal, 'SIGKILL');
   const pr = await exited(producer, 'the producer', 120_000, workers);
@@ -273,7 +295,7 @@ t.test('Redis killed and restarted (no persistence) mid-run: the producer queues
   const out = join(dir, 'restart.jsonl');
   const producer = start(producerArgs(url, subset, out));
   const workers = [worker(`redis://127.0.0.1:${redisServer.port}/${run}`), worker(`redis://127.0.0.1:${redisServer.port}/${run}`)];
-  await until('10 answers in Redis', async () => (await client.hlen(`llava-med:${run}:results`).catch(() => 0)) >= 10);
+  await until('10 answers in Redis', async () => (await client.hlen(`llava-med:${run}:results`).catch(() => 0)) >= 10, 60_000, [producer, ...workers]);
   await redisServer.stop('SIGKILL');
   await new Promise((r) => setTimeout(r, 500));
   await redisServer.start();
@@ -324,4 +346,53 @@ t.test('wrong credentials and an unreachable Redis are clear errors without the 
   t.equal((await exited(none, 'the worker', 30_000)).code, 1);
   t.match(none.stderr(), new RegExp(`ERR_EVAL: Cannot reach Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/x within 1 s`));
   t.notMatch(none.stderr(), /nobody-pw-9/);
+});
+
+t.test('Redis gone for good: the producer and the worker stop with a clear error after --redis-timeout; the answers collected are kept', async (t) => {
+  // A Redis of its own, killed for good (the others' keeps running).
+  const gone = new RedisServer(await freePort());
+  await gone.start();
+  const run = 'gone';
+  const out = join(dir, 'gone.jsonl');
+  const producer = start(producerArgs(`redis://:${PASSWORD}@127.0.0.1:${gone.port}/${run}`, subset, out, ['--redis-timeout', '2']));
+  const w = start(['eval', 'worker', ...modelFlags(m1), '--queue', `redis://127.0.0.1:${gone.port}/${run}`, '--redis-timeout', '2'], { LLAVA_MED_REDIS_PASSWORD: PASSWORD });
+  try {
+    // Until the producer has collected answers (its progress lines on stderr).
+    await until('the producer to collect answers', () => /queue: [1-9]\d*\/60 done/.test(producer.stderr()), 60_000, [producer, w]);
+  } finally {
+    await gone.stop('SIGKILL');
+  }
+  const pr = await exited(producer, 'the producer', 60_000, [w]);
+  t.equal(pr.code, 1, 'the producer gives up');
+  t.match(producer.stderr(), /lost the connection to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/gone .*giving up after 2 s/);
+  t.match(producer.stderr(), /ERR_EVAL: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/gone has been unreachable for 2 s.* (\d+) of 60 answers were collected and are in .*gone\.jsonl with the 0 it had; run the same command again once Redis is back to resume/);
+  const wr = await exited(w, 'the worker', 60_000);
+  t.equal(wr.code, 1, 'the worker gives up');
+  t.match(w.stderr(), /ERR_EVAL: Redis at redis:\/\/127\.0\.0\.1:\d+\/gone has been unreachable for 2 s.*: this worker stops/);
+  // The answers collected: whole lines, in test.json order, each the single process's answer.
+  const lines = await readLines(out);
+  const collected = Number(/(\d+) of 60 answers were collected/.exec(producer.stderr())?.[1]);
+  t.equal(lines.length, collected, `the ${collected} collected answers are in the file`);
+  t.ok(collected >= 1);
+  const refById = new Map(reference.map((l) => [l.question_id, l]));
+  t.same(lines.map((l) => l.question_id), reference.map((l) => l.question_id).filter((id) => lines.some((l) => l.question_id === id)), 'in test.json order');
+  t.same(lines.map((l) => [l.text, l.metadata]), lines.map((l) => [refById.get(l.question_id)!.text, refById.get(l.question_id)!.metadata]), 'the answers a single process gives');
+  for (const r of [producer, w]) t.notMatch(r.stderr(), new RegExp(PASSWORD));
+});
+
+t.test('eval answer flags that the mode would ignore are usage errors that say what to do', async (t) => {
+  const base = ['eval', 'answer', '-m', m1.model, '-p', m1.mmproj, '--question-file', subset, '--image-folder', join(data, 'images'), '--answers-file', join(dir, 'flags.jsonl')];
+  const url = `redis://127.0.0.1:${redisServer.port}/flags`;
+  for (const [extra, re] of [
+    [['--queue', url, '--parallel', '2'], /--parallel: with --queue this process loads no model and answers nothing; the workers do: pass it to each `llava-med eval worker`/],
+    [['--queue', url, '-t', '1', '--ctx', '2048'], /--threads, --ctx: with --queue .* pass them to each `llava-med eval worker`/],
+    [['--queue', url, '--chunk-idx', '0'], /--chunk-idx: --queue shares the whole question file among the workers, so there are no chunks: drop it/],
+    [['--lock-timeout', '5'], /--lock-timeout only applies to a queued run: add --queue redis:\/\/host:port\/<run-name>, or drop it/],
+  ] as const) {
+    const r = start([...base, ...extra]);
+    t.equal((await exited(r, extra.join(' '), 30_000)).code, 2, `${extra.join(' ')}: exit code 2`);
+    t.match(r.stderr(), re);
+    t.match(r.stderr(), /\(add --help for usage\)/);
+  }
+  t.equal(await client.exists('llava-med:flags:meta'), 0, 'no run was started');
 });

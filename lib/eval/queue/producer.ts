@@ -15,7 +15,7 @@ import { checkResumedModel } from '../answer.js';
 import { identityDifferences, modelIdentity, recordedModel } from '../model-identity.js';
 import { parseQueueUrl } from './connection.js';
 import { readMeta, runKeys, RunGenerationSchema, type JobData, type RunGeneration, type RunMeta } from './protocol.js';
-import { bullConnection, RunClient, sleep } from './redis.js';
+import { bullConnection, commandTimeoutFor, isConnectionError, RunClient, sleep, within } from './redis.js';
 
 /** Progress of a queued run (see {@link runQueue}). */
 export interface QueueProgress {
@@ -185,10 +185,13 @@ export async function runQueue(o: QueueRunOptions): Promise<QueueRunResult> {
 
   const keys = runKeys(addr.run);
   const notice = (kind: QueueNotice['kind'], message: string) => o.onNotice?.({ kind, message });
-  const client = new RunClient(addr);
+  // Every command is bounded: one sent as the connection drops fails after commandMs instead of waiting for
+  // Redis forever, and the loop below then gives up once Redis has been away for redisTimeoutMs.
+  const commandMs = commandTimeoutFor(redisTimeoutMs);
+  const client = new RunClient(addr, commandMs);
   await client.connect(Math.min(redisTimeoutMs, 10_000), o.signal);
   const redis = client.redis;
-  const queue = new Queue<JobData>(addr.run, { connection: bullConnection(addr) });
+  const queue = new Queue<JobData>(addr.run, { connection: bullConnection(addr, commandMs) });
   queue.on('error', () => undefined); // the run client reports the connection state
   const results = new Map<string, AnswerLine>();
   const failures = new Map<string, QueueFailure>();
@@ -235,6 +238,15 @@ export async function runQueue(o: QueueRunOptions): Promise<QueueRunResult> {
       failed: failures.size, workersAlive, connected: client.downSince === undefined, elapsedMs: performance.now() - t0,
     });
     let last = { active: 0, waiting: jobData.length };
+    /** The answers file: the lines it had and those collected, in test.json order (atomically: never a partial file). */
+    const writeAnswers = async () => {
+      const text = entries
+        .map((e) => have.get(idKey(e.id)) ?? results.get(idKey(e.id)))
+        .filter((l): l is AnswerLine => l !== undefined)
+        .map((l) => JSON.stringify(l) + '\n')
+        .join('');
+      await writeFileAtomic(o.answersFile, text);
+    };
     let alive = 0;
 
     while (results.size + failures.size < todo.length) {
@@ -242,8 +254,13 @@ export async function runQueue(o: QueueRunOptions): Promise<QueueRunResult> {
       if (client.downSince !== undefined) {
         if (!wasDown) notice('redis-down', `lost the connection to Redis at ${addr.display}${client.lastError ? ` (${client.lastError})` : ''}; reconnecting (giving up after ${Math.round(redisTimeoutMs / 1000)} s)`);
         wasDown = true;
-        if (performance.now() - client.downSince > redisTimeoutMs) {
-          throw llavaError('ERR_EVAL', `Redis at ${addr.display} has been unreachable for ${Math.round(redisTimeoutMs / 1000)} s${client.lastError ? ` (${client.lastError})` : ''}. ${results.size} of ${todo.length} answers were collected; run the same command again once Redis is back to resume.`);
+        if (client.downForMs() > redisTimeoutMs) {
+          // Keep what was collected (Redis may come back without it): a rerun queues only the rest.
+          await writeAnswers();
+          throw llavaError(
+            'ERR_EVAL',
+            `Redis at ${addr.display} has been unreachable for ${+(redisTimeoutMs / 1000).toFixed(3)} s${client.lastError ? ` (${client.lastError})` : ''}. ${results.size} of ${todo.length} answers were collected and are in ${o.answersFile} with the ${existing.length} it had; run the same command again once Redis is back to resume.`,
+          );
         }
         o.onProgress?.(progress(last, alive));
         await sleep(pollMs, o.signal);
@@ -311,15 +328,20 @@ export async function runQueue(o: QueueRunOptions): Promise<QueueRunResult> {
     throwIfAborted(o.signal, 'queued run');
 
     // Every question settled: the answers file, whole, in test.json order.
-    const text = entries
-      .map((e) => have.get(idKey(e.id)) ?? results.get(idKey(e.id)))
-      .filter((l): l is AnswerLine => l !== undefined)
-      .map((l) => JSON.stringify(l) + '\n')
-      .join('');
-    await writeFileAtomic(o.answersFile, text);
-    await redis.set(keys.meta, JSON.stringify({ ...meta, state: 'done' }), 'PX', 3_600_000);
-    await redis.del(keys.results, keys.done);
-    await queue.obliterate({ force: true });
+    await writeAnswers();
+    // Mark the run done (the workers stop when they see it) and clear it.
+    try {
+      await redis.set(keys.meta, JSON.stringify({ ...meta, state: 'done' }), 'PX', 3_600_000);
+      await redis.del(keys.results, keys.done);
+      await within(queue.obliterate({ force: true }), commandMs, 'clearing the queue');
+    } catch (e) {
+      if (!isConnectionError(e)) throw e;
+      throw llavaError(
+        'ERR_EVAL',
+        `The answers file ${o.answersFile} is written (${results.size + existing.length} answers), but Redis at ${addr.display} did not answer while the run was being closed (${addr.mask((e as Error).message)}), so the workers do not know it is complete: run the same command again once Redis is back (nothing is left to answer; it closes the run).`,
+        e,
+      );
+    }
     if (failures.size) {
       const list = [...failures.values()];
       throw llavaError(
@@ -334,14 +356,10 @@ export async function runQueue(o: QueueRunOptions): Promise<QueueRunResult> {
     if (e instanceof Error) e.message = addr.mask(e.message);
     throw e;
   } finally {
-    await queue.close().catch(() => undefined);
+    // Never wait on a Redis that is away: a close that does not finish in time is cut.
+    await within(queue.close(), commandMs, 'closing the queue').catch(() => void queue.disconnect().catch(() => undefined));
     await client.close();
   }
-}
-
-function isConnectionError(e: unknown): boolean {
-  const msg = e instanceof Error ? e.message : String(e);
-  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|Stream isn't writeable|LOADING|READONLY|MaxRetriesPerRequest/i.test(msg);
 }
 
 async function scanAll(redis: import('ioredis').Redis, pattern: string): Promise<string[]> {

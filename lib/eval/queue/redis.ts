@@ -3,9 +3,36 @@ import { Redis } from 'ioredis';
 import { llavaError } from '../../errors.js';
 import type { QueueAddress } from './connection.js';
 
-/** Connection options for BullMQ's own clients: reconnect forever, commands wait for the connection. */
-export function bullConnection(addr: QueueAddress) {
-  return { ...addr.connection, maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(100 * n, 2000) };
+/**
+ * Connection options for BullMQ's own clients: reconnect forever, commands wait for the connection — for at most
+ * `commandTimeoutMs` when given (then they reject with "Command timed out"; never for a Worker, whose blocking
+ * commands wait on purpose).
+ */
+export function bullConnection(addr: QueueAddress, commandTimeoutMs?: number) {
+  return {
+    ...addr.connection, maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(100 * n, 2000),
+    ...(commandTimeoutMs !== undefined ? { commandTimeout: commandTimeoutMs } : {}),
+  };
+}
+
+/** How long one command of the run's own client may wait for an answer, queued while Redis is away included. */
+export function commandTimeoutFor(redisTimeoutMs: number): number {
+  return Math.min(10_000, redisTimeoutMs);
+}
+
+/** Whether an error is a lost, refused or timed-out connection (retried at the next poll), not a real failure. */
+export function isConnectionError(e: unknown): boolean {
+  const msg = e instanceof Error ? e.message : String(e);
+  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|Stream isn't writeable|LOADING|READONLY|MaxRetriesPerRequest|Command timed out/i.test(msg);
+}
+
+/** `p`, or a "Command timed out" rejection (a connection error) once `ms` have passed without it settling. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Command timed out: ${what} did not finish within ${+(ms / 1000).toFixed(3)} s`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 const AUTH_ERROR = /WRONGPASS|NOAUTH|invalid password|invalid username|AUTH failed|NOPERM/i;
@@ -18,8 +45,9 @@ export class RunClient {
   /** The last connection error, masked. */
   lastError = '';
 
-  constructor(readonly addr: QueueAddress, onError?: (message: string) => void) {
-    this.redis = new Redis({ ...bullConnection(addr), lazyConnect: true });
+  /** `commandTimeoutMs`: see {@link bullConnection}; every command of this client is bounded by it. */
+  constructor(readonly addr: QueueAddress, commandTimeoutMs: number, onError?: (message: string) => void) {
+    this.redis = new Redis({ ...bullConnection(addr, commandTimeoutMs), lazyConnect: true });
     this.downSince = performance.now();
     this.redis.on('error', (e: Error) => {
       const msg = addr.mask(e.message);
@@ -73,13 +101,19 @@ export class RunClient {
     }
   }
 
-  /** Closes the connection (never throws). */
+  /** Since when (ms) Redis has been unreachable, 0 while connected. */
+  downForMs(): number {
+    return this.downSince === undefined ? 0 : performance.now() - this.downSince;
+  }
+
+  /** Closes the connection (never throws, never waits for a Redis that is away: quit is bounded by the command timeout). */
   async close(): Promise<void> {
     try {
       await this.redis.quit();
     } catch {
-      this.redis.disconnect();
+      // fall through
     }
+    this.redis.disconnect();
   }
 }
 

@@ -14,7 +14,7 @@ import { makeAnswerLine, testEntryQuestion } from '../formats.js';
 import { identityDifferences, modelIdentity, recordedModel } from '../model-identity.js';
 import { parseQueueUrl } from './connection.js';
 import { JobDataSchema, readMeta, RECORD_SCRIPT, runKeys, type RunMeta } from './protocol.js';
-import { bullConnection, RunClient, sleep } from './redis.js';
+import { bullConnection, commandTimeoutFor, RunClient, sleep, within } from './redis.js';
 
 /** Something a worker reports as it happens (messages never hold credentials). */
 export interface QueueWorkerEvent {
@@ -40,6 +40,8 @@ export interface QueueWorkerOptions {
   parallel?: number | undefined;
   /** How long to wait for Redis at start (ms). Default 10000. */
   connectTimeoutMs?: number | undefined;
+  /** How long Redis may stay unreachable once joined before the worker gives up (ms). Default 600000, as the producer's. */
+  redisTimeoutMs?: number | undefined;
   /** Called as things happen. */
   onEvent?: ((e: QueueWorkerEvent) => void) | undefined;
   /** Stops the worker: the job in hand goes back to the queue unfinished (answers already recorded stay); resolves. */
@@ -65,16 +67,24 @@ const HEARTBEAT_MS = 2000;
  * its worker died skips the questions already answered.
  *
  * @throws LlavaMedError `ERR_EVAL` (the model differs from the run's — each difference listed —, Redis
- *   unreachable at start), `ERR_INVALID_ARGUMENT`, the errors of {@link modelIdentity} and of `load`.
+ *   unreachable at start, or for `redisTimeoutMs` later), `ERR_INVALID_ARGUMENT`, the errors of {@link modelIdentity} and of `load`.
  */
 export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorkerResult> {
   const addr = parseQueueUrl(o.queue);
   const parallel = o.parallel ?? 1;
   if (!Number.isInteger(parallel) || parallel < 1) throw llavaError('ERR_INVALID_ARGUMENT', '--parallel must be an integer >= 1.');
+  const redisTimeoutMs = o.redisTimeoutMs ?? 600_000;
+  if (!Number.isInteger(redisTimeoutMs) || redisTimeoutMs < 1) throw llavaError('ERR_INVALID_ARGUMENT', `redisTimeoutMs must be a positive integer, got ${redisTimeoutMs}.`);
   const keys = runKeys(addr.run);
   const emit = (kind: QueueWorkerEvent['kind'], message: string) => o.onEvent?.({ kind, message: addr.mask(message) });
   const identity = await modelIdentity({ model: o.model, mmproj: o.mmproj });
-  const client = new RunClient(addr, (m) => emit('redis-down', `Redis at ${addr.display}: ${m}; reconnecting`));
+  // Every command of the worker's own client is bounded; BullMQ's Worker waits for Redis on its own.
+  const commandMs = commandTimeoutFor(redisTimeoutMs);
+  const client = new RunClient(addr, commandMs, (m) => emit('redis-down', `Redis at ${addr.display}: ${m}; reconnecting`));
+  const gone = () => llavaError(
+    'ERR_EVAL',
+    `Redis at ${addr.display} has been unreachable for ${+(redisTimeoutMs / 1000).toFixed(3)} s${client.lastError ? ` (${client.lastError})` : ''}: this worker stops. A job it held goes to another worker once Redis is back; start workers again then.`,
+  );
   let reconnected = false;
   client.redis.on('ready', () => reconnected && emit('redis-up', `Redis at ${addr.display} is back`));
   try {
@@ -90,6 +100,7 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
         return undefined; // connection trouble: try again
       });
       if (meta?.state === 'running') break;
+      if (client.downForMs() > redisTimeoutMs) throw gone();
       if (!said) emit('waiting', `waiting for a run named ${addr.run} at ${addr.display} to start`);
       said = true;
       await sleep(1000, o.signal);
@@ -179,9 +190,14 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
     const beat = setInterval(() => void heartbeat(), HEARTBEAT_MS);
     const running = worker.run().catch(() => undefined);
     let reason: QueueWorkerResult['reason'] = 'aborted';
+    let failure: Error | undefined;
     try {
       while (!stop.signal.aborted) {
         await sleep(1000, stop.signal);
+        if (client.downForMs() > redisTimeoutMs) {
+          failure = gone();
+          break;
+        }
         const cur = await readMeta(redis, addr.run).catch(() => undefined);
         if (cur?.state === 'done') {
           reason = 'finished';
@@ -192,13 +208,17 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
     } finally {
       clearInterval(beat);
       o.signal?.removeEventListener('abort', onAbort);
-      // Finished: nothing is in hand. Aborted: stop generating at once; the job in hand goes back to the queue.
+      // Finished: nothing is in hand. Aborted or Redis gone: stop generating at once; the job in hand goes back to
+      // the queue (or to another worker when its lock expires). A close that waits on a Redis that is away is cut.
       if (reason === 'aborted') stop.abort();
-      await worker.close().catch(() => undefined);
-      await running;
+      // With Redis gone, close by force: waiting for the job in hand to be acknowledged (or for the connections to
+      // say goodbye) would wait for Redis forever.
+      await within(worker.close(failure !== undefined), commandMs, 'closing the worker').catch(() => undefined);
+      await within(running, commandMs, 'stopping the worker').catch(() => undefined);
       await redis.del(`${keys.workerPrefix}${id}`).catch(() => undefined);
       await med.dispose();
     }
+    if (failure) throw failure;
     return { answered, jobs, reason };
   } catch (e) {
     if (e instanceof Error) e.message = addr.mask(e.message);
