@@ -35,7 +35,15 @@ t.test('same bytes hit, least recently used unused entries go first, used ones s
   t.same(made.map((e) => [e.name, e.disposed]), [['a', true], ['b', true], ['c', false], ['d', false]], 'a (least recently used) evicted once released');
   t.equal(cache.size, 2);
   t.same(cache.counts, { hits: 1, misses: 4 });
+  // clear() beside a job still using an entry (LlavaMed.clearCache waits for the jobs; the cache does not rely on it).
+  const e = await get('e');
   cache.clear();
-  t.equal(cache.size, 0);
-  t.ok(made.every((e) => e.disposed), 'clear frees every unused entry');
+  t.equal(cache.size, 1, 'clear keeps the entry in use');
+  t.same(made.filter((x) => !x.disposed).map((x) => x.name), ['e'], 'clear frees every unused entry, not the one in use');
+  t.equal((await get('e')).fresh, false, 'which is still found');
+  e.release();
+  cache.clear();
+  t.equal(cache.size, 1, 'the second acquire still holds it');
+  cache.dispose();
+  t.ok(made.every((x) => x.disposed), 'dispose frees everything');
 });

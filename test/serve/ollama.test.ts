@@ -6,6 +6,8 @@ import t from 'tap';
 import { Ollama } from 'ollama';
 import { createServer } from '../../lib/serve/index.js';
 import { loadTiny, noisePng } from '../llava-med/util.js';
+import { pyStrip } from '../../lib/prompt/index.js';
+import { stopAfterSpace } from './stop-after-space.js';
 
 const KEY = 'ollama-key-1';
 const { med } = await loadTiny('v0', { contextSize: 2048, sequences: 2 });
@@ -59,6 +61,25 @@ t.test('/api/chat multi-turn equals a ChatSession; /api/generate equals ask', as
   let text = '';
   for await (const c of await ollama.generate({ model: 'tiny', prompt: Q, images: [png], options, stream: true })) text += c.response;
   t.equal(text, ref.text, 'streamed generate');
+});
+
+t.test('streamed lines are stripped as the final answer (the original strip()s it): a stop after a space', async (t) => {
+  // Cut the answer with a stop string right after a space: the text before it ends in whitespace.
+  const pieces: string[] = [];
+  await med.ask(png, Q, { temperature: 0, maxTokens: MAX, onTextChunk: (p) => pieces.push(p) });
+  const found = stopAfterSpace(pieces.join(''));
+  t.ok(found, `the answer has a word after a space to stop at (${JSON.stringify(pieces.join(''))})`);
+  const { stop, cut } = found!;
+  t.not(pyStrip(cut), cut, `the text before the stop has whitespace to strip (${JSON.stringify(cut)})`);
+  const opts = { ...options, stop: [stop] };
+  const whole = await ollama.generate({ model: 'tiny', prompt: Q, images: [png], options: opts });
+  t.equal(whole.response, pyStrip(cut), 'the answer is the stripped text before the stop');
+  let text = '';
+  for await (const c of await ollama.generate({ model: 'tiny', prompt: Q, images: [png], options: opts, stream: true })) text += c.response;
+  t.equal(text, whole.response, 'the streamed lines concatenate to it (generate)');
+  text = '';
+  for await (const c of await ollama.chat({ model: 'tiny', messages: [{ role: 'user', content: Q, images: [png] }], options: opts, stream: true })) text += c.message.content;
+  t.equal(text, whole.response, 'the streamed lines concatenate to it (chat)');
 });
 
 t.test('/api/tags lists the model; errors in Ollama shape, the server stays up', async (t) => {

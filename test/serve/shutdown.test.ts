@@ -5,6 +5,8 @@
  * server created from load options loads its model at listen() and frees it at close().
  */
 import t, { type Test } from 'tap';
+import http from 'node:http';
+import type { Socket } from 'node:net';
 import OpenAI from 'openai';
 import { spawnServe } from './spawn-serve.js';
 import { createServer } from '../../lib/serve/index.js';
@@ -101,4 +103,50 @@ t.test('close({ timeoutMs: 0 }) cancels at once; a server over load options owns
   t.equal(engineOf(med).model.disposed, true, 'its weights too');
   t.throws(() => createServer({ load: null } as never), { code: 'ERR_INVALID_ARGUMENT' }, 'load must be options');
   t.throws(() => createServer({ model: tiny.model } as never), { code: 'ERR_INVALID_ARGUMENT' }, 'neither an instance nor { load }');
+});
+
+t.test('close() ends idle keep-alive connections: the one idle at the call and the one whose request finishes after it', async (t) => {
+  const { med } = await loadTiny('v0', { contextSize: 2048 });
+  const server = createServer(med, { modelName: 'x' });
+  t.teardown(async () => {
+    await server.close({ timeoutMs: 0 });
+    await med.dispose();
+  });
+  // No keep-alive timeout: an idle connection stays open until something closes it.
+  server.app.server.keepAliveTimeout = 0;
+  const url = new URL(await server.listen({ port: 0 }));
+  // Two clients that keep their connections open (keep-alive) and never close them themselves.
+  const agents = [new http.Agent({ keepAlive: true, maxSockets: 1 }), new http.Agent({ keepAlive: true, maxSockets: 1 })];
+  t.teardown(() => agents.forEach((a) => a.destroy()));
+  const serverClosed: Promise<void>[] = [];
+  const request = (agent: http.Agent, method: string, path: string, body?: object, onData?: (d: string) => void) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request({ host: url.hostname, port: url.port, method, path, agent, headers: { 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => {
+          text += d;
+          onData?.(d);
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('socket', (s: Socket) => serverClosed.push(new Promise((r) => s.once('close', () => r()))));
+      req.on('error', reject);
+      req.end(body ? JSON.stringify(body) : undefined);
+    });
+  // Connection 1: one request, then idle.
+  t.equal((await request(agents[0]!, 'GET', '/health')).status, 200, 'connection 1 answered and stays open, idle');
+  // Connection 2: a stream that is still running when close() is called.
+  let closing: Promise<void> | undefined;
+  const streamed = await request(agents[1]!, 'POST', '/v1/chat/completions', { messages: [userMsg], temperature: 0, max_tokens: 200, stream: true }, () => {
+    closing ??= server.close({ timeoutMs: 60_000 });
+  });
+  t.equal(streamed.status, 200, 'the running stream finished after close() was called');
+  t.match(streamed.text, /data: \[DONE\]\n\n$/, 'its whole answer');
+  t.equal(serverClosed.length, 2, 'two connections');
+  // A guard against a hang, not a speed check: left open, the connections would keep close() waiting forever.
+  const ended = await Promise.race([
+    Promise.all([closing, ...serverClosed]).then(() => true),
+    new Promise<false>((r) => setTimeout(r, 60_000, false).unref()),
+  ]);
+  t.ok(ended, 'close() resolved and the server closed both kept-alive connections (the clients never closed them)');
 });
