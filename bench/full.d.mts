@@ -13,6 +13,7 @@ export function fullRounds(o: {
   runs: number; images: string[]; questions: string[]; lmFlashAttn?: boolean;
   run: (c: FullConfig, image: string, question: string, wrap: string[]) => Promise<Record<string, number>>;
   wrapFor?: (c: FullConfig, round: number) => string[];
+  onRound?: (partial: { res: Record<string, FullRow[]>; load: Summary }, round: number) => Promise<void>;
   settle: () => Promise<void>; log: (m: string) => void;
 }): Promise<{ res: Record<string, FullRow[]>; load: Summary }>;
 export function fullReport(o: {

@@ -7,7 +7,7 @@
 // of a shared machine. The load average is recorded before each run. It writes its own section of
 // BENCHMARKS.md (`<!-- section:full-size -->`, bench/lib/sections.mjs) and the raw rows to
 // bench/.cache/full-size.json (`--full --rerender` renders the section again from them).
-// With --profile, the last round's 32-layer load-mode-none runs are recorded by `perf record`
+// With --profile, the first round's 32-layer load-mode-none runs are recorded by `perf record`
 // (cpu-clock samples at PERF_HZ) and the section gets a CPU-time-per-function table: CPU time does
 // not depend on how long a process waited for a core, so it compares the tools on a loaded machine.
 import { spawnSync } from 'node:child_process';
@@ -37,7 +37,7 @@ export function fullConfigs({ lmFlashAttn = true } = {}) {
  * Runs `runs` rounds. `run(config, image, question)` measures one process and resolves its row
  * (readyMs, encodeMs, promptRate, decodeRate, questionMs, wallMs, peakRssMb, …).
  */
-export async function fullRounds({ runs, images, questions, run, settle, log, lmFlashAttn = true, wrapFor = () => [] }) {
+export async function fullRounds({ runs, images, questions, run, settle, log, lmFlashAttn = true, wrapFor = () => [], onRound = async () => {} }) {
   const pairs = fullConfigs({ lmFlashAttn });
   const res = Object.fromEntries(pairs.flat().map((c) => [c.key, []]));
   const load = [];
@@ -52,12 +52,14 @@ export async function fullRounds({ runs, images, questions, run, settle, log, lm
       res[c.key].push({ ...r, loadAvg });
       log(`  full round ${round + 1}/${runs} ${c.key}: ready ${fmt(r.readyMs, 0)} ms, encode ${fmt(r.encodeMs, 0)} ms, prompt ${fmt(r.promptRate)} t/s (${r.promptTokens}), decode ${fmt(r.decodeRate)} t/s (${r.evalTokens}), question ${fmt(r.questionMs, 0)} ms, RSS ${fmt(r.peakRssMb, 0)} MB, load ${loadAvg[0].toFixed(1)}`);
     }
+    // after every round: an interrupted run keeps the rounds it finished
+    await onRound({ res, load: summary(load) }, round);
   }
   return { res, load: summary(load) };
 }
 
 export const PERF_HZ = 499;
-/** The configurations --profile records (last round). */
+/** The configurations --profile records (first round). */
 export const PROFILED = ['lm-32L-none', 'cli-32L-none', 'lm-32L-none-fa'];
 
 /** `perf report` of one recording: { totalSamples, symbols: { name: samples } } (null without perf). */
@@ -85,7 +87,7 @@ export function profileTable(prof, { top = 14 } = {}) {
   const all = new Set(keys.flatMap((k) => Object.keys(prof[k].symbols)));
   const rank = [...all].sort((a, b) => Math.max(...keys.map((k) => sec(k, b))) - Math.max(...keys.map((k) => sec(k, a)))).slice(0, top);
   const L = [];
-  L.push(`**Where the CPU time goes at 32 layers** (\`--profile\`: \`perf record -F ${PERF_HZ}\` around the last round's load-mode-none runs, whole process: load, encode, prompt eval, ${'decode'}; CPU seconds summed over threads, so the machine's load does not enter):`, '');
+  L.push(`**Where the CPU time goes at 32 layers** (\`--profile\`: \`perf record -F ${PERF_HZ}\` around the first round's load-mode-none runs, whole process: load, encode, prompt eval, ${'decode'}; CPU seconds summed over threads, so the machine's load does not enter):`, '');
   const diff = prof['lm-32L-none'] && prof['cli-32L-none'];
   const d = (sym) => sec('lm-32L-none', sym) - sec('cli-32L-none', sym);
   L.push(`| function | ${keys.join(' | ')} |${diff ? ' lm − cli (none) |' : ''}`, `|---|${keys.map(() => '---|').join('')}${diff ? '---|' : ''}`);

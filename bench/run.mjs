@@ -636,21 +636,30 @@ async function fullMain() {
   const P32 = { ...P, models: { ...P.models, q4: full.q4, mmproj: full.mmproj } };
   const imgs = await images(Math.max(cfg.images, 1));
   log(`full size: ${cfg.runs} rounds (4 and 32 layers, load modes none and mmap)`);
-  // --profile: perf record around the last round's 32-layer load-mode-none runs (bench/full.mjs)
+  // --profile: perf record around the first round's 32-layer load-mode-none runs (bench/full.mjs)
   const perfDir = path.join(cacheDir, 'full-perf');
   const perfOk = args.profile && spawnSync('perf', ['--version'], { stdio: 'ignore' }).status === 0;
   if (args.profile && !perfOk) log('--profile: perf not found, no profile');
   if (perfOk) mkdirSync(perfDir, { recursive: true });
   const perfFile = (key) => path.join(perfDir, `${key}.data`);
+  for (const k of PROFILED) rmSync(perfFile(k), { force: true });
+  const collectPerf = () => (perfOk ? Object.fromEntries(PROFILED.filter((k) => existsSync(perfFile(k))).map((k) => [k, perfSymbols(perfFile(k))]).filter(([, v]) => v)) : null);
   const F = await fullRounds({
     runs: cfg.runs, images: imgs, questions: QUESTIONS, settle, log,
-    wrapFor: (c, round) => (perfOk && round === cfg.runs - 1 && PROFILED.includes(c.key) ? ['perf', 'record', '-q', '-F', String(PERF_HZ), '-o', perfFile(c.key), '--'] : []),
+    // the first round: a run cut short still has its profile
+    wrapFor: (c, round) => (perfOk && round === 0 && PROFILED.includes(c.key) ? ['perf', 'record', '-q', '-F', String(PERF_HZ), '-o', perfFile(c.key), '--'] : []),
+    onRound: async (partial, round) => {
+      if (round === cfg.runs - 1) return;
+      const j = { cfg: { ...cfg, runs: round + 1 }, M, F: partial, build: existsSync(fullBuildLog) ? JSON.parse(readFileSync(fullBuildLog, 'utf8')) : null, loadEnd: os.loadavg(), perf: collectPerf() };
+      await fs.writeFile(saved, JSON.stringify(j, null, 1));
+      await render(j);
+    },
     run: async (c, image, q, wrap) => {
       const PP = c.size === '32L' ? P32 : P;
       return c.tool === 'llava-med' ? runLlava(PP, PP.models.q4, c.mode, image, q, c.extra, {}, wrap) : runMtmd(PP, PP.models.q4, c.mode, image, q, wrap);
     },
   });
-  const perf = perfOk ? Object.fromEntries(PROFILED.filter((k) => existsSync(perfFile(k))).map((k) => [k, perfSymbols(perfFile(k))]).filter(([, v]) => v)) : null;
+  const perf = collectPerf();
   const build = existsSync(fullBuildLog) ? JSON.parse(readFileSync(fullBuildLog, 'utf8')) : null;
   const j = { cfg, M, F, build, loadEnd: os.loadavg(), perf };
   await fs.writeFile(saved, JSON.stringify(j, null, 1));

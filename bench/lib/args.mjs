@@ -31,7 +31,7 @@ const options = {
   roofline: { type: 'boolean', default: false },
   // the size users run: the 32-layer model beside the 4-layer one, its own section (bench/full.mjs)
   full: { type: 'boolean', default: false },
-  // with --full: perf record the last round's 32-layer load-mode-none runs (CPU time per function)
+  // with --full: perf record the first round's 32-layer load-mode-none runs (CPU time per function)
   profile: { type: 'boolean', default: false },
   ...Object.fromEntries(SKIPS.map((k) => [`skip-${k}`, { type: 'boolean', default: false }])),
 };

@@ -19,10 +19,14 @@ t.test('--full parses; rounds run adjacent pairs, reversed in odd rounds', async
   t.equal(parseBenchArgs(['--full', '--runs', '2']).full, true);
   t.equal(parseBenchArgs([]).full, false);
   const order: string[] = [];
+  const snapshots: [number, number][] = [];
   const F = await fullRounds({
     runs: 2, images: ['a.png'], questions: ['q?'], settle: async () => {}, log: () => {},
     run: async (c: { key: string }) => { order.push(c.key); return row(); },
+    // an interrupted run keeps what it finished: a snapshot after every round
+    onRound: async (partial: { res: Record<string, unknown[]> }, round: number) => { snapshots.push([round, partial.res['cli-32L-mmap']!.length]); },
   });
+  t.same(snapshots, [[0, 1], [1, 2]], 'a snapshot after each round, holding that round');
   const keys = fullConfigs().flat().map((c: { key: string }) => c.key);
   t.equal(order.length, 2 * keys.length);
   const r0 = order.slice(0, keys.length);
