@@ -9,7 +9,7 @@
 //   node bench/run.mjs --rerender [--roofline]   rewrite BENCHMARKS.md from bench/.cache/last-run.json
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

@@ -54,7 +54,13 @@ t.test('the section: 32L ratios against the targets, 4L ratios of the same round
   res['lm-4L-none'] = [row({ promptRate: 120 }), row({ promptRate: 120 })];
   res['cli-4L-none'] = [row({ promptRate: 100 }), row({ promptRate: 100 })];
   const M = { cores: 2, commit: 'abc1234', date: '2026-01-01', cpu: 'test cpu' };
-  const md = fullReport({ M, F: { res, load: { n: 4, min: 3, max: 9, median: 6 } }, build: null, threads: 2, maxTokens: 32, loadEnd: [5, 5, 5] });
+  const build = {
+    freeBeforeGB: 55.3, minFreeGB: 17.9, q4Bytes: 4.08e9, mmprojBytes: 0.6e9,
+    steps: { gen: { outBytes: 27.57e9, wallMs: 1530e3, peakRssMb: 408 }, convert: { outBytes: 14.08e9, wallMs: 828e3, peakRssMb: 1570 }, quantize: { wallMs: 1564e3, peakRssMb: 908 } },
+  };
+  const md = fullReport({ M, F: { res, load: { n: 4, min: 3, max: 9, median: 6 } }, build, threads: 2, maxTokens: 32, loadEnd: [5, 5, 5] });
+  t.match(md, /HF write 25\.5 min, peak RSS 408 MB; conversion 13\.8 min, peak RSS 1570 MB; Q4_K_M 26\.1 min, peak RSS 908 MB/);
+  t.match(md, /at most 41\.6 GB of its own files at once/);
   const line = (start: string) => md.split('\n').find((l: string) => l.startsWith(start)) ?? '';
   t.match(line('| prompt eval, tokens/s | none |'), /\*\*0\.80×\*\* \(0\.80–0\.80\) \| \*\*1\.20×\*\* .*\| ≥ 1\.00× \| \*\*no\*\* \|$/);
   t.match(line('| prompt eval, tokens/s | mmap |'), /\*\*1\.09×\*\*.*\| yes \|$/);
