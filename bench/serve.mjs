@@ -8,14 +8,16 @@
 // the peer run interleaved per concurrency. Output: the `serve` section of BENCHMARKS.md
 // (bench/lib/sections.mjs).
 //
-//   node bench/serve.mjs [--clients 1,4,8] [--requests 8] [--max-tokens 32] [--threads N] [--no-write]
+// The load average (1 min) is recorded after each row: the figures are only comparable within a run.
+//
+//   node bench/serve.mjs [--clients 1,4,8] [--requests 8] [--max-tokens 32] [--threads N] [--llama-server PATH] [--no-write]
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { llamaServer } from './build-peers.mjs';
+import { llamaServer as builtLlamaServer } from './build-peers.mjs';
 import { benchModels, ensureBenchModels } from './models.mjs';
 import { writeSection } from './lib/sections.mjs';
 
@@ -28,12 +30,14 @@ const flag = (name, def) => {
   if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
   return v;
 };
-for (const a of argv) if (a.startsWith('--') && !['--clients', '--requests', '--max-tokens', '--threads', '--no-write'].includes(a)) throw new Error(`unknown flag ${a}`);
+for (const a of argv) if (a.startsWith('--') && !['--clients', '--requests', '--max-tokens', '--threads', '--llama-server', '--no-write'].includes(a)) throw new Error(`unknown flag ${a}`);
 const clients = flag('clients', '1,4,8').split(',').map(Number);
 const requests = Number(flag('requests', '8'));
 const maxTokens = Number(flag('max-tokens', '32'));
 const threads = Number(flag('threads', String(os.availableParallelism())));
 const write = !argv.includes('--no-write');
+// Another build of llama-server from the same patched tree (e.g. one a sibling checkout built).
+const llamaServer = path.resolve(flag('llama-server', builtLlamaServer));
 const CTX_PER_SLOT = 2048;
 const log = (m) => process.stderr.write(`[bench:serve] ${m}\n`);
 
@@ -133,14 +137,16 @@ const hasPeer = existsSync(llamaServer);
 if (!hasPeer) log(`llama-server not built (${llamaServer}): node bench/build-peers.mjs; measuring llava-med only`);
 const imgs = await images(Math.max(requests, 8));
 const rows = [];
-for (const c of clients) {
-  for (const [name, start] of [['llava-med serve', ours], ...(hasPeer ? [['llama-server', peer]] : [])]) {
+for (const [ci, c] of clients.entries()) {
+  // Alternating which server goes first, so a load that drifts during the run favours neither.
+  const pair = [['llava-med serve', ours], ...(hasPeer ? [['llama-server', peer]] : [])];
+  for (const [name, start] of ci % 2 === 0 ? pair : pair.reverse()) {
     const s = await start(c);
     try {
       await s.ask(imgs[0], 'Warm-up?');
       const r = await load(s, imgs, c);
       log(`${name}, ${c} client(s): ${r.rpm.toFixed(1)} req/min, ${r.tps.toFixed(1)} tok/s, p50 ${(r.p50 / 1000).toFixed(2)} s, p95 ${(r.p95 / 1000).toFixed(2)} s`);
-      rows.push({ name, c, ...r });
+      rows.push({ name, c, ...r, load: os.loadavg()[0] });
     } finally {
       s.child.kill('SIGTERM');
       await new Promise((r) => (s.child.exitCode !== null ? r() : s.child.once('exit', r)));
@@ -154,13 +160,15 @@ const md = [
   '',
   `\`node bench/serve.mjs\` on ${new Date().toISOString().slice(0, 10)}, ${cpu}, ${threads} threads; bench model Q4_K_M + mmproj, ${requests} requests per row`,
   `(each a different image), greedy, up to ${maxTokens} tokens, C clients each sending its next request when its previous one is answered;`,
-  `both servers with C parallel sequences / slots of ${CTX_PER_SLOT} positions (separate KV), run one after the other for each C. llava-med: /v1/chat/completions`,
+  `both servers with C parallel sequences / slots of ${CTX_PER_SLOT} positions (separate KV), run one after the other for each C (which goes first alternates). llava-med: /v1/chat/completions`,
   'with the image as a data URL (image cache off); llama-server: /completion with the v0 prompt and the image as multimodal data, prompt cache on.',
   'Latency = request sent → full answer received.',
   '',
-  '| clients | server | requests/min | generated tok/s | p50 latency (s) | p95 latency (s) |',
-  '|---:|---|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.c} | ${r.name} | ${r.rpm.toFixed(1)} | ${r.tps.toFixed(1)} | ${(r.p50 / 1000).toFixed(2)} | ${(r.p95 / 1000).toFixed(2)} |`),
+  `p95 = the ${Math.ceil(0.95 * requests)}th fastest of ${requests} requests${Math.ceil(0.95 * requests) === requests ? ' (the slowest)' : ''}. Load average (1 min) after each row, as \`os.loadavg()\` read it: ${Math.min(...rows.map((r) => r.load)).toFixed(1)}–${Math.max(...rows.map((r) => r.load)).toFixed(1)} on ${os.availableParallelism()} cores.`,
+  '',
+  '| clients | server | requests/min | generated tok/s | p50 latency (s) | p95 latency (s) | load after |',
+  '|---:|---|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.c} | ${r.name} | ${r.rpm.toFixed(1)} | ${r.tps.toFixed(1)} | ${(r.p50 / 1000).toFixed(2)} | ${(r.p95 / 1000).toFixed(2)} | ${r.load.toFixed(1)} |`),
   '',
 ];
 if (hasPeer) {
