@@ -348,27 +348,50 @@ t.test('wrong credentials and an unreachable Redis are clear errors without the 
   t.notMatch(none.stderr(), /nobody-pw-9/);
 });
 
-t.test('Redis gone for good: the producer and the worker stop with a clear error after --redis-timeout; the answers collected are kept', async (t) => {
+t.test('a worker stopped with Ctrl-C hands its job back at once (not after the lock timeout)', async (t) => {
+  const run = 'stop';
+  const out = join(dir, 'stop.jsonl');
+  const q = join(dir, 'stop.json'); // the first 12 questions (5 images): enough to stop a worker between or in jobs
+  await writeFile(q, JSON.stringify(entries.slice(0, 12)));
+  // A lock timeout far above the run's length: a job left locked would show as "stalled" in the other worker.
+  const producer = start(producerArgs(`redis://:${PASSWORD}@127.0.0.1:${redisServer.port}/${run}`, q, out, ['--lock-timeout', '600']));
+  const a = worker(`redis://127.0.0.1:${redisServer.port}/${run}`);
+  await until('the first worker to answer', () => /: \d+ answered\n/.test(a.stderr()), 60_000, [producer, a]);
+  a.proc.kill('SIGINT');
+  t.equal((await exited(a, 'the stopped worker', 30_000)).code, 130, 'exit 130');
+  t.match(a.stderr(), /worker: stopped: \d+ answered/);
+  const b = worker(`redis://127.0.0.1:${redisServer.port}/${run}`);
+  t.equal((await exited(producer, 'the producer', 120_000, [b])).code, 0);
+  t.equal((await exited(b, 'the second worker', 30_000)).code, 0);
+  t.notMatch(b.stderr(), /stalled/, 'no job waited for its lock to expire');
+  sameAsReference(t, await readLines(out), reference.slice(0, 12));
+});
+
+t.test('Redis gone for good: the producer and the worker stop with a clear error after --redis-timeout (1 s); the answers collected are kept', async (t) => {
   // A Redis of its own, killed for good (the others' keeps running).
   const gone = new RedisServer(await freePort());
   await gone.start();
   const run = 'gone';
   const out = join(dir, 'gone.jsonl');
-  const producer = start(producerArgs(`redis://:${PASSWORD}@127.0.0.1:${gone.port}/${run}`, subset, out, ['--redis-timeout', '2']));
-  const w = start(['eval', 'worker', ...modelFlags(m1), '--queue', `redis://127.0.0.1:${gone.port}/${run}`, '--redis-timeout', '2'], { LLAVA_MED_REDIS_PASSWORD: PASSWORD });
+  const producer = start(producerArgs(`redis://:${PASSWORD}@127.0.0.1:${gone.port}/${run}`, subset, out, ['--redis-timeout', '1']));
+  const w = start(['eval', 'worker', ...modelFlags(m1), '--queue', `redis://127.0.0.1:${gone.port}/${run}`, '--redis-timeout', '1'], { LLAVA_MED_REDIS_PASSWORD: PASSWORD });
   try {
-    // Until the producer has collected answers (its progress lines on stderr).
-    await until('the producer to collect answers', () => /queue: [1-9]\d*\/60 done/.test(producer.stderr()), 60_000, [producer, w]);
+    // Mid-run for sure: the worker is frozen after its first job, until the producer says it has collected answers
+    // (its progress lines on stderr); then Redis dies and the worker goes on.
+    await until('the worker to answer', () => /: \d+ answered\n/.test(w.stderr()), 60_000, [producer, w]);
+    w.proc.kill('SIGSTOP');
+    await until('the producer to collect answers', () => /queue: [1-9]\d*\/60 done/.test(producer.stderr()), 60_000, [producer]);
   } finally {
     await gone.stop('SIGKILL');
+    w.proc.kill('SIGCONT');
   }
   const pr = await exited(producer, 'the producer', 60_000, [w]);
   t.equal(pr.code, 1, 'the producer gives up');
-  t.match(producer.stderr(), /lost the connection to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/gone .*giving up after 2 s/);
-  t.match(producer.stderr(), /ERR_EVAL: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/gone has been unreachable for 2 s.* (\d+) of 60 answers were collected and are in .*gone\.jsonl with the 0 it had; run the same command again once Redis is back to resume/);
+  t.match(producer.stderr(), /lost the connection to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/gone .*giving up after 1 s/);
+  t.match(producer.stderr(), /ERR_EVAL: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/gone has been unreachable for 1 s.* (\d+) of 60 answers were collected and are in .*gone\.jsonl with the 0 it had; run the same command again once Redis is back to resume/);
   const wr = await exited(w, 'the worker', 60_000);
   t.equal(wr.code, 1, 'the worker gives up');
-  t.match(w.stderr(), /ERR_EVAL: Redis at redis:\/\/127\.0\.0\.1:\d+\/gone has been unreachable for 2 s.*: this worker stops/);
+  t.match(w.stderr(), /ERR_EVAL: Redis at redis:\/\/127\.0\.0\.1:\d+\/gone has been unreachable for 1 s.*: this worker stops/);
   // The answers collected: whole lines, in test.json order, each the single process's answer.
   const lines = await readLines(out);
   const collected = Number(/(\d+) of 60 answers were collected/.exec(producer.stderr())?.[1]);

@@ -106,15 +106,28 @@ export class RunClient {
     return this.downSince === undefined ? 0 : performance.now() - this.downSince;
   }
 
-  /** Closes the connection (never throws, never waits for a Redis that is away: quit is bounded by the command timeout). */
+  /** Closes the connection (never throws, never waits for a Redis that is away: then it just disconnects). */
   async close(): Promise<void> {
-    try {
-      await this.redis.quit();
-    } catch {
-      // fall through
+    if (this.downSince === undefined) {
+      try {
+        await this.redis.quit();
+      } catch {
+        // fall through
+      }
     }
     this.redis.disconnect();
   }
+}
+
+/** `p`'s value, or undefined at once when `signal` aborts first (the listener is removed when `p` settles). */
+export function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<undefined>((resolve) => {
+    onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([p, aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

@@ -14,7 +14,7 @@ import { makeAnswerLine, testEntryQuestion } from '../formats.js';
 import { identityDifferences, modelIdentity, recordedModel } from '../model-identity.js';
 import { parseQueueUrl } from './connection.js';
 import { JobDataSchema, readMeta, RECORD_SCRIPT, runKeys, type RunMeta } from './protocol.js';
-import { bullConnection, commandTimeoutFor, RunClient, sleep, within } from './redis.js';
+import { bullConnection, commandTimeoutFor, RunClient, sleep, unlessAborted, within } from './redis.js';
 
 /** Something a worker reports as it happens (messages never hold credentials). */
 export interface QueueWorkerEvent {
@@ -123,7 +123,14 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
     // As a single-process eval answer records it (the identity is the run's: checked above).
     const metadata = { model: recordedModel(identity) };
 
-    const processor = async (job: Job, token?: string): Promise<{ answered: number }> => {
+    /** The processor call in progress (settled when none): waited for, bounded, before the worker is closed. */
+    let inHand: Promise<unknown> = Promise.resolve();
+    const processor = (job: Job, token?: string): Promise<{ answered: number }> => {
+      const p = take(job, token);
+      inHand = p.catch(() => undefined);
+      return p;
+    };
+    const take = async (job: Job, token?: string): Promise<{ answered: number }> => {
       current = job.id;
       void heartbeat();
       try {
@@ -198,7 +205,9 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
           failure = gone();
           break;
         }
-        const cur = await readMeta(redis, addr.run).catch(() => undefined);
+        // Nothing to ask while Redis is away; and a stop does not wait for an answer.
+        if (client.downSince !== undefined) continue;
+        const cur = await unlessAborted(readMeta(redis, addr.run).catch(() => undefined), stop.signal);
         if (cur?.state === 'done') {
           reason = 'finished';
           emit('finished', `the run ${addr.run} is complete (${answered} answered here, ${jobs} jobs)`);
@@ -209,13 +218,18 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
       clearInterval(beat);
       o.signal?.removeEventListener('abort', onAbort);
       // Finished: nothing is in hand. Aborted or Redis gone: stop generating at once; the job in hand goes back to
-      // the queue (or to another worker when its lock expires). A close that waits on a Redis that is away is cut.
+      // the queue (or, Redis gone, to another worker when its lock expires).
       if (reason === 'aborted') stop.abort();
-      // With Redis gone, close by force: waiting for the job in hand to be acknowledged (or for the connections to
-      // say goodbye) would wait for Redis forever.
-      await within(worker.close(failure !== undefined), commandMs, 'closing the worker').catch(() => undefined);
-      await within(running, commandMs, 'stopping the worker').catch(() => undefined);
-      await redis.del(`${keys.workerPrefix}${id}`).catch(() => undefined);
+      // Redis up: BullMQ's own close, which also hands back a job it fetched but had not started. Redis away: its
+      // normal close would wait for Redis forever (and its timers keep the process alive), so the job in hand is
+      // given a bounded moment to settle and BullMQ is closed by force (the job's lock then expires: retried).
+      const force = failure !== undefined || client.downSince !== undefined;
+      const brief = Math.min(commandMs, 2000);
+      if (force) await within(inHand, brief, 'handing back the job in hand').catch(() => undefined);
+      await within(worker.close(force), force ? brief : commandMs + run.lockMs, 'closing the worker').catch(() => undefined);
+      await within(running, brief, 'stopping the worker').catch(() => undefined);
+      // The heartbeat key expires by itself; with Redis away, deleting it would only wait.
+      if (!force) await redis.del(`${keys.workerPrefix}${id}`).catch(() => undefined);
       await med.dispose();
     }
     if (failure) throw failure;
