@@ -16,7 +16,8 @@ After training it folds base + delta exactly as apply_delta.py (fp16 operands, f
 split greedily with those weights and writes reference/answers-pytorch.jsonl (the original's answers
 format) and reference/greedy.json (prompt and answer token ids per question).
 
-Usage: python3 scripts/demo-model/train.py OUT_DIR [--steps N] [--time-limit S]
+Usage: python3 scripts/demo-model/train.py OUT_DIR --recipe   (what made assets/demo: every stage of RECIPE)
+       python3 scripts/demo-model/train.py OUT_DIR [--resume] [--steps N] [...]   (one stage)
 """
 import argparse
 import json
@@ -43,7 +44,7 @@ STD = [0.26862954, 0.26130258, 0.27577711]
 
 DIMS = dict(hidden=64, layers=2, heads=2, intermediate=256, clip_hidden=64, clip_layers=2, clip_heads=2,
             clip_intermediate=256, image_size=224, patch_size=14)
-TRAIN_SEED, TEST_SEED, TEST_IMAGES, TEST_PER_IMAGE = 1, 7, 40, 2
+TRAIN_SEED, TEST_SEED, TEST_IMAGES, TEST_PER_IMAGE, VAL_SEED = 1, 7, 40, 2, 3
 MAX_NEW = 12
 
 
@@ -193,15 +194,24 @@ def train_tokenizer(out_dir, corpus_lines, vocab_size):
     with open(path, 'w') as f:
         for line in corpus_lines:
             f.write(line + '\n')
+    cwd = os.getcwd()
+    os.chdir(out_dir)  # relative paths: the model file records them, and it must not depend on OUT_DIR
+    try:
+        _train_sp(vocab_size)
+    finally:
+        os.chdir(cwd)
+    os.remove(path)
+    return spm.SentencePieceProcessor(model_file=os.path.join(out_dir, 'sp.model'))
+
+
+def _train_sp(vocab_size):
     spm.SentencePieceTrainer.train(
-        input=path, model_prefix=os.path.join(out_dir, 'sp'), model_type='bpe', vocab_size=vocab_size,
+        input='sp-corpus.txt', model_prefix='sp', model_type='bpe', vocab_size=vocab_size,
         byte_fallback=True, character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
         normalization_rule_name='identity', remove_extra_whitespaces=False, add_dummy_prefix=True,
         split_digits=True, allow_whitespace_only_pieces=True, num_threads=1, minloglevel=2,
         max_sentence_length=4096, shuffle_input_sentence=False, seed_sentencepiece_size=100000,
     )
-    os.remove(path)
-    return spm.SentencePieceProcessor(model_file=os.path.join(out_dir, 'sp.model'))
 
 
 class Tok:
@@ -396,6 +406,11 @@ def load_folded(model, base16, delta, vision16=None):
 def load_release(mdir):
     """The released folders back into a model (apply_delta fp16 fold) and the delta's tokenizer."""
     tok = Tok(spm.SentencePieceProcessor(model_file=os.path.join(mdir, 'delta', 'tokenizer.model')))
+    cfg = json.load(open(os.path.join(mdir, 'delta', 'config.json')))
+    vcfg = json.load(open(os.path.join(mdir, 'vision', 'config.json')))['vision_config']
+    DIMS.update(hidden=cfg['hidden_size'], layers=cfg['num_hidden_layers'], heads=cfg['num_attention_heads'],
+                intermediate=cfg['intermediate_size'], clip_hidden=vcfg['hidden_size'], clip_layers=vcfg['num_hidden_layers'],
+                clip_heads=vcfg['num_attention_heads'], clip_intermediate=vcfg['intermediate_size'])
     base16 = torch.load(os.path.join(mdir, 'base', 'pytorch_model.bin'))
     index = json.load(open(os.path.join(mdir, 'delta', 'pytorch_model.bin.index.json')))
     delta = {}
@@ -427,9 +442,49 @@ def greedy(model, tok, question, px):
     return prompt, out, (text[:i] if i >= 0 else text).strip()
 
 
-def main():
+@torch.no_grad()
+def validate(model, tok, n_images, seed=VAL_SEED, chunk=8):
+    """Exact-match accuracy per (kind, question) on n_images fresh images, every question of each: teacher-forced,
+    an answer counts when every one of its tokens is the argmax -- exactly when greedy decoding writes it."""
+    model.eval()
+    res = {}
+    for c0 in range(0, n_images, chunk):
+        pxs, items, keys = [], [], []
+        for j, i in enumerate(range(c0, min(n_images, c0 + chunk))):
+            kind, img, qa = task.make_image(seed, i)
+            pxs.append(preprocess(img))
+            for q, ans, _, _ in qa:
+                items.append((q, tok.answer(ans), j))
+                keys.append(f'{kind}: {q}')
+        feats = model.vision.features(torch.stack(pxs))
+        ids, valid, img_pos, tgt = batch(tok, items)
+        m = max(len(x[1]) for x in tgt)
+        qidx = torch.zeros(len(items), m, dtype=torch.long)
+        for i, (p, ans) in enumerate(tgt):
+            qidx[i, : len(ans)] = torch.arange(p, p + len(ans))
+        pred = model(ids, valid, img_pos, feats[[it[2] for it in items]], qidx=qidx).argmax(-1)
+        for i, (p, ans) in enumerate(tgt):
+            r = res.setdefault(keys[i], [0, 0])
+            r[0] += int(pred[i, : len(ans)].tolist() == ans)
+            r[1] += 1
+    model.train()
+    return {k: res[k] for k in sorted(res)}
+
+
+# What made assets/demo: `train.py OUT --recipe` runs these stages in turn, each a `train.py OUT ARGS` run (the
+# later ones resume from the previous stage's release in OUT/model: same base and tokenizer, new images).
+RECIPE = [
+    '--steps 1200 --images-per-step 5',
+    '--resume --steps 1200 --images-per-step 5 --lr 2e-3 --image-offset 100000 --modality-rate 0.2',
+    '--resume --steps 700 --images-per-step 5 --lr 1.5e-3 --image-offset 200000 --modality-rate 0.2 --val-images 200',
+]
+
+
+def parse(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('out')
+    ap.add_argument('--recipe', action='store_true', help='run every stage of RECIPE (what made assets/demo); other options are ignored')
+    ap.add_argument('--recipe-steps', type=int, default=0, help='with --recipe: N steps per stage instead (a quick reproducibility check)')
     ap.add_argument('--steps', type=int, default=1500)
     ap.add_argument('--images-per-step', type=int, default=4)
     ap.add_argument('--questions-per-image', type=int, default=2)
@@ -441,9 +496,37 @@ def main():
     ap.add_argument('--image-offset', type=int, default=0, help='first training image index (a resumed run takes new images)')
     ap.add_argument('--modality-rate', type=float, default=1.0,
                     help='keep the "What modality" question in the sample with this probability (the others are harder)')
-    a = ap.parse_args()
+    ap.add_argument('--clip-layers', type=int, default=DIMS['clip_layers'],
+                    help='CLIP layers (the last never runs: features are hidden_states[-2])')
+    ap.add_argument('--val-images', type=int, default=0,
+                    help='after training (or with --reference-only), exact-match accuracy per question on this many fresh images')
+    ap.add_argument('--val-every', type=int, default=0, help='while training, a quick accuracy check (40 images) every this many steps')
+    return ap.parse_args(argv)
+
+
+def main():
+    a = parse()
+    if a.recipe:
+        t0 = time.time()
+        for i, stage in enumerate(RECIPE):
+            print(f'== stage {i + 1} of {len(RECIPE)}: {stage}', flush=True)
+            args = parse([a.out] + stage.split())
+            if a.recipe_steps:
+                args.steps, args.val_images = a.recipe_steps, 0
+            run(args)
+        print(f'recipe done in {time.time() - t0:.0f} s', flush=True)
+        return
+    run(a)
+
+
+def run(a):
     torch.set_num_threads(1)
+    DIMS['clip_layers'] = a.clip_layers
     if a.reference_only:
+        if a.val_images:  # the release's accuracy per question on fresh images
+            model, tok = load_release(os.path.join(a.out, 'model'))
+            for k, (ok, n) in validate(model, tok, a.val_images).items():
+                print(f'val {ok:4d}/{n:<4d}  {k}', flush=True)
         torch.manual_seed(0)
         prev = os.path.join(a.out, 'reference', 'greedy.json')
         write_reference(a.out, json.load(open(prev))['training'] if os.path.exists(prev) else None)
@@ -495,7 +578,7 @@ def fresh(a, work):
 
 def train(a, model, tok, base_lm, prev, work):
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0, betas=(0.9, 0.98))
-    t0 = time.time()
+    t0, c0, load0 = time.time(), time.process_time(), os.getloadavg()
     img_index = a.image_offset
     steps_done = 0
     ema = None
@@ -533,15 +616,27 @@ def train(a, model, tok, base_lm, prev, work):
         steps_done += 1
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         if step % 25 == 0:
-            print(f'step {step} loss {ema:.4f} lr {lr:.2e} {time.time() - t0:.0f}s', flush=True)
-    train_s = time.time() - t0
-    print(f'trained {steps_done} steps ({img_index} images) in {train_s:.0f} s', flush=True)
+            print(f'step {step} loss {ema:.4f} lr {lr:.2e} {time.time() - t0:.0f}s cpu {time.process_time() - c0:.0f}s '
+                  f'load {os.getloadavg()[0]:.1f}', flush=True)
+        if a.val_every and (step + 1) % a.val_every == 0 and step + 1 < a.steps:
+            v = validate(model, tok, 40)
+            print(f'step {step + 1} quick val: ' + ', '.join(f'{k[:4]}/{k.split(": ")[1][:20]} {ok}/{n}' for k, (ok, n) in v.items()), flush=True)
+    train_s, cpu_s, load1 = time.time() - t0, time.process_time() - c0, os.getloadavg()
+    print(f'trained {steps_done} steps ({img_index} images) in {train_s:.0f} s wall, {cpu_s:.0f} s cpu '
+          f'({1000 * cpu_s / max(1, steps_done):.0f} ms cpu/step); load average {load0[0]:.1f} -> {load1[0]:.1f}', flush=True)
+    val = {}
+    if a.val_images:
+        val = {k: f'{ok}/{n}' for k, (ok, n) in validate(model, tok, a.val_images).items()}
+        for k, v in val.items():
+            print(f'val {v:>8}  {k}', flush=True)
 
     model.eval()
     release(os.path.join(a.out, 'model'), model, base_lm, tok, os.path.join(work, 'sp.model'))
-    training = {'steps': steps_done, 'images': img_index - a.image_offset, 'seconds': round(train_s), 'final_loss_ema': ema,
+    training = {'steps': steps_done, 'images': img_index - a.image_offset, 'seconds': round(train_s), 'cpu_seconds': round(cpu_s),
+                'load_average': [round(load0[0], 1), round(load1[0], 1)], 'final_loss_ema': ema,
+                'validation': {'images': a.val_images, 'seed': VAL_SEED, 'exact': val},
                 'torch': torch.__version__, 'threads': 1, 'dims': DIMS, 'vocab': tok.v,
-                'args': {k: v for k, v in vars(a).items() if k not in ('out', 'time_limit')}}
+                'args': {k: v for k, v in vars(a).items() if k not in ('out', 'time_limit', 'val_every')}}
     if prev is not None:
         training = {'stages': (prev.get('stages') or [prev]) + [training]}
     write_reference(a.out, training)
