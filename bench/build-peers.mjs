@@ -34,6 +34,16 @@ function has(cmd) {
 }
 
 export function buildPeers({ jobs = os.availableParallelism(), force = false } = {}) {
+  // LLAVA_MED_PEERS=<folder>: peers already built from the same patched tree elsewhere (e.g. another
+  // checkout's build-peers/bin), used as they are: nothing is configured or built here.
+  const given = process.env.LLAVA_MED_PEERS;
+  if (given) {
+    const p = { mtmdCli: path.join(given, 'llama-mtmd-cli'), llamaBench: path.join(given, 'llama-bench'), llamaServer: path.join(given, 'llama-server') };
+    const missing = Object.values(p).filter((f) => !fs.existsSync(f));
+    if (missing.length) throw new Error(`LLAVA_MED_PEERS=${given} lacks ${missing.map((f) => path.basename(f)).join(', ')}`);
+    process.stderr.write(`[build-peers] using the peers in LLAVA_MED_PEERS=${given} (not rebuilt)\n`);
+    return p;
+  }
   const src = path.join(root, 'deps', 'llama.cpp');
   if (!fs.existsSync(path.join(src, 'CMakeLists.txt'))) {
     // same source the addon builds from: node-llama-cpp's bundle + native/patches

@@ -35,6 +35,14 @@ const file = (t) => (t === 'F16' ? benchModels.f16 : t === 'Q4_K_M' ? benchModel
 /** The type most of a file's matrices get for each --quant type (llama.cpp's mixes add others). */
 export const MAIN_TYPE = { Q4_0: 'Q4_0', IQ4_NL: 'IQ4_NL', Q4_K_M: 'Q4_K', Q5_K_M: 'Q5_K', Q8_0: 'Q8_0', F16: 'F16' };
 
+/**
+ * llama.cpp's own measurement of what each type costs in quality: the perplexity increase over the
+ * unquantized model on Llama-3-8B that llama-quantize lists with its types (deps/llama.cpp
+ * tools/quantize/quantize.cpp; F16's is on Mistral-7B; none is listed for IQ4_NL). Not measured here:
+ * the demo model is too small to tell the types apart.
+ */
+export const LLAMA_CPP_PPL = { Q4_0: '+0.4685', IQ4_NL: 'not listed', Q4_K_M: '+0.1754', Q5_K_M: '+0.0569', Q8_0: '+0.0026', F16: '+0.0020 (Mistral-7B)' };
+
 /** "Q4_K 75 %, Q6_K 25 %": share of the weights of the file's matrices per tensor type, largest first. */
 export function typeShares(matrices) {
   const by = new Map();
@@ -85,6 +93,17 @@ export function quantReport(d) {
     const qcell = t === 'F16' ? '(converted)' : qt ? `${fmt(qt.wallMs / 1000, 0)} (${fmt(qt.cpuS, 0)})` : 'not recorded';
     L.push(`| ${t} | ${fmt(f.bytes / 1e6, 0)} MB | ${fmt((f.bytes * 8) / f.params, 2)} | ${typeShares(f.matrices)} | ${qcell} | ${fmtS(s((x) => x.promptRate))} | ${q((x) => x.promptRate)} | ${fmtS(s((x) => x.decodeRate))} | ${q((x) => x.decodeRate)} | ${fmtS(s((x) => x.readyMs), 0)} | ${fmtS(s((x) => x.peakRssMb), 0)} |`);
   }
+  const cpuTypes = types.filter((t) => d.cpu?.[t]?.length);
+  if (cpuTypes.length) {
+    const tok = d.cpu[cpuTypes[0]][0].tokens;
+    L.push('', `CPU time per token on one thread (bench/child-cputime.mjs: after load, a ${tok.prompt}-token prompt in one batch, then ${tok.decode} tokens decoded one at a time, 3 reps per process, the median rep; ${cfg.cpuRuns} process${cfg.cpuRuns === 1 ? '' : 'es'} per type, rotated order), as tokens per CPU-second: the work each type costs, which the machine's load moves far less than the wall rates above (one thread never waits for a descheduled partner). Ratios paired per round against Q4_K_M.`, '');
+    L.push('| type | prompt, tokens / CPU-s | / Q4_K_M | decode, tokens / CPU-s | / Q4_K_M |', '|---|---|---|---|---|');
+    for (const t of cpuTypes) {
+      const c = d.cpu[t];
+      const q = (g) => (d.cpu.Q4_K_M?.length ? fmtR(pairedRatios(c.map(g), d.cpu.Q4_K_M.map(g))) : '');
+      L.push(`| ${t} | ${fmtS(summary(c.map((x) => x.prompt)))} | ${q((x) => x.prompt)} | ${fmtS(summary(c.map((x) => x.decode)))} | ${q((x) => x.decode)} |`);
+    }
+  }
   L.push('', 'ggml repacks Q4_0, IQ4_NL and the Q4_K tensors of Q4_K_M at load into interleaved blocks for its AVX2 / AVX-512 kernels (CPU_REPACK buffers); Q5_K, Q6_K (part of Q4_K_M and Q5_K_M) and Q8_0 run the plain kernels on x86.', '');
   const iq = d.quantizeTimes.IQ4_NL;
   const q40 = d.quantizeTimes.Q4_0;
@@ -94,14 +113,14 @@ export function quantReport(d) {
   L.push('### Accuracy: the demo model\'s test split', '');
   const a = d.accuracy;
   L.push(`The demo model (assets/demo: the toy LLaVA-Med v0 trained here, 2 layers, 64 wide) quantized to each type by the same quantizer, its projector F16; the ${a.n} questions of its test split (${a.numClosed} closed, ${a.numOpen} open) answered greedily (${a.maxTokens} new tokens at most), scored as \`llava-med demo --eval\` does. "same as F16" counts answers identical to the F16 GGUF's; "log-prob / token" is the mean log-probability per token the model gives the PyTorch model's own answers (recorded at training; higher is closer), a finer measure that moves before an answer flips.`, '');
-  L.push('| type | file | closed accuracy | open recall | same as F16 | log-prob / token (Δ vs F16) | matrices that did not get the type |', '|---|---|---|---|---|---|---|');
+  L.push('| type | file | closed accuracy | open recall | same as F16 | log-prob / token (Δ vs F16) | llama.cpp: perplexity increase, Llama-3-8B | matrices that did not get the type |', '|---|---|---|---|---|---|---|---|');
   const f16lp = a.rows.F16?.logProbPerToken;
   for (const t of types) {
     const r = a.rows[t];
     const dl = Number.isFinite(f16lp) && t !== 'F16' ? ` (${r.logProbPerToken - f16lp >= 0 ? '+' : '−'}${fmt(Math.abs(r.logProbPerToken - f16lp), 4)})` : '';
-    L.push(`| ${t} | ${fmt(r.bytes / 1e3, 0)} kB | ${fmt(100 * r.closedAccuracy)} % | ${fmt(100 * r.recall)} % | ${r.sameAsF16}/${a.n} | ${fmt(r.logProbPerToken, 4)}${dl} | ${r.fallbacks} |`);
+    L.push(`| ${t} | ${fmt(r.bytes / 1e3, 0)} kB | ${fmt(100 * r.closedAccuracy)} % | ${fmt(100 * r.recall)} % | ${r.sameAsF16}/${a.n} | ${fmt(r.logProbPerToken, 4)}${dl} | ${LLAMA_CPP_PPL[t]} | ${r.fallbacks} |`);
   }
-  L.push('', `PyTorch reference (recorded at training): closed ${fmt(100 * a.pytorch.closedAccuracy)} %, open recall ${fmt(100 * a.pytorch.recall)} %. The demo's 64-wide rows are too narrow for the k-quants' 256-weight blocks, so its Q4_K_M and Q5_K_M are mostly llama.cpp's 32-block fallbacks (Q5_0, Q5_1) and say little about the k-quants themselves; the 32-block types (Q4_0, IQ4_NL, Q8_0) apply as they would to LLaMA-7B. A 0.38 M-parameter toy is no proxy for a 7B model's sensitivity to quantization either: the column shows that every type keeps the pipeline's answers, not which type a 7B model tolerates.`, '');
+  L.push('', `PyTorch reference (recorded at training): closed ${fmt(100 * a.pytorch.closedAccuracy)} %, open recall ${fmt(100 * a.pytorch.recall)} %. The demo's 64-wide rows are too narrow for the k-quants' 256-weight blocks, so its Q4_K_M and Q5_K_M are mostly llama.cpp's 32-block fallbacks (Q5_0, Q5_1) and say little about the k-quants themselves; the 32-block types (Q4_0, IQ4_NL, Q8_0) apply as they would to LLaMA-7B. A 0.38 M-parameter toy is no proxy for a 7B model's sensitivity to quantization either: the column shows that every type keeps the pipeline's answers, not which type a 7B model tolerates. For that the table quotes llama.cpp's own measurement (the perplexity increase over the unquantized model that llama-quantize lists with each type, deps/llama.cpp tools/quantize/quantize.cpp; not measured here).`, '');
   return L.join('\n');
 }
 
@@ -117,7 +136,7 @@ async function matricesOf(readGgufHeader, ggmlTypeName, f) {
 async function main() {
   const { values: v } = parseArgs({
     args: process.argv.slice(2), strict: true,
-    options: { runs: { type: 'string', default: '3' }, threads: { type: 'string' }, types: { type: 'string', default: 'Q4_0,IQ4_NL,Q4_K_M,Q5_K_M,Q8_0,F16' }, out: { type: 'string', default: 'BENCHMARKS.md' }, 'max-tokens': { type: 'string', default: '32' }, rerender: { type: 'boolean', default: false } },
+    options: { runs: { type: 'string', default: '3' }, threads: { type: 'string' }, types: { type: 'string', default: 'Q4_0,IQ4_NL,Q4_K_M,Q5_K_M,Q8_0,F16' }, out: { type: 'string', default: 'BENCHMARKS.md' }, 'max-tokens': { type: 'string', default: '32' }, 'cpu-runs': { type: 'string', default: '2' }, rerender: { type: 'boolean', default: false } },
   });
   const out = path.resolve(root, v.out);
   if (v.rerender) {
@@ -125,10 +144,11 @@ async function main() {
     log(`wrote the quantization section of ${path.relative(root, out)} from ${path.relative(root, jsonOut)}`);
     return;
   }
-  const cfg = { runs: Number(v.runs), threads: v.threads ? Number(v.threads) : os.availableParallelism(), maxTokens: Number(v['max-tokens']) };
+  const cfg = { runs: Number(v.runs), threads: v.threads ? Number(v.threads) : os.availableParallelism(), maxTokens: Number(v['max-tokens']), cpuRuns: Number(v['cpu-runs']) };
   const types = v.types.split(',');
   for (const t of types) if (!(t in MAIN_TYPE)) throw new Error(`--types: unknown type ${t} (one of ${Object.keys(MAIN_TYPE).join(', ')})`);
   if (!(Number.isInteger(cfg.runs) && cfg.runs >= 1)) throw new Error('--runs must be an integer ≥ 1');
+  if (!(Number.isInteger(cfg.cpuRuns) && cfg.cpuRuns >= 0)) throw new Error('--cpu-runs must be an integer ≥ 0');
   if (!existsSync(path.join(root, 'dist', 'index.js'))) throw new Error('build dist/ first (npm run build)');
   const dist = (p) => import(pathToFileURL(path.join(root, 'dist', p)).href);
   const { readGgufHeader, ggmlTypeName, ggmlBlockSize, GgmlType } = await dist('formats/gguf.js');
@@ -179,8 +199,22 @@ async function main() {
       log(`round ${r + 1}/${cfg.runs} ${t}: ready ${fmt(x.readyMs, 0)} ms, prompt ${fmt(x.promptRate)} t/s, decode ${fmt(x.decodeRate)} t/s, RSS ${fmt(x.peakRssMb, 0)} MB`);
     }
   }
+  // 4. CPU time per token on one thread (bench/child-cputime.mjs), rounds in the same rotated order
+  const cpu = Object.fromEntries(types.map((t) => [t, []]));
+  for (let r = 0; r < cfg.cpuRuns; r++) {
+    for (const t of types.map((_, i) => types[(i + r) % types.length])) {
+      const m = await measure(process.execPath, [path.join(root, 'bench', 'child-cputime.mjs'), JSON.stringify({ model: file(t), mmproj: benchModels.mmproj })], { env: childEnv(1) });
+      const line = m.lines.find((l) => l.text.startsWith('RESULT '));
+      if (m.code !== 0 || !line) throw new Error(`${t}: child-cputime exited ${m.code}:\n${m.lines.map((l) => l.text).join('\n').slice(-2000)}`);
+      const o = JSON.parse(line.text.slice(7));
+      // per process: the median rep, as tokens per CPU second
+      const x = { prompt: o.tokens.prompt / (summary(o.prompt.map((p) => p.cpuMs)).median / 1000), decode: o.tokens.decode / (summary(o.decode.map((p) => p.cpuMs)).median / 1000), tokens: o.tokens };
+      cpu[t].push(x);
+      log(`cpu round ${r + 1}/${cfg.cpuRuns} ${t}: prompt ${fmt(x.prompt)} t/CPU-s, decode ${fmt(x.decode)} t/CPU-s`);
+    }
+  }
   const d = {
-    cfg, types, files, quantizeTimes, accuracy, speed, load0, load1: os.loadavg(), cores: os.cpus().length,
+    cfg, types, files, quantizeTimes, accuracy, speed, cpu, load0, load1: os.loadavg(), cores: os.cpus().length,
     date: new Date().toISOString(), commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim(),
   };
   await fs.writeFile(jsonOut, JSON.stringify(d, null, 1));

@@ -673,8 +673,8 @@ async function main() {
   const M = machine();
   log(`machine: ${M.cpu}, ${M.cores} cores, load ${M.load.map((x) => x.toFixed(2)).join(' ')}`);
   const P = await prerequisites();
-  P.llamaBench = llamaBench;
-  P.llamaServer = llamaServer;
+  P.llamaBench ??= llamaBench; // buildPeers() gives them (LLAVA_MED_PEERS: from another folder)
+  P.llamaServer ??= llamaServer;
   const imgs = await images(Math.max(cfg.images, 1));
   log('roofline: memory bandwidth');
   const R = await roofline(P);

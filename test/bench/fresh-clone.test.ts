@@ -41,3 +41,18 @@ t.test('--rerender in a fresh clone says that a run must come first', async (t) 
   t.match(r.stderr, /--rerender renders the last run from bench\/\.cache\/last-run\.json, which does not exist yet: run npm run bench first/);
   t.notOk(existsSync(path.join(root, 'BENCHMARKS.md')), 'no report written');
 });
+
+t.test('LLAVA_MED_PEERS: peers built elsewhere are used as they are, a missing one is named', async (t) => {
+  const bin = t.testdir({ 'llama-mtmd-cli': '', 'llama-bench': '', 'llama-server': '' });
+  // in a child without cmake on PATH: if the folder were ignored, the build would fail instead of printing
+  const run = (dir: string) => spawnSync(process.execPath, ['--input-type=module', '-e',
+    `const { buildPeers } = await import(${JSON.stringify(path.join(repo, 'bench', 'build-peers.mjs'))}); console.log(JSON.stringify(buildPeers()));`],
+  { encoding: 'utf8', env: { PATH: '', LLAVA_MED_PEERS: dir } });
+  const ok = run(bin);
+  t.equal(ok.status, 0, ok.stderr);
+  t.same(JSON.parse(ok.stdout), { mtmdCli: path.join(bin, 'llama-mtmd-cli'), llamaBench: path.join(bin, 'llama-bench'), llamaServer: path.join(bin, 'llama-server') });
+  const partial = t.testdir({ 'llama-mtmd-cli': '' });
+  const bad = run(partial);
+  t.not(bad.status, 0);
+  t.match(bad.stderr, `LLAVA_MED_PEERS=${partial} lacks llama-bench, llama-server`);
+});

@@ -37,18 +37,22 @@ t.test('type shares are weighted by parameters', async (t) => {
 t.test('the section renders every type with paired ratios and no missing figure', async (t) => {
   const types = ['Q4_0', 'Q4_K_M', 'F16'];
   const round = (p: number, d: number) => ({ readyMs: 900, promptRate: p, decodeRate: d, encodeMs: 1500, peakRssMb: 1500, wallMs: 5000, cpuS: 9 });
+  const cpu = (prompt: number, decode: number) => ({ prompt, decode, tokens: { prompt: 256, decode: 32 } });
   const file = (bytes: number, type: string) => ({ bytes, params: 1e9, matrices: [m('x', type, 4096, 1000)] });
   const row = (lp: number) => ({ bytes: 2e5, closedAccuracy: 0.8, recall: 0.8, sameAsF16: 80, logProbPerToken: lp, fallbacks: 'all 16 matrices Q4_0' });
   const md = quantReport({
-    cfg: { runs: 2, threads: 2, maxTokens: 32 }, types, cores: 2, load0: [0.5], load1: [0.6], date: '2026-01-01', commit: 'abc1234',
+    cfg: { runs: 2, threads: 2, maxTokens: 32, cpuRuns: 2 }, types, cores: 2, load0: [0.5], load1: [0.6], date: '2026-01-01', commit: 'abc1234',
     files: { Q4_0: file(5.6e8, 'Q4_0'), Q4_K_M: file(6.0e8, 'Q4_K'), F16: file(2e9, 'F16') },
     quantizeTimes: { Q4_0: { wallMs: 20000, cpuS: 12 }, Q4_K_M: { wallMs: 60000, cpuS: 50 }, IQ4_NL: { wallMs: 600000, cpuS: 300 } },
     speed: { Q4_0: [round(110, 40), round(90, 36)], Q4_K_M: [round(100, 40), round(100, 40)], F16: [round(50, 15), round(50, 15)] },
+    cpu: { Q4_0: [cpu(60, 11), cpu(66, 11)], Q4_K_M: [cpu(60, 10), cpu(60, 10)], F16: [cpu(30, 4), cpu(30, 4)] },
     accuracy: { n: 80, numClosed: 30, numOpen: 50, maxTokens: 12, pytorch: { closedAccuracy: 0.8, recall: 0.8 }, rows: { Q4_0: row(-0.13), Q4_K_M: row(-0.125), F16: row(-0.12) } },
   });
   t.match(md, /\| Q4_0 \| 560 MB \| 4\.48 \| Q4_0 100 % \| 20 \(12\) \| 100\.0 \(90\.0–110\.0\) \| \*\*1\.00×\*\* \(0\.90–1\.10\) \| 38\.0 \(36\.0–40\.0\) \| \*\*0\.95×\*\* \(0\.90–1\.00\) \|/);
   t.match(md, /\| F16 \| 2000 MB \| 16\.00 \| F16 100 % \| \(converted\) \|/);
-  t.match(md, /\| Q4_0 \| 200 kB \| 80\.0 % \| 80\.0 % \| 80\/80 \| -0\.1300 \(−0\.0100\) \| all 16 matrices Q4_0 \|/);
+  t.match(md, /\| Q4_0 \| 200 kB \| 80\.0 % \| 80\.0 % \| 80\/80 \| -0\.1300 \(−0\.0100\) \| \+0\.4685 \| all 16 matrices Q4_0 \|/);
+  t.match(md, /\| Q4_0 \| 63\.0 \(60\.0–66\.0\) \| \*\*1\.05×\*\* \(1\.00–1\.10\) \| 11\.0 \(11\.0–11\.0\) \| \*\*1\.10×\*\* \(1\.10–1\.10\) \|/);
+  t.match(md, /a 256-token prompt in one batch, then 32 tokens decoded one at a time/);
   t.match(md, /Quantizing to IQ4_NL costs 25× the CPU time of Q4_0/);
   t.match(md, /The machine was quiet/);
   t.notMatch(md, /\bn\/a\b|NaN|undefined/);
