@@ -193,7 +193,8 @@ t.before(async () => {
   reference = await readLines(join(dir, 'reference.jsonl'));
   redisServer = new RedisServer(await freePort());
   await redisServer.start();
-  client = new Redis({ host: '127.0.0.1', port: redisServer.port, password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: null });
+  // The test's own look into Redis: no command waits more than 10 s (while Redis restarts, for instance).
+  client = new Redis({ host: '127.0.0.1', port: redisServer.port, password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: null, commandTimeout: 10_000 });
   client.on('error', () => undefined);
   await client.connect();
 });
