@@ -140,6 +140,7 @@ async function main() {
   });
   const out = path.resolve(root, v.out);
   if (v.rerender) {
+    if (!existsSync(jsonOut)) throw new Error(`--rerender renders the last run from ${path.relative(root, jsonOut)}, which does not exist yet: run node bench/quant.mjs first`);
     writeSection(out, 'quantization', quantReport(JSON.parse(readFileSync(jsonOut, 'utf8'))));
     log(`wrote the quantization section of ${path.relative(root, out)} from ${path.relative(root, jsonOut)}`);
     return;

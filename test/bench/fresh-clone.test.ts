@@ -28,7 +28,7 @@ t.test('the bandwidth tool compiles and runs in a fresh clone without bench/peer
   t.equal(statSync(bw).mtimeMs, mtime);
 });
 
-t.test('--rerender in a fresh clone says that a run must come first', async (t) => {
+t.test('--rerender (bench/run.mjs, bench/quant.mjs) in a fresh clone says that a run must come first', async (t) => {
   // bench/ as a fresh clone has it (what git tracks or would: no .cache, no peers)
   const files = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', 'bench'], { cwd: repo, encoding: 'utf8' }).stdout.trim().split('\n');
   const root = t.testdir({});
@@ -39,6 +39,10 @@ t.test('--rerender in a fresh clone says that a run must come first', async (t) 
   const r = spawnSync(process.execPath, [path.join(root, 'bench', 'run.mjs'), '--rerender', '--skip-llamanode'], { cwd: root, encoding: 'utf8' });
   t.equal(r.status, 1);
   t.match(r.stderr, /--rerender renders the last run from bench\/\.cache\/last-run\.json, which does not exist yet: run npm run bench first/);
+  t.notOk(existsSync(path.join(root, 'BENCHMARKS.md')), 'no report written');
+  const q = spawnSync(process.execPath, [path.join(root, 'bench', 'quant.mjs'), '--rerender'], { cwd: root, encoding: 'utf8' });
+  t.equal(q.status, 1);
+  t.match(q.stderr, /--rerender renders the last run from bench\/\.cache\/quant\.json, which does not exist yet: run node bench\/quant\.mjs first/);
   t.notOk(existsSync(path.join(root, 'BENCHMARKS.md')), 'no report written');
 });
 
