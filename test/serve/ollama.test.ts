@@ -7,7 +7,7 @@ import { Ollama } from 'ollama';
 import { createServer } from '../../lib/serve/index.js';
 import { loadTiny, noisePng } from '../llava-med/util.js';
 import { pyStrip } from '../../lib/prompt/index.js';
-import { stopAfterSpace } from './stop-after-space.js';
+import { stopCaseFor } from './stop-after-space.js';
 
 const KEY = 'ollama-key-1';
 const { med } = await loadTiny('v0', { contextSize: 2048, sequences: 2 });
@@ -64,13 +64,7 @@ t.test('/api/chat multi-turn equals a ChatSession; /api/generate equals ask', as
 });
 
 t.test('streamed lines are stripped as the final answer (the original strip()s it): a stop after a space', async (t) => {
-  // Cut the answer with a stop string right after a space: the text before it ends in whitespace.
-  const pieces: string[] = [];
-  await med.ask(png, Q, { temperature: 0, maxTokens: MAX, onTextChunk: (p) => pieces.push(p) });
-  const found = stopAfterSpace(pieces.join(''));
-  t.ok(found, `the answer has a word after a space to stop at (${JSON.stringify(pieces.join(''))})`);
-  const { stop, cut } = found!;
-  t.not(pyStrip(cut), cut, `the text before the stop has whitespace to strip (${JSON.stringify(cut)})`);
+  const { stop, cut } = await stopCaseFor(t, med, png, Q, MAX);
   const opts = { ...options, stop: [stop] };
   const whole = await ollama.generate({ model: 'tiny', prompt: Q, images: [png], options: opts });
   t.equal(whole.response, pyStrip(cut), 'the answer is the stripped text before the stop');

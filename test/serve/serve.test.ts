@@ -9,7 +9,7 @@ import { engineOf } from '../../lib/llava-med.js';
 import { createServer, type AccessLogEntry } from '../../lib/serve/index.js';
 import { loadTiny, noisePng } from '../llava-med/util.js';
 import { pyStrip } from '../../lib/prompt/index.js';
-import { stopAfterSpace } from './stop-after-space.js';
+import { stopCaseFor } from './stop-after-space.js';
 
 const KEY = 'test-key-0123';
 const { med } = await loadTiny('v0');
@@ -83,12 +83,7 @@ t.test('streaming concatenation equals LlavaMed.ask, ends with a finish reason a
 });
 
 t.test('streamed text is stripped as the final answer (the original strip()s it): a stop after a space', async (t) => {
-  const pieces: string[] = [];
-  await med.ask(png, Q, { temperature: 0, maxTokens: MAX, onTextChunk: (p) => pieces.push(p) });
-  const found = stopAfterSpace(pieces.join(''));
-  t.ok(found, `the answer has a word after a space to stop at (${JSON.stringify(pieces.join(''))})`);
-  const { stop, cut } = found!;
-  t.not(pyStrip(cut), cut, `the text before the stop has whitespace to strip (${JSON.stringify(cut)})`);
+  const { stop, cut } = await stopCaseFor(t, med, png, Q, MAX);
   const whole = await client.chat.completions.create({ model: 'tiny', messages: [userMsg(Q)], temperature: 0, max_tokens: MAX, stop });
   t.equal(whole.choices[0]!.message.content, pyStrip(cut), 'the answer is the stripped text before the stop');
   let text = '';
