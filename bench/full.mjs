@@ -100,6 +100,21 @@ export function profileTable(prof, { top = 14 } = {}) {
     const less = [...all].map((sym) => [sym, d(sym)]).sort((a, b) => a[1] - b[1]).filter(([, x]) => x < -0.2).slice(0, 4);
     L.push(`Largest differences (load mode none, llava-med − mtmd-cli, CPU s): more in ${more.map(([k, x]) => `\`${k.slice(0, 50)}\` +${fmt(x)}`).join(', ') || 'nothing'}; less in ${less.map(([k, x]) => `\`${k.slice(0, 50)}\` ${fmt(x)}`).join(', ') || 'nothing'}.`, '');
   }
+  // the levers, from the same recordings
+  const lev = [];
+  const base = prof['lm-32L-none'];
+  if (base && prof['lm-32L-none-fa']) {
+    // same process but the LM's attention kernel: the difference is what flash attention saves
+    lev.push(`the LM's flash attention: llava-med with \`flashAttn: 'on'\` used ${fmt(tot('lm-32L-none-fa'))} CPU s against ${fmt(tot('lm-32L-none'))} (${fmt(((tot('lm-32L-none-fa') - tot('lm-32L-none')) / tot('lm-32L-none')) * 100, 0)} %)`);
+  }
+  if (base) {
+    const q6 = Object.entries(base.symbols).filter(([k]) => /vec_dot_q6_K/.test(k)).reduce((a, [, v]) => a + v, 0) / PERF_HZ;
+    const q4 = Object.entries(base.symbols).filter(([k]) => /gemm_q4_K|gemv_q4_K/.test(k)).reduce((a, [, v]) => a + v, 0) / PERF_HZ;
+    lev.push(`Q6_K weights (Q4_K_M keeps the output head and part of the attn_v / ffn_down layers in Q6_K): ${fmt(q6)} CPU s in \`ggml_vec_dot_q6_K_q8_K\`, the one-row dot product, because this ggml repacks Q4_K for AVX2 (${fmt(q4)} s in its 8x8 GEMM/GEMV) but Q6_K only for ARM (NEON) — a quantization without Q6_K tensors whose blocks ggml repacks on x86 (Q4_0, IQ4_NL: the quantization table) or an x86 Q6_K repack (repack.cpp has the generic 8x4/8x8 layouts) would move it`);
+    const pages = (base.symbols.clear_page_erms ?? 0) / PERF_HZ;
+    if (pages) lev.push(`page zeroing (\`clear_page_erms\`, the kernel clearing fresh anonymous pages: weights read in load mode none, repacked copies, KV cache, compute buffers): ${fmt(pages)} CPU s, paid at load`);
+  }
+  if (lev.length) L.push(`What would move it: ${lev.join('; ')}.`, '');
   return L;
 }
 

@@ -85,6 +85,7 @@ t.test('--profile: CPU seconds per function, totals and the llava-med − mtmd-c
   t.match(md, /\| \*\*total CPU, s\*\* \| \*\*40\.0\*\* \| \*\*33\.0\*\* \| \*\*7\.0\*\* \|/);
   t.match(md, /\| `ggml_vec_dot_f16` \| 10\.0 \| 0\.0 \| 10\.0 \|/);
   t.match(md, /more in `ggml_vec_dot_f16` \+10\.0; less in `ggml_compute_forward_flash_attn_ext_tiled` -3\.0\./);
+  t.match(md, /page zeroing .*: 5\.0 CPU s/);
   t.notMatch(md, /NaN|undefined/);
 });
 
