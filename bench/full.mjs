@@ -103,9 +103,15 @@ export function profileTable(prof, { top = 14 } = {}) {
   // the levers, from the same recordings
   const lev = [];
   const base = prof['lm-32L-none'];
+  const pct = (x) => `${x >= 0 ? '+' : '−'}${fmt(Math.abs(x) * 100, 1)} %`;
+  const symSum = (k, re) => Object.entries(prof[k]?.symbols ?? {}).filter(([n]) => re.test(n)).reduce((a, [, v]) => a + v, 0) / PERF_HZ;
+  // the LM's attention without flash attention: K·Q and V·softmax as F16 GEMMs (tinyBLAS, shared with the
+  // vision encoder: its part is the FA run's tinyBLAS time), Q / softmax converted to F16, the softmax
+  const attnOff = symSum('lm-32L-none', /tinyBLAS|fp32_to_fp16|soft_max/) - symSum('lm-32L-none-fa', /tinyBLAS|fp32_to_fp16|soft_max/);
+  const attnOn = symSum('lm-32L-none-fa', /flash_attn/);
   if (base && prof['lm-32L-none-fa']) {
     // same process but the LM's attention kernel: the difference is what flash attention saves
-    lev.push(`the LM's flash attention: llava-med with \`flashAttn: 'on'\` used ${fmt(tot('lm-32L-none-fa'))} CPU s against ${fmt(tot('lm-32L-none'))} (${fmt(((tot('lm-32L-none-fa') - tot('lm-32L-none')) / tot('lm-32L-none')) * 100, 0)} %)`);
+    lev.push(`the LM's flash attention: llava-med with \`flashAttn: 'on'\` used ${fmt(tot('lm-32L-none-fa'))} CPU s against ${fmt(tot('lm-32L-none'))} (${pct((tot('lm-32L-none-fa') - tot('lm-32L-none')) / tot('lm-32L-none'))}; attention is a few CPU s either way: FA off ${fmt(attnOff)} s, FA on ${fmt(attnOn)} s)`);
   }
   if (base) {
     const q6 = Object.entries(base.symbols).filter(([k]) => /vec_dot_q6_K/.test(k)).reduce((a, [, v]) => a + v, 0) / PERF_HZ;
@@ -140,7 +146,7 @@ export function fullReport({ M, F, build, threads, maxTokens, loadEnd, perf = nu
   L.push('## At the size users run: 32-layer 7B-shaped model (`npm run bench -- --full`)', '');
   L.push(`Measured under load: the machine (${M.cores} cores) was shared with other work; load average ${fmt(F.load.min)}–${fmt(F.load.max)} (median ${fmt(F.load.median)}) at the start of the runs` +
     `${loadEnd ? `, ${loadEnd.map((x) => x.toFixed(1)).join(', ')} at the end` : ''}. Each ratio is paired with the adjacent peer run of the same round; absolute figures move more than ratios.`, '');
-  L.push(`commit ${M.commit}, ${M.date}, ${M.cpu}; ${threads} threads (OMP_NUM_THREADS, GOMP_SPINCOUNT as above); ${rounds} rounds; one question per process, ${maxTokens} new tokens max, greedy, context 2048.`, '');
+  L.push(`commit ${M.commit}, ${M.date}, ${M.cpu}; ${threads} threads (OMP_NUM_THREADS, GOMP_SPINCOUNT as above); rounds: ${rounds}; one question per process, ${maxTokens} new tokens max, greedy, context 2048.`, '');
   if (build) {
     const st = build.steps ?? {};
     const step = (k, label) => (st[k] ? `${label} ${fmt(st[k].wallMs / 60000, 1)} min, peak RSS ${fmt(st[k].peakRssMb, 0)} MB` : null);
@@ -183,7 +189,8 @@ export function fullReport({ M, F, build, threads, maxTokens, loadEnd, perf = nu
     const pr = (r) => r.promptRate;
     const dr = (r) => r.decodeRate;
     L.push(`**Flash attention for the LM** (llava-med \`flashAttn: 'on'\`, load mode none, run right after the default pair): prompt eval ${fmtS(s('lm-32L-none-fa', pr))} tokens/s, ` +
-      `/ mtmd-cli (same round) ${fmtR(ratio('lm-32L-none-fa', 'cli-32L-none', pr))}, / llava-med default ${fmtR(ratio('lm-32L-none-fa', 'lm-32L-none', pr))}; decode ${fmtS(s('lm-32L-none-fa', dr))} tokens/s, / default ${fmtR(ratio('lm-32L-none-fa', 'lm-32L-none', dr))}. ` +
+      `/ mtmd-cli (same round) ${fmtR(ratio('lm-32L-none-fa', 'cli-32L-none', pr))}, / llava-med default ${fmtR(ratio('lm-32L-none-fa', 'lm-32L-none', pr))}; decode ${fmtS(s('lm-32L-none-fa', dr))} tokens/s, / default ${fmtR(ratio('lm-32L-none-fa', 'lm-32L-none', dr))}; ` +
+      `process CPU time / default ${fmtR(ratio('lm-32L-none-fa', 'lm-32L-none', (r) => r.cpuMs))} (the wall-clock ratios follow the machine's load between the two runs; the CPU time does not). ` +
       'The default stays off on CPU (ARCHITECTURE.md: the kernel\'s split-KV and tiled/one-row paths make greedy answers depend on earlier questions).', '');
   }
   if (perf) L.push(...profileTable(perf));
