@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { interruptSignal, note, progressBar, UsageError } from './output.js';
 import type { LlavaMed } from '../llava-med.js';
 import type { QueueProgress } from '../eval/queue/producer.js';
+import { chunkVariablesSet } from '../eval/chunks.js';
 
 interface Helpers {
   loadFromFlags: (f: never, signal?: AbortSignal) => Promise<LlavaMed>;
@@ -36,6 +37,13 @@ export function checkQueueFlags(cmd: Command): void {
   if (typeof cmd.opts().queue === 'string') {
     const chunks = ['numChunks', 'chunkIdx'].filter(given);
     if (chunks.length) throw new UsageError(`${names(chunks)}: --queue shares the whole question file among the workers, so there are no chunks: drop ${chunks.length === 1 ? 'it' : 'them'}.`);
+    // Run inside an array task, each task would start its own producer of the same run.
+    const vars = chunkVariablesSet(process.env);
+    if (vars.length) {
+      throw new UsageError(
+        `${vars.join(', ')}: this process is one task of an array job, but --queue shares the whole question file among the workers: start the producer (eval answer --queue) once, outside the array (the array's tasks can be \`llava-med eval worker\`s), or unset ${vars.length === 1 ? 'it' : 'them'}.`,
+      );
+    }
     const bad = WORKER_FLAGS.filter(given);
     if (bad.length) {
       throw new UsageError(

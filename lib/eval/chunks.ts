@@ -60,6 +60,11 @@ export interface ChunkSelection {
 /** The index variables, in the order they are reported. */
 const INDEX_VARS = ['SLURM_ARRAY_TASK_ID', 'JOB_COMPLETION_INDEX', 'LLAVA_MED_CHUNK_IDX'] as const;
 
+/** The chunk-index variables set (non-empty) in `env`, as `NAME=value`, in the order {@link selectChunk} reads them. */
+export function chunkVariablesSet(env: ChunkRequest['env'] = process.env): string[] {
+  return INDEX_VARS.filter((v) => (env?.[v] ?? '').trim() !== '').map((v) => `${v}=${env![v]}`);
+}
+
 function envInt(env: ChunkRequest['env'] & object, name: string, min: number): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return undefined;

@@ -418,5 +418,12 @@ t.test('eval answer flags that the mode would ignore are usage errors that say w
     t.match(r.stderr(), re);
     t.match(r.stderr(), /\(add --help for usage\)/);
   }
+  // A producer started by each task of an array job would start the same run once per task.
+  for (const env of [{ SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_COUNT: '4' }, { JOB_COMPLETION_INDEX: '0' }, { LLAVA_MED_CHUNK_IDX: '1' }]) {
+    const [name] = Object.keys(env);
+    const r = start([...base, '--queue', url], env);
+    t.equal((await exited(r, name!, 30_000)).code, 2, `${name} set with --queue: exit code 2`);
+    t.match(r.stderr(), new RegExp(`${name}=\\d+: this process is one task of an array job, but --queue shares the whole question file among the workers: start the producer \\(eval answer --queue\\) once, outside the array`));
+  }
   t.equal(await client.exists('llava-med:flags:meta'), 0, 'no run was started');
 });
