@@ -87,7 +87,7 @@ export function profileTable(prof, { top = 14 } = {}) {
   const all = new Set(keys.flatMap((k) => Object.keys(prof[k].symbols)));
   const rank = [...all].sort((a, b) => Math.max(...keys.map((k) => sec(k, b))) - Math.max(...keys.map((k) => sec(k, a)))).slice(0, top);
   const L = [];
-  L.push(`**Where the CPU time goes at 32 layers** (\`--profile\`: \`perf record -F ${PERF_HZ}\` around the first round's load-mode-none runs, whole process: load, encode, prompt eval, ${'decode'}; CPU seconds summed over threads, so the machine's load does not enter):`, '');
+  L.push(`**Where the CPU time goes at 32 layers** (\`--profile\`: \`perf record -F ${PERF_HZ}\` around the first round's load-mode-none runs, whole process: load, encode, prompt eval, ${'decode'}; CPU seconds summed over threads, which depend far less on the machine's load than wall time):`, '');
   const diff = prof['lm-32L-none'] && prof['cli-32L-none'];
   const d = (sym) => sec('lm-32L-none', sym) - sec('cli-32L-none', sym);
   L.push(`| function | ${keys.join(' | ')} |${diff ? ' lm − cli (none) |' : ''}`, `|---|${keys.map(() => '---|').join('')}${diff ? '---|' : ''}`);
@@ -164,7 +164,7 @@ export function fullReport({ M, F, build, threads, maxTokens, loadEnd, perf = nu
       let tgt = '';
       let met = '';
       if (target === 'info') {
-        tgt = '(not a target: CPU time, independent of the load)';
+        tgt = '(not a target: CPU time depends less on the load than wall time; spin-waits and shared caches still enter)';
         met = '';
       } else if (target !== null) {
         tgt = `${better === 'higher' ? '≥' : '≤'} ${target.toFixed(2)}×`;
