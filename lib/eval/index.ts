@@ -28,7 +28,7 @@ export {
   runJudge, summarizeReviews, readChatQuestions, readReviews, SUMMARY_ORDER,
   type ChatQuestion, type JudgeAnswer, type JudgeOptions, type ReviewLine, type JudgeGroupScore,
 } from './judge/run.js';
-export { modelIdentity, identityDifferences, type ModelIdentity, type GgufIdentity } from './model-identity.js';
+export { modelIdentity, identityDifferences, type ModelIdentity, type GgufIdentity, type RecordedModel } from './model-identity.js';
 export {
   parseQueueUrl, runQueue, runQueueWorker, type QueueAddress, type QueueRunOptions, type QueueRunResult, type QueueProgress,
   type QueueNotice, type QueueFailure, type QueueWorkerOptions, type QueueWorkerResult, type QueueWorkerEvent, type RunGeneration,
