@@ -77,3 +77,13 @@ export function isLlavaMedError(e: unknown, code?: ErrorCode): e is LlavaMedErro
 export function throwIfAborted(signal: AbortSignal | undefined, what = 'operation'): void {
   if (signal?.aborted) throw llavaError('ERR_ABORTED', `The ${what} was aborted.`, signal.reason);
 }
+
+/**
+ * Awaits all, like Promise.all, but when some fail throws the error of the first in argument
+ * order, not of the first to settle: an error message must not depend on timing.
+ */
+export async function allInOrder<T extends readonly unknown[]>(...ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(ps);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { DEFAULTS, defaultFlashAttn, type FlashAttnMode } from './defaults.js';
-import { llavaError, throwIfAborted } from './errors.js';
+import { allInOrder, llavaError, throwIfAborted } from './errors.js';
 import { isModelName, resolveModel } from './pull/registry.js';
 import {
   Context,
@@ -360,10 +360,13 @@ export class LlavaMed {
     try {
       // Both files' headers first (a projector that would crash clip.cpp, or does not fit the
       // model, is refused before the model's weights are read).
-      const [mf, pf] = await Promise.all([checkModelFile(opts.model), checkProjectorFile(mmproj)]);
+      // Both are read side by side, and when both fail the model's error is the one reported
+      // (Promise.all would report whichever read finished first: the swapped-files message
+      // must not depend on timing).
+      const [mf, pf] = await allInOrder(checkModelFile(opts.model), checkProjectorFile(mmproj));
       checkPairing(mf, pf);
       // NaN/Inf in the small tensors (norms, biases) is cheap to find and would poison every answer.
-      await Promise.all([checkSmallTensorsFinite(mf.header, 'model'), checkSmallTensorsFinite(pf.header, 'projector')]);
+      await allInOrder(checkSmallTensorsFinite(mf.header, 'model'), checkSmallTensorsFinite(pf.header, 'projector'));
       model = await Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal });
       // The projector and the context need only the model: create them side by side (the
       // projector reads its file and runs a warm-up encode while the KV cache is allocated).
