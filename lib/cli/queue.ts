@@ -20,8 +20,11 @@ export function queueFlags(cmd: Command, h: Pick<Helpers, 'num'>): Command {
     .option('--redis-timeout <s>', '--queue: seconds Redis may stay unreachable before the run gives up (rerun the same command to resume)', h.num('redis-timeout', false, 0.001), 600);
 }
 
-/** `eval answer` flags that only a process that loads the model uses: with --queue they belong to each worker. */
-const WORKER_FLAGS = ['threads', 'ctx', 'gpuLayers', 'variant', 'loadMode', 'flashAttn', 'projectorFlashAttn', 'verbose', 'parallel'];
+/**
+ * `eval answer` flags that only a process that loads the model uses: with --queue they belong to each worker.
+ * (--variant is not one: it changes the prompt, so the producer fixes it for the whole run.)
+ */
+const WORKER_FLAGS = ['threads', 'ctx', 'gpuLayers', 'loadMode', 'flashAttn', 'projectorFlashAttn', 'verbose', 'parallel'];
 /** `eval answer` flags that only the producer of a queued run uses. */
 const QUEUE_ONLY_FLAGS = ['attempts', 'lockTimeout', 'redisTimeout'];
 
@@ -79,6 +82,7 @@ export async function answerWithQueue(o: Record<string, unknown> & { queue: stri
       mmproj: o.mmproj,
       modelId: (o.modelId as string | undefined) ?? o.model,
       generation: { temperature: o.temperature as number | undefined, seed: o.seed as number | undefined, maxTokens: o.maxTokens as number | undefined },
+      variant: o.variant as 'v0' | 'v1.5' | undefined,
       attempts: o.attempts,
       lockMs,
       redisTimeoutMs: Math.max(1, Math.round(o.redisTimeout * 1000)),
@@ -121,6 +125,7 @@ export function registerWorkerCommand(ev: Command, h: Helpers): void {
         mmproj: o.mmproj,
         imageFolder: o.imageFolder,
         parallel: o.parallel,
+        variant: o.variant as 'v0' | 'v1.5' | undefined,
         connectTimeoutMs: Math.max(1, Math.round(o.connectTimeout * 1000)),
         redisTimeoutMs: Math.max(1, Math.round(o.redisTimeout * 1000)),
         signal,

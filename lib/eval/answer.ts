@@ -90,7 +90,7 @@ export async function answerQuestions(o: AnswerRunOptions): Promise<AnswerRunRes
   }
   const t0 = performance.now();
   await using file = await AnswersFile.open(o.answersFile);
-  const record = o.identity ? recordedModel(o.identity) : undefined;
+  const record = o.identity ? recordedModel(o.identity, o.med.variant) : undefined;
   checkResumedModel(file, record);
   const metadata = record ? { model: record } : {};
   const todo = entries.filter((e) => !file.has(e.id));

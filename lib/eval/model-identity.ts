@@ -136,6 +136,11 @@ export function identityDifferences(mine: ModelIdentity, theirs: ModelIdentity, 
 export interface RecordedModel {
   /** The language model's `general.name`, for people (absent when the GGUF has none). */
   name?: string;
+  /**
+   * The prompt variant the answers were asked with, when it is not the one the GGUF files record
+   * (`llava_med.variant`): a `--variant` override, or files without the key. Absent: the files' own.
+   */
+  variant?: string;
   /** {@link GgufIdentity.fingerprint} of the language model and of the projector. */
   fingerprint: {
     /** The language model GGUF's. */
@@ -147,13 +152,23 @@ export interface RecordedModel {
 
 const RecordedModelSchema = z.object({
   name: z.string().optional(),
+  variant: z.string().optional(),
   fingerprint: z.object({ model: z.string().regex(/^[0-9a-f]{64}$/), mmproj: z.string().regex(/^[0-9a-f]{64}$/) }),
 });
 
-/** The `metadata.model` record of an identity (see {@link RecordedModel}). */
-export function recordedModel(id: ModelIdentity): RecordedModel {
+/**
+ * The `metadata.model` record of an identity (see {@link RecordedModel}); `variant` is the prompt variant the
+ * answers are asked with (`LlavaMed.variant`), recorded only when it is not the GGUF's own.
+ */
+export function recordedModel(id: ModelIdentity, variant?: string): RecordedModel {
   const name = id.model.provenance['general.name'];
-  return { ...(name !== undefined ? { name } : {}), fingerprint: { model: id.model.fingerprint, mmproj: id.mmproj.fingerprint } };
+  const own = variant !== undefined && variant !== ggufVariant(id) ? { variant } : {};
+  return { ...(name !== undefined ? { name } : {}), ...own, fingerprint: { model: id.model.fingerprint, mmproj: id.mmproj.fingerprint } };
+}
+
+/** The variant the files record (`llava_med.variant` of the language model, else of the projector), if any. */
+export function ggufVariant(id: ModelIdentity): string | undefined {
+  return id.model.provenance['llava_med.variant'] ?? id.mmproj.provenance['llava_med.variant'];
 }
 
 /**
@@ -167,10 +182,11 @@ export function recordedModelOf(metadata: Record<string, unknown>): { key: strin
   const r = RecordedModelSchema.safeParse(raw);
   if (!r.success) return { key: `other:${JSON.stringify(raw)}`, description: `metadata.model ${JSON.stringify(raw)} (not a llava-med model record)` };
   const f = r.data.fingerprint;
-  const record: RecordedModel = { ...(r.data.name !== undefined ? { name: r.data.name } : {}), fingerprint: { model: f.model, mmproj: f.mmproj } };
+  const v = r.data.variant;
+  const record: RecordedModel = { ...(r.data.name !== undefined ? { name: r.data.name } : {}), ...(v !== undefined ? { variant: v } : {}), fingerprint: { model: f.model, mmproj: f.mmproj } };
   return {
-    key: `fp:${f.model}/${f.mmproj}`,
-    description: `${r.data.name !== undefined ? `${JSON.stringify(r.data.name)}, ` : ''}model fingerprint ${f.model.slice(0, 12)}…, mmproj fingerprint ${f.mmproj.slice(0, 12)}…`,
+    key: `fp:${f.model}/${f.mmproj}${v !== undefined ? `/variant:${v}` : ''}`,
+    description: `${r.data.name !== undefined ? `${JSON.stringify(r.data.name)}, ` : ''}model fingerprint ${f.model.slice(0, 12)}…, mmproj fingerprint ${f.mmproj.slice(0, 12)}…${v !== undefined ? `, asked with the ${v} prompt (not the GGUF's own variant)` : ''}`,
     record,
   };
 }

@@ -112,7 +112,7 @@ const producerArgs = (url: string, questions: string, answers: string, extra: st
   'eval', 'answer', '-m', m1.model, '-p', m1.mmproj, '--queue', url, '--question-file', questions, '--image-folder', join(data, 'images'),
   '--answers-file', answers, '--temperature', '0', '--max-tokens', MAX_TOKENS, '--lock-timeout', '2', ...extra,
 ];
-const worker = (url: string, m = m1) => start(['eval', 'worker', ...modelFlags(m), '--queue', url], { LLAVA_MED_REDIS_PASSWORD: PASSWORD });
+const worker = (url: string, m = m1, extra: string[] = []) => start(['eval', 'worker', ...modelFlags(m), '--queue', url, ...extra], { LLAVA_MED_REDIS_PASSWORD: PASSWORD });
 
 /**
  * Polls `cond` until it holds. Bounded: fails after `ms`, also when one poll hangs (a Redis command waiting for a
@@ -237,9 +237,14 @@ t.test('three workers, one SIGKILLed mid-job: the same answers file as one proce
   const intruder = worker(wurl, m2);
   const ir = await exited(intruder, 'the intruder', 60_000);
   t.equal(ir.code, 1, 'the worker with another model exits with 1');
-  t.match(intruder.stderr(), /ERR_EVAL: Refusing to join the run kill .*this worker's model is not the run's model/);
+  t.match(intruder.stderr(), /ERR_EVAL: Refusing to join the run kill .*this worker's model \(or prompt variant\) is not the run's/);
   t.match(intruder.stderr(), /model fingerprint \(header \+ weight samples\)/);
   t.notMatch(intruder.stderr(), /loading the model/, 'refused before loading');
+  // The run's model with another prompt (--variant) would mix two prompt formats in one answers file.
+  const otherPrompt = worker(wurl, m1, ['--variant', 'v1.5']);
+  t.equal((await exited(otherPrompt, 'the worker with --variant v1.5', 60_000)).code, 1, 'a worker with another --variant exits with 1');
+  t.match(otherPrompt.stderr(), /- variant: v1\.5 in this worker \(--variant\), v0 in the run \(the GGUF's own: the producer gave no --variant\)/);
+  t.notMatch(otherPrompt.stderr(), /loading the model/, 'refused before loading');
 
   // The victim starts first, the two others once it holds a job.
   const victim = worker(wurl);
@@ -285,7 +290,7 @@ t.test('three workers, one SIGKILLed mid-job: the same answers file as one proce
   t.match(producer.stderr(), /\d+\/60 done · \d+ running · \d+ waiting · 0 failed · [1-3] workers? alive/, 'progress lines on stderr');
 
   sameAsReference(t, await readLines(out), reference);
-  for (const r of [producer, ...workers, intruder]) t.notMatch(r.stderr(), new RegExp(PASSWORD), 'the password is never printed');
+  for (const r of [producer, ...workers, intruder, otherPrompt]) t.notMatch(r.stderr(), new RegExp(PASSWORD), 'the password is never printed');
   t.same(await client.keys(`llava-med:${run}:results`), [], "the run's answers are cleared from Redis");
   t.match(JSON.parse((await client.get(`llava-med:${run}:meta`))!), { state: 'done' });
 });
@@ -402,6 +407,28 @@ t.test('Redis gone for good: the producer and the worker stop with a clear error
   t.same(lines.map((l) => l.question_id), reference.map((l) => l.question_id).filter((id) => lines.some((l) => l.question_id === id)), 'in test.json order');
   t.same(lines.map((l) => [l.text, l.metadata]), lines.map((l) => [refById.get(l.question_id)!.text, refById.get(l.question_id)!.metadata]), 'the answers a single process gives');
   for (const r of [producer, w]) t.notMatch(r.stderr(), new RegExp(PASSWORD));
+});
+
+t.test("the producer's --variant is the run's: workers ask with it and record it, as a single process does", async (t) => {
+  const questions = join(dir, 'variant.json');
+  await writeFile(questions, JSON.stringify(entries.filter((e) => e.image === entries[0]!.image).slice(0, 2)));
+  const single = join(dir, 'variant-single.jsonl');
+  const ref = start(['eval', 'answer', ...modelFlags(m1), '--variant', 'v1.5', '--question-file', questions, '--image-folder', join(data, 'images'), '--answers-file', single, '--temperature', '0', '--max-tokens', MAX_TOKENS]);
+  t.equal((await exited(ref, 'the single-process --variant v1.5 run')).code, 0, ref.stderr().slice(-1000));
+  const want = await readLines(single);
+  t.equal(want.length, 2);
+  t.same(want.map((l) => (l.metadata.model as { variant?: string }).variant), ['v1.5', 'v1.5'], "the override is recorded (the model's own variant is v0)");
+  const v0 = new Map(reference.map((l) => [l.question_id, l.text]));
+  t.notSame(want.map((l) => l.text), want.map((l) => v0.get(l.question_id)), 'the v1.5 prompt gives other answers than the v0 reference (so the comparison below shows which prompt the worker used)');
+
+  const url = `redis://:${PASSWORD}@127.0.0.1:${redisServer.port}/variant`;
+  const out = join(dir, 'variant-queued.jsonl');
+  const producer = start(producerArgs(url, questions, out, ['--variant', 'v1.5']));
+  await until('the run to start', async () => (await client.get('llava-med:variant:meta')) !== null, 60_000, [producer]);
+  const w = worker(url.replace(`:${PASSWORD}@`, '@')); // no --variant: it takes the run's
+  t.equal((await exited(producer, 'the producer', 120_000, [w])).code, 0, producer.stderr().slice(-1000));
+  t.equal((await exited(w, 'the worker', 30_000)).code, 0);
+  sameAsReference(t, await readLines(out), want);
 });
 
 t.test('eval answer flags that the mode would ignore are usage errors that say what to do', async (t) => {

@@ -12,7 +12,8 @@ import { AnswersFile, idKey, readTestFile } from '../answers-file.js';
 import { writeFileAtomic } from '../atomic.js';
 import { AnswerLineSchema, type AnswerLine, type TestEntry } from '../formats.js';
 import { checkResumedModel } from '../answer.js';
-import { identityDifferences, modelIdentity, recordedModel } from '../model-identity.js';
+import type { Variant } from '../../llava-med.js';
+import { ggufVariant, identityDifferences, modelIdentity, recordedModel } from '../model-identity.js';
 import { parseQueueUrl } from './connection.js';
 import { readMeta, runKeys, RunGenerationSchema, type JobData, type RunGeneration, type RunMeta } from './protocol.js';
 import { bullConnection, commandTimeoutFor, isConnectionError, RunClient, sleep, within } from './redis.js';
@@ -77,6 +78,8 @@ export interface QueueRunOptions {
   modelId?: string | undefined;
   /** Generation options every worker uses. Default: the variant's original settings. */
   generation?: RunGeneration | undefined;
+  /** The prompt variant every worker asks with, overriding the GGUF's (as `LlavaMed.load`'s `variant`). Default: the GGUF's. */
+  variant?: Variant | undefined;
   /** Attempts per job before its questions are reported as failed. Default 3. */
   attempts?: number | undefined;
   /** A job whose worker stops renewing its lock for this long is retried by another worker (ms). Default 30000. */
@@ -120,8 +123,9 @@ function jobIdFor(image: string, round: number): string {
   return round === 0 ? `img-${h}` : `img-${h}-r${round}`;
 }
 
-function sameRun(a: RunMeta, b: Pick<RunMeta, 'identity' | 'generation' | 'modelId'>): string[] {
+function sameRun(a: RunMeta, b: Pick<RunMeta, 'identity' | 'generation' | 'modelId' | 'variant'>): string[] {
   const out = identityDifferences(b.identity, a.identity, { mine: 'now', theirs: 'in the queued run' });
+  if (a.variant !== b.variant) out.push(`variant: ${b.variant ?? "the GGUF's own"} now, ${a.variant ?? "the GGUF's own"} in the queued run`);
   if (JSON.stringify(a.generation) !== JSON.stringify(b.generation)) out.push(`generation options: ${JSON.stringify(b.generation)} now, ${JSON.stringify(a.generation)} in the queued run`);
   if (a.modelId !== b.modelId) out.push(`model_id: ${JSON.stringify(b.modelId)} now, ${JSON.stringify(a.modelId)} in the queued run`);
   return out;
@@ -171,7 +175,12 @@ export async function runQueue(o: QueueRunOptions): Promise<QueueRunResult> {
   const todo = entries.filter((e) => !have.has(idKey(e.id)));
 
   const identity = await modelIdentity({ model: o.model, mmproj: o.mmproj });
-  checkResumedModel({ path: o.answersFile, lines: existing }, recordedModel(identity));
+  if (o.variant !== undefined && o.variant !== 'v0' && o.variant !== 'v1.5') throw llavaError('ERR_INVALID_ARGUMENT', `variant must be 'v0' or 'v1.5', not ${JSON.stringify(o.variant)}.`);
+  if (o.variant === undefined && ggufVariant(identity) === undefined) {
+    // Each worker would detect it from its own files; the run must fix it for all of them.
+    throw llavaError('ERR_INVALID_ARGUMENT', `${o.model} records no LLaVA-Med variant (llava_med.variant; it was not converted by llava-med): pass --variant v0 or --variant v1.5 so that every worker asks with the same prompt.`);
+  }
+  checkResumedModel({ path: o.answersFile, lines: existing }, recordedModel(identity, o.variant ?? ggufVariant(identity)));
   const imageFolder = resolve(o.imageFolder);
   // One job per image, in the order of each image's first question.
   const groups = new Map<string, TestEntry[]>();
@@ -200,6 +209,7 @@ export async function runQueue(o: QueueRunOptions): Promise<QueueRunResult> {
     const meta: RunMeta = {
       version: 1, epoch: randomBytes(8).toString('hex'), state: 'running', modelId: o.modelId ?? o.model,
       identity: { model: identity.model, mmproj: identity.mmproj }, generation, imageFolder, attempts, lockMs, stalledMs,
+      ...(o.variant !== undefined ? { variant: o.variant } : {}),
     };
     const old = await readMeta(redis, addr.run);
     if (old && old.state === 'running') {

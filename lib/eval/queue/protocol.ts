@@ -51,6 +51,8 @@ export const RunMetaSchema = z.object({
   modelId: z.string(),
   identity: z.object({ model: GgufIdentitySchema, mmproj: GgufIdentitySchema }),
   generation: RunGenerationSchema,
+  /** The prompt variant every worker asks with (the producer's --variant); absent: the GGUF's own. */
+  variant: z.enum(['v0', 'v1.5']).optional(),
   /** The producer's image folder (absolute); workers may be given another. */
   imageFolder: z.string(),
   attempts: z.number().int().min(1),

@@ -8,10 +8,10 @@ import { isAbsolute, join } from 'node:path';
 import { WaitingError, Worker, type Job } from 'bullmq';
 import { llavaError, isLlavaMedError } from '../../errors.js';
 import { readRegularFile } from '../../formats/file-read.js';
-import type { LlavaMed } from '../../llava-med.js';
+import type { LlavaMed, Variant } from '../../llava-med.js';
 import { idKey } from '../answers-file.js';
 import { makeAnswerLine, testEntryQuestion } from '../formats.js';
-import { identityDifferences, modelIdentity, recordedModel } from '../model-identity.js';
+import { ggufVariant, identityDifferences, modelIdentity, recordedModel } from '../model-identity.js';
 import { parseQueueUrl } from './connection.js';
 import { JobDataSchema, readMeta, RECORD_SCRIPT, runKeys, type RunMeta } from './protocol.js';
 import { bullConnection, commandTimeoutFor, RunClient, sleep, unlessAborted, within } from './redis.js';
@@ -32,8 +32,13 @@ export interface QueueWorkerOptions {
   model: string;
   /** This worker's projector (default: the registered name's). */
   mmproj?: string | undefined;
-  /** Loads the model once the run accepted it (the caller's engine options: threads, GPU layers, …). */
-  load: (files: { model: string; mmproj: string; sequences: number }) => Promise<LlavaMed>;
+  /**
+   * Loads the model once the run accepted it (the caller's engine options: threads, GPU layers, …), with the
+   * run's prompt `variant` when the run fixes one (pass it to `LlavaMed.load`).
+   */
+  load: (files: { model: string; mmproj: string; sequences: number; variant: Variant | undefined }) => Promise<LlavaMed>;
+  /** This worker's --variant, if given: it must be the run's (the run's variant is used either way). */
+  variant?: Variant | undefined;
   /** Folder the image paths are relative to. Default: the producer's (a shared file system). */
   imageFolder?: string | undefined;
   /** Questions about one image decoded at once (parallel sequences). Default 1. */
@@ -106,12 +111,20 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
       await sleep(1000, o.signal);
     }
     const diffs = identityDifferences(identity, meta.identity, { mine: 'in this worker', theirs: 'in the run' });
+    const runVariant = meta.variant ?? ggufVariant(identity);
+    if (o.variant !== undefined && o.variant !== runVariant) {
+      diffs.push(`variant: ${o.variant} in this worker (--variant), ${runVariant ?? 'none recorded'} in the run${meta.variant === undefined ? " (the GGUF's own: the producer gave no --variant)" : ''}`);
+    }
     if (diffs.length) {
-      throw llavaError('ERR_EVAL', `Refusing to join the run ${addr.run} at ${addr.display}: this worker's model is not the run's model.\n  - ${diffs.join('\n  - ')}\nStart the worker with the run's model files (-m/-p).`);
+      throw llavaError('ERR_EVAL', `Refusing to join the run ${addr.run} at ${addr.display}: this worker's model (or prompt variant) is not the run's.\n  - ${diffs.join('\n  - ')}\nStart the worker with the run's model files (-m/-p)${o.variant !== undefined ? ', without --variant (the run fixes it)' : ''}.`);
     }
     emit('joined', `joined the run ${addr.run} (model_id ${meta.modelId}); loading the model`);
     const run = meta;
-    const med = await o.load({ model: identity.modelPath, mmproj: identity.mmprojPath, sequences: parallel });
+    const med = await o.load({ model: identity.modelPath, mmproj: identity.mmprojPath, sequences: parallel, variant: meta.variant });
+    if (runVariant !== undefined && med.variant !== runVariant) {
+      await med.dispose();
+      throw llavaError('ERR_EVAL', `The model was loaded with the ${med.variant} prompt, but the run ${addr.run} asks with ${runVariant}: load it with the variant the worker's load callback is given.`);
+    }
     const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const stop = new AbortController();
     const onAbort = () => stop.abort();
@@ -121,7 +134,7 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
     let current: string | undefined;
     const imageFolder = o.imageFolder ?? run.imageFolder;
     // As a single-process eval answer records it (the identity is the run's: checked above).
-    const metadata = { model: recordedModel(identity) };
+    const metadata = { model: recordedModel(identity, med.variant) };
 
     /** The processor call in progress (settled when none): waited for, bounded, before the worker is closed. */
     let inHand: Promise<unknown> = Promise.resolve();
