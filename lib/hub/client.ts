@@ -493,11 +493,15 @@ export async function downloadFiles(
   const progress = (file: string) => o.onProgress?.({ phase: 'download', repo: snap.repo, file, bytesDone, bytesTotal, filesDone, filesTotal: files.length });
   progress('');
   await mkdir(dir, { recursive: true });
-  const queue = [...files];
-  let failed: unknown;
+  // Files are taken in list order; after a failure no new file starts, the ones in flight finish.
+  // When several fail, the error reported is that of the first in list order, not of the first to
+  // fail: an error message must not depend on timing (the lowest failing index is always attempted).
+  let next = 0;
+  const errors = new Map<number, unknown>();
   const worker = async () => {
-    while (queue.length > 0 && failed === undefined) {
-      const file = queue.shift()!;
+    while (next < files.length && errors.size === 0) {
+      const index = next++;
+      const file = files[index]!;
       let mine = 0;
       try {
         const how = await downloadOne(r, {
@@ -515,12 +519,12 @@ export async function downloadFiles(
         filesDone++;
         progress(file.path);
       } catch (e) {
-        failed ??= e;
+        errors.set(index, e);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(r.concurrency, files.length) }, worker));
-  if (failed !== undefined) throw failed;
+  if (errors.size > 0) throw errors.get(Math.min(...errors.keys()));
   if (!COMMIT_RE.test(snap.revision)) await cache.writeRef(snap.revision, snap.commit);
   return { dir, bytesFetched, reused };
 }

@@ -281,15 +281,26 @@ export async function pull(o: PullOptions): Promise<PullResult> {
   throw llavaError('ERR_INVALID_ARGUMENT', `${JSON.stringify(o.source)} is neither a recipe (${Object.keys(RECIPES).join(', ')}) nor a repository id (owner/name --file <pattern>).`);
 }
 
-/** Aggregated download progress across repositories. */
+/**
+ * The repositories' downloads side by side, with aggregated progress. When one fails, those listed after
+ * it stop and those listed before it go on, and the error thrown is that of the first failing repository
+ * in plan order: which error a failed pull reports must not depend on which download failed first.
+ */
 async function downloadAll(o: PullOptions, plans: readonly RepoPlan[]): Promise<number> {
   const done = new Map<string, { bytesDone: number; filesDone: number }>();
   const bytesTotal = plans.reduce((a, p) => a + p.files.reduce((b, f) => b + f.size, 0), 0);
   const filesTotal = plans.reduce((a, p) => a + p.files.length, 0);
-  const results = await Promise.all(
-    plans.map((p) =>
+  // One controller per repository, aborted by the caller's signal or by a failure listed before it.
+  // (Forwarded by hand, not AbortSignal.any: see downloadOne in lib/hub/client.ts.)
+  const stops = plans.map(() => new AbortController());
+  const onAbort = () => stops.forEach((s) => s.abort(o.signal?.reason));
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  if (o.signal?.aborted) onAbort();
+  const settled = await Promise.allSettled(
+    plans.map((p, i) =>
       downloadFiles(p.snap, {
         ...o,
+        signal: stops[i]!.signal,
         files: p.files,
         onProgress: (d) => {
           done.set(`${p.role}:${p.snap.repo}`, { bytesDone: d.bytesDone, filesDone: d.filesDone });
@@ -301,10 +312,18 @@ async function downloadAll(o: PullOptions, plans: readonly RepoPlan[]): Promise<
           }
           o.onProgress?.({ phase: 'download', file: d.file, bytesDone, bytesTotal, filesDone, filesTotal });
         },
+      }).catch((e: unknown) => {
+        for (const s of stops.slice(i + 1)) s.abort();
+        throw e;
       }),
     ),
-  );
-  return results.reduce((a, r) => a + r.bytesFetched, 0);
+  ).finally(() => o.signal?.removeEventListener('abort', onAbort));
+  let fetched = 0;
+  for (const r of settled) {
+    if (r.status === 'rejected') throw r.reason;
+    fetched += r.value.bytesFetched;
+  }
+  return fetched;
 }
 
 async function resolveStep(o: PullOptions, repo: string, revision: string | undefined): Promise<RepoSnapshot> {

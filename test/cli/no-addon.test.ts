@@ -21,8 +21,11 @@ cpSync(join(REPO, 'package.json'), join(pkg, 'package.json'));
 symlinkSync(join(REPO, 'node_modules'), join(pkg, 'node_modules'));
 const tiny = await tinyV0();
 
+// Nor an addon named by the environment (a developer's LLAVA_MED_ADDON would be loaded instead).
+const env = cleanEnv();
+delete env.LLAVA_MED_ADDON;
 function cli(args: string[]) {
-  return spawnSync(process.execPath, [join(pkg, 'dist', 'cli', 'main.js'), ...args], { cwd: pkg, encoding: 'utf8', env: cleanEnv(), timeout: 120_000 });
+  return spawnSync(process.execPath, [join(pkg, 'dist', 'cli', 'main.js'), ...args], { cwd: pkg, encoding: 'utf8', env, timeout: 120_000 });
 }
 
 t.test('quantize reports the addon error itself, not the child\'s stack', async (t) => {

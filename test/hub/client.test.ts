@@ -218,6 +218,17 @@ t.test('gated, missing and wrong names: one line saying what to do', async (t) =
   for (const e of [await resolveRepo(repo, 'main', opts()).catch((x: Error) => x)]) t.notMatch((e as Error).message, /\n/, 'one line');
 });
 
+t.test('two files fail: the error is that of the first file in download order, not of the first to fail', async (t) => {
+  const { repo, files } = newRepo();
+  const f = big(files); // the largest file: the first one taken
+  // The big file fails late (three 503s, 150 ms apart), config.json (the last one taken) at once.
+  hub.fault(repo, f.path, ...Array.from({ length: 3 }, () => ({ kind: 'status', status: 503 }) as const));
+  hub.fault(repo, 'config.json', { kind: 'status', status: 404 });
+  const o = opts({ retry: { retries: 2, baseDelayMs: 150, maxDelayMs: 150 } });
+  await t.rejects(snapshotDownload(repo, o), { code: 'ERR_HUB_NETWORK', message: new RegExp(`${f.path}.*HTTP 503.*gave up after 3 tries`) });
+  t.equal(hub.pendingFaults(repo, 'config.json'), 0, 'config.json was tried (and failed first)');
+});
+
 t.test('a redirect loop is one error, nothing written', async (t) => {
   const { repo, files } = newRepo();
   const f = big(files);

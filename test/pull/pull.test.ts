@@ -209,6 +209,16 @@ t.test('abort during conversion: ERR_ABORTED, nothing registered, no work files'
   t.ok(existsSync(o.cacheDir), 'the downloads stay in the cache for the next try');
 });
 
+t.test("both repositories fail to download: the model repository's error is reported, not the first to fail", async (t) => {
+  // The model's config.json fails late (three 503s, 150 ms apart); the vision repository's at once.
+  const o = opts({ source: 'v1.5', acceptLicense: true, quant: 'Q8_0', retry: { retries: 2, baseDelayMs: 150, maxDelayMs: 150 } });
+  for (let i = 0; i < 3; i++) hub.fault(V15, 'config.json', { kind: 'status', status: 503 });
+  hub.fault(CLIP336, 'config.json', { kind: 'status', status: 404 });
+  await t.rejects(pull(o), { code: 'ERR_HUB_NETWORK', message: new RegExp(`${V15}.*config\\.json.*HTTP 503.*gave up after 3 tries`) });
+  t.equal(hub.pendingFaults(CLIP336, 'config.json'), 0, 'the vision repository was tried (and failed first)');
+  t.same(await listModels(o.modelsDir), []);
+});
+
 t.test('not enough space for download + conversion: refused before any file moves', async (t) => {
   const repo = 'microsoft/llava-med-v1.5-mistral-7b';
   const o = opts({ source: 'v1.5', acceptLicense: true });
