@@ -8,12 +8,15 @@
  * sequence goes to the next waiting job; when every job of a running step is aborting, the step
  * itself is aborted inside the native call.
  *
- * Prefill is interleaved with generation, as llama-server does: each turn of the loop does at most
- * one piece of prefill work — a newcomer's prompt stage (its image encode), or one piece of its
- * prompt load (an image, or a slice of at most batchSize text tokens: Sequence.loadPieces) — then
- * one step of the running jobs. So a newcomer's long prompt pauses the running answers for one
- * piece at a time instead of for the whole prompt, and since the pieces are the ones a lone load
- * decodes, the cells and answers are the same as without other requests. (llama-server puts its
+ * Prefill is interleaved with generation, as llama-server does: each turn of the loop does one
+ * piece of each loading job's prompt (an image, or a slice of at most batchSize text tokens:
+ * Sequence.loadPieces, each piece its own decode), starts the newcomers that have a free sequence
+ * (their prompt stage: the image encode), then runs one step of the running jobs. So a newcomer's
+ * long prompt pauses the running answers for one piece at a time instead of for the whole prompt;
+ * requests that arrive together load side by side and start generating in the same turn (one
+ * batched step for all of them, as llama-server takes all its slots' pending prompts in one turn)
+ * instead of the last one waiting for every prompt ahead of it; and since the pieces are the ones a
+ * lone load decodes, the cells and answers are the same as without other requests. (llama-server puts its
  * prompt chunks into the same llama_decode batch as the running slots' tokens; with one KV buffer
  * per sequence, as both run here, llama.cpp splits such a batch into one micro-batch per run of
  * equal-length sequences anyway — llama_batch_allocr::split_equal — so a shared call would save no
@@ -81,7 +84,7 @@ interface Waiting {
   cancel(e: LlavaMedError): void;
 }
 
-/** A job whose prompt is loading into its sequence, one piece per turn of the loop. */
+/** A job whose prompt is loading into its sequence, one piece per turn of the loop (several jobs may load side by side). */
 interface Loading {
   job: ScheduledJob;
   prompt: ScheduledPrompt;
@@ -121,8 +124,8 @@ export class Scheduler {
   readonly #what: string;
   readonly #waiting: Waiting[] = [];
   readonly #active: Active[] = [];
-  /** The job whose prompt is loading (one at a time: pieces go in arrival order). */
-  #loading?: Loading;
+  /** The jobs whose prompts are loading, in arrival order: each turn runs one piece of each, in this order. */
+  readonly #loading: Loading[] = [];
   readonly #busy = new Set<number>();
   readonly #closer = new AbortController();
   #closed = false;
@@ -150,9 +153,9 @@ export class Scheduler {
     return this.#waiting.length;
   }
 
-  /** Jobs whose prompt is loading now (0 or 1). */
+  /** Jobs whose prompt is loading now. */
   get loadingJobs(): number {
-    return this.#loading ? 1 : 0;
+    return this.#loading.length;
   }
 
   /** Everything waiting or running. */
@@ -285,10 +288,10 @@ export class Scheduler {
         if (this.#active.length > 0) await this.step();
       } catch (e) {
         // Not reached in normal operation (each stage settles its own jobs); never leave callers hanging.
-        if (this.#loading) await this.failLoad(this.#loading, e);
+        for (const l of [...this.#loading]) await this.failLoad(l, e);
         for (const a of this.#active.splice(0)) await this.finish(a, e);
       }
-      if (this.#active.length === 0 && !this.#loading && (this.#waiting.length === 0 || this.#closed)) {
+      if (this.#active.length === 0 && this.#loading.length === 0 && (this.#waiting.length === 0 || this.#closed)) {
         this.#running = false; // synchronously with the check: a submit() after it starts a new loop
         return;
       }
@@ -302,23 +305,28 @@ export class Scheduler {
   }
 
   /**
-   * One piece of prefill work, so the running jobs get their next token between two pieces: the
-   * loading job's next piece, else the call at the head of the queue when it can start (FIFO: none
-   * overtakes another) — a job's prompt stage (its image encode), or an operation.
+   * The prefill work of one turn, so the running jobs get their next token between two pieces of
+   * any one prompt: the next piece of every loading job (in arrival order, each its own decode),
+   * then every call at the head of the queue that can start now (FIFO: none overtakes another) — a
+   * job's prompt stage (its image encode; its pieces start next turn), or an operation. So requests
+   * that arrive together load side by side and join the running batch in the same turn, as
+   * llama-server takes the pending prompts of all its slots in one turn, instead of the last of
+   * them waiting for every prompt ahead of it.
    */
   private async admit(): Promise<void> {
-    if (this.#loading) return this.loadPiece(this.#loading);
-    if (this.#waiting.length === 0 || this.#closed) return;
-    const head = this.#waiting[0]!;
-    let seq: Sequence | undefined;
-    if (head.kind === 'op' && head.mode === 'idle') {
-      if (this.#active.length > 0) return;
-    } else {
-      seq = this.free()[0];
-      if (!seq) return;
+    for (const l of [...this.#loading]) await this.loadPiece(l);
+    while (this.#waiting.length > 0 && !this.#closed) {
+      const head = this.#waiting[0]!;
+      let seq: Sequence | undefined;
+      if (head.kind === 'op' && head.mode === 'idle') {
+        if (this.#active.length > 0 || this.#loading.length > 0) return;
+      } else {
+        seq = this.free()[0];
+        if (!seq) return;
+      }
+      this.#waiting.shift();
+      await head.start(seq);
     }
-    this.#waiting.shift();
-    await head.start(seq);
   }
 
   /** A job's prompt stage: builds its prompt and gives it the free sequence where it gains most; its load starts at the next turn. */
@@ -332,7 +340,7 @@ export class Scheduler {
       throwIfAborted(signal, 'call');
       seq = this.pick(prompt.items);
       this.#busy.add(seq.id);
-      this.#loading = { job, prompt, seq, signal, pieces: seq.loadPieces(prompt.items, signal), resolve, reject };
+      this.#loading.push({ job, prompt, seq, signal, pieces: seq.loadPieces(prompt.items, signal), resolve, reject });
     } catch (e) {
       await prompt?.release?.(seq).catch(() => {});
       if (seq) this.#busy.delete(seq.id);
@@ -348,7 +356,7 @@ export class Scheduler {
       this.#stats.pieces++;
       const r = await l.pieces.next();
       if (!r.done) return;
-      this.#loading = undefined;
+      this.#loading.splice(this.#loading.indexOf(l), 1);
       const job = l.job;
       sampler = job.sampler();
       // Sampled right away: the next load or step overwrites the logits this load left.
@@ -373,7 +381,8 @@ export class Scheduler {
   }
 
   private async failLoad(l: Loading, e: unknown): Promise<void> {
-    if (this.#loading === l) this.#loading = undefined;
+    const i = this.#loading.indexOf(l);
+    if (i >= 0) this.#loading.splice(i, 1);
     await l.pieces.return(undefined as never).catch(() => {});
     await l.prompt.release?.(l.seq).catch(() => {});
     this.#busy.delete(l.seq.id);

@@ -82,3 +82,54 @@ t.test('clearCache() waits for the running and the loading job; their answers ar
   t.not(again.timings.imageEncodeMs, 0, 'and the image is encoded again: the image cache was cleared');
   t.same(again.tokens, refA.tokens, 'same answer');
 });
+
+t.test('jobs that arrive together load side by side and join the batch in the same turn; answers as alone', async (t) => {
+  const refA = await alone.ask(pa, 'What is shown?', { ...GEN, maxTokens: 12 });
+  const refB = await alone.ask(pb, 'Is it normal?', { ...GEN, maxTokens: 12 });
+  await med.clearCache(); // both prompts load whole: the same number of pieces
+  const queue = (med as unknown as { queue: { waiting: number; run<T>(op: () => Promise<T>): Promise<T> } }).queue;
+  const ctx = engineOf(med).context;
+  // What the engine did, in order: steps (the sequences they fed) and prompt pieces (their sequence).
+  const events: string[] = [];
+  const step = ctx.step;
+  ctx.step = function (this: typeof ctx, entries, o) {
+    events.push(`step ${entries.map((e) => e.seq).join('+')}`);
+    return step.call(this, entries, o);
+  };
+  const restore = [0, 1].map((i) => {
+    const s = ctx.sequence(i);
+    const [decode, decodeImage] = [s.decode, s.decodeImage];
+    s.decode = function (this: typeof s, ...a: Parameters<typeof decode>) {
+      events.push(`piece ${i}`);
+      return decode.apply(this, a);
+    };
+    s.decodeImage = function (this: typeof s, ...a: Parameters<typeof decodeImage>) {
+      events.push(`piece ${i}`);
+      return decodeImage.apply(this, a);
+    };
+    return () => {
+      delete (s as Partial<typeof s>).decode;
+      delete (s as Partial<typeof s>).decodeImage;
+    };
+  });
+  t.teardown(() => {
+    ctx.step = step;
+    restore.forEach((r) => r());
+  });
+  // Both requests wait behind an operation until both are queued: they arrive in the same turn.
+  let open: (() => void) | undefined;
+  const gate = queue.run(() => new Promise<void>((r) => (open = r)));
+  const a = med.ask(pa, 'What is shown?', { ...GEN, maxTokens: 12 });
+  const b = med.ask(pb, 'Is it normal?', { ...GEN, maxTokens: 12 });
+  while (!open || queue.waiting < 2) await new Promise((r) => setTimeout(r, 5));
+  open();
+  await gate;
+  const [ra, rb] = await Promise.all([a, b]);
+  t.same(ra.tokens, refA.tokens, 'the first: its answer alone');
+  t.same(rb.tokens, refB.tokens, 'the second: its answer alone');
+  const firstStep = events.findIndex((e) => e.startsWith('step'));
+  t.equal(events[firstStep], 'step 0+1', `the first step feeds both jobs (${events.slice(0, firstStep + 1).join(', ')})`);
+  const pieces = events.slice(0, firstStep);
+  t.equal(pieces.filter((e) => e === 'piece 0').length, 3, "the first job's 3 pieces (text, image, text) came before it");
+  t.same(pieces, ['piece 0', 'piece 1', 'piece 0', 'piece 1', 'piece 0', 'piece 1'], 'one piece of each job per turn, in arrival order');
+});
