@@ -41,24 +41,38 @@ t.test('an encode aborted while the vision graph runs stops without producing an
   // already passed its check before mtmd_encode_chunk, so only the abort callback inside the
   // graph can stop it (without it, the call resolves with an embedding).
   const native = (proj as unknown as { native: NativeProjector }).native;
+  // Where the flag lands is wall-clock timing, known only afterwards: when this encode outran the
+  // sleep (the machine got faster since the timed encode), the flag came too late to test anything,
+  // and the try is repeated with an earlier flag. An embedding from an encode whose flag was set
+  // before nine tenths of its run is the failure guarded here.
+  const abortDuring = async (fraction: number, start: () => Promise<{ encodeMs: number; dispose(): void }>, abort: () => void) => {
+    for (let at = fraction, tries = 0; tries < 6; tries++, at /= 2) {
+      const t0 = performance.now();
+      const p = start();
+      await sleep(full * at);
+      abort();
+      const setAt = performance.now() - t0;
+      const outcome = await p.then(
+        (e) => {
+          const ms = e.encodeMs;
+          e.dispose();
+          return setAt < ms * 0.9 ? `an embedding, although the flag was set at ${setAt.toFixed(0)} ms of its ${ms.toFixed(0)} ms` : 'too late';
+        },
+        (e: { code?: string; cause?: { message?: string } }) => `rejected ${e.code}${e.cause?.message ? ` (${e.cause.message})` : ''}`,
+      );
+      if (outcome !== 'too late') return outcome;
+    }
+    return 'every flag came after the encode had finished';
+  };
   for (const fraction of [1 / 3, 2 / 3]) {
-    const flag = new Int32Array(1);
-    const p = native.encode(img, size, size, flag);
-    await sleep(full * fraction);
-    Atomics.store(flag, 0, 1);
-    const outcome = await p.then(
-      (e) => (e.dispose(), 'an embedding'),
-      (e: { code?: string }) => `rejected ${e.code}`,
-    );
+    let flag = new Int32Array(1);
+    const outcome = await abortDuring(fraction, () => native.encode(img, size, size, (flag = new Int32Array(1))), () => Atomics.store(flag, 0, 1));
     t.equal(outcome, 'rejected ERR_ABORTED', `flag set at ${(fraction * 100).toFixed(0)} % of the encode: the encode stopped`);
   }
   // the public API: ERR_ABORTED with the signal's reason
-  const ac = new AbortController();
-  const p = proj.encode(img, size, size, { signal: ac.signal });
-  await sleep(full / 3);
-  ac.abort(new Error('enough'));
-  const e = await failsWith(t, () => p, 'ERR_ABORTED', 'encode aborted through its signal');
-  t.equal((e?.cause as Error | undefined)?.message, 'enough');
+  let ac = new AbortController();
+  const outcome = await abortDuring(1 / 3, () => proj.encode(img, size, size, { signal: (ac = new AbortController()).signal }), () => ac.abort(new Error('enough')));
+  t.equal(outcome, 'rejected ERR_ABORTED (enough)', "encode aborted through its signal: ERR_ABORTED with the signal's reason");
   // nothing of the aborted encodes is left behind: the next encode is the same, bit for bit
   const again = await proj.encode(img, size, size);
   t.same(Buffer.from(again.toFloat32Array().buffer), Buffer.from(ref.toFloat32Array().buffer), 'the next encode equals the first');
