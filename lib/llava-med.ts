@@ -584,7 +584,8 @@ export class LlavaMed {
    * not depend on the other requests beside it. At temperature 0 it usually equals a sequential
    * ask(), but not always: a step over several sequences uses other matrix kernels than a
    * one-sequence step, which round differently and can flip a near-tie. Results come back in
-   * request order; one failed request stops the others and rejects the call.
+   * request order; a failed request stops the ones after it and rejects the call with the error of the
+   * first failed request in order.
    */
   async askBatch(requests: readonly { image: ImageArg; question: string }[], opts: GenerationOptions = {}): Promise<Answer[]> {
     if (!Array.isArray(requests)) throw llavaError('ERR_INVALID_ARGUMENT', 'askBatch expects an array of { image, question }.');
@@ -606,11 +607,14 @@ export class LlavaMed {
   ): Promise<Answer[]> {
     this.queue.assertOpen();
     const t0 = performance.now();
-    // One failed request fails a batch: the others are stopped rather than left running.
-    const batch = jobs.length > 1 ? new AbortController() : undefined;
-    const signal = batch ? (opts.signal ? AbortSignal.any([opts.signal, batch.signal]) : batch.signal) : opts.signal;
-    let firstError: unknown;
-    const runs = jobs.map((job) => {
+    // One failed request fails a batch: the requests after it are stopped rather than left running, those
+    // before it go on, and the error is that of the first failed request in order, not of the first to
+    // fail (an error must not depend on timing; the first failing request is never stopped by another).
+    const stops = jobs.length > 1 ? jobs.map(() => new AbortController()) : undefined;
+    const errors = new Map<number, unknown>();
+    const runs = jobs.map((job, i) => {
+      const stop = stops?.[i]?.signal;
+      const signal = stop ? (opts.signal ? AbortSignal.any([opts.signal, stop]) : stop) : opts.signal;
       let encodeMs = 0;
       return this.queue
         .submit({
@@ -633,16 +637,14 @@ export class LlavaMed {
         .then(
           (r) => this.toAnswer(r, encodeMs, t0),
           (e: unknown) => {
-            if (firstError === undefined) {
-              firstError = e;
-              batch?.abort(e);
-            }
+            errors.set(i, e);
+            for (const later of stops?.slice(i + 1) ?? []) if (!later.signal.aborted) later.abort(e);
             throw e;
           },
         );
     });
     const settled = await Promise.allSettled(runs);
-    if (firstError !== undefined) throw firstError;
+    if (errors.size > 0) throw errors.get(Math.min(...errors.keys()));
     // With stopOnAbortSignal the caller's abort during generation ends the answers (stopReason
     // 'aborted') instead of rejecting; an abort before the first token, or dispose(), still rejects.
     if (!opts.stopOnAbortSignal) throwIfAborted(opts.signal, 'generation');

@@ -1,7 +1,7 @@
 /** askBatch vs sequential ask; abort; FIFO queueing; dispose during calls; await using. */
 import t from 'tap';
 import { LlavaMed, engineOf } from '../../lib/llava-med.js';
-import { loadTiny, noisePng, rejectsCode, spyEngine } from './util.js';
+import { loadTiny, noisePng, rejection, rejectsCode, spyEngine } from './util.js';
 
 const GEN = { temperature: 0, maxTokens: 12, stop: [] as string[] };
 
@@ -45,6 +45,23 @@ t.test('askBatch with 3 sequences = sequential ask at temperature 0 (tiny models
     await seq.dispose();
     await par.dispose();
   }
+});
+
+t.test('two requests of a batch fail: the error is that of the first in request order, not of the first to fail', async (t) => {
+  const { med } = await loadTiny('v0', { sequences: 2 });
+  t.teardown(() => med.dispose());
+  // Request 0 fails late (its image is decoded and encoded, then the question does not fit the
+  // sequence); request 1 at once (bytes that are no image).
+  const late = { image: await noisePng(30, 30, 54), question: 'Why? '.repeat(2000) };
+  const early = { image: Buffer.from('not an image at all'), question: 'What?' };
+  const e0 = (await rejection(med.ask(late.image, late.question, GEN))) as { code?: string; message?: string };
+  const e1 = (await rejection(med.ask(early.image, early.question, GEN))) as { code?: string };
+  t.not(e0?.code, e1?.code, `two different errors alone: ${e0?.code} and ${e1?.code}`);
+  for (let round = 0; round < 3; round++) {
+    const e = (await rejection(med.askBatch([late, early], GEN))) as { code?: string; message?: string };
+    t.same([e?.code, e?.message], [e0?.code, e0?.message], `round ${round}: request 0's error`);
+  }
+  t.same((await med.ask(late.image, 'What is shown?', GEN)).tokens.length > 0, true, 'the instance still answers');
 });
 
 t.test('abort: mid-stream and before start', async (t) => {
