@@ -112,7 +112,9 @@ export async function quantize(opts: QuantizeOptions): Promise<{
           childError = m.error;
         }
       });
-      child.on('exit', (code, sig) => {
+      // 'close', not 'exit': 'exit' can come before the child's last IPC message and stderr bytes have been
+      // read, and the error reported would then depend on timing; 'close' waits for the IPC channel and stderr.
+      child.on('close', (code, sig) => {
         opts.signal?.removeEventListener('abort', onAbort);
         if (opts.signal?.aborted) reject(llavaError('ERR_ABORTED', 'Quantization was aborted.', opts.signal.reason));
         else if (code === 0) resolve();
