@@ -417,11 +417,16 @@ class DecodeEmbeddingWorker : public ContextWorker {
         auto t0 = std::chrono::steady_clock::now();
         const int32_t nBatch = (int32_t) llama_n_batch(h_->ctx.get());
         const int32_t n = emb_->nTokens, d = emb_->nEmbd;
-        llama_batch b = llama_batch_init(nBatch, d, 1);
+        // The batch points into the embedding instead of holding a copy (llama_decode only reads it):
+        // a copy would be nBatch x n_embd floats (8 MB for 512 x 4096) at the moment of the question's
+        // peak RSS. token is set aside so that llama_decode reads embd; both are put back for the free.
+        llama_batch b = llama_batch_init(nBatch, 0, 1);
+        llama_token * tokens = b.token;
+        b.token = nullptr;
         for (int32_t start = 0; start < n; start += nBatch) {
             const int32_t m = std::min(nBatch, n - start);
             b.n_tokens = m;
-            std::memcpy(b.embd, emb_->values.data() + (size_t) start * d, (size_t) m * d * sizeof(float));
+            b.embd = const_cast<float *>(emb_->values.data()) + (size_t) start * d;
             for (int32_t k = 0; k < m; k++) {
                 b.pos[k] = pos_ + start + k;
                 b.n_seq_id[k] = 1;
@@ -430,6 +435,8 @@ class DecodeEmbeddingWorker : public ContextWorker {
             }
             if (!DecodeBatch(b)) break;
         }
+        b.token = tokens;
+        b.embd = nullptr;
         llama_batch_free(b);
         ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
