@@ -3,7 +3,7 @@
  * call that blocks the pool blocks every later fs call): every reader that opens a path is pointed at a
  * FIFO with no writer (and at /dev/zero), then an unrelated fs.readFile must still complete.
  * Progress goes to the result file after each step, so a hang names the reader that hung.
- * Usage: node --import=<tap's TS loader> file-read-child.ts <result.json> <fifo> <regular file> <dir with FIFO files>
+ * Usage: node --import=tsx file-read-child.ts <result.json> <fifo> <regular file> <dir with FIFO files>
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { loadImage } from '../../lib/image/load.js';

@@ -94,7 +94,8 @@ t.test('no reader blocks the libuv pool on a FIFO or a device (child with one po
   const result = join(dir, 'result.json');
   const env: NodeJS.ProcessEnv = { ...process.env, UV_THREADPOOL_SIZE: '1' };
   delete env.NODE_OPTIONS;
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a.startsWith('--enable-source-maps'));
+  // The TS loader tap runs this file with (tsx, package.json tap.node-arg; or @tapjs/typescript's ts-node).
+  const loader = process.execArgv.filter((a) => /^--import=tsx$|@tapjs\/typescript/.test(a) || a.startsWith('--enable-source-maps'));
   const child = spawn(process.execPath, [...loader, CHILD, result, fifo, regular, fifoDir], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
