@@ -1,10 +1,6 @@
 /** CLI sharp edges: secrets in help, broken pipes, usage errors as one line, --quiet, typed JSON. */
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { CLI, cleanEnv, ensureDist, runCli } from './util.js';
 import { REPO, tinyV0 } from '../helpers/tiny-llava.js';
 
@@ -74,11 +70,5 @@ t.test('--quiet silences progress, not errors', async (t) => {
   const err = await runCli(['score', '-q', '-m', 'missing.gguf', '-p', v0.mmproj, '-i', 'x.png', '--candidates', 'a', 'q']);
   t.match(err.stderr, /ERR_FILE_NOT_FOUND/, 'errors still print');
 });
-
-t.test('a clean TypeScript build (what prepack runs) leaves the bin executable', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'llava-med-dist-'));
-  t.teardown(() => rm(out, { recursive: true, force: true }));
-  const r = spawnSync(process.execPath, [join(REPO, 'scripts', 'build-ts.mjs'), '--clean', '--out-dir', out], { encoding: 'utf8' });
-  t.equal(r.status, 0, r.stderr);
-  t.ok(statSync(join(out, 'cli', 'main.js')).mode & 0o111, 'cli/main.js is executable');
-});
+// That a clean TypeScript build (what prepack runs) leaves the bin executable is checked after the
+// real prepack, in test/install/packed-install.test.ts (no second full tsc build here).

@@ -52,6 +52,9 @@ if (process.platform !== 'linux' || process.arch !== 'x64') {
     t.ok(files.includes(BASELINE), 'the tarball carries the baseline prebuilt binary');
     t.ok(files.includes('dist/engine/binding.js') && files.includes('native/cpu-levels.json'), 'and the loader with its level table');
     t.ok(files.includes('scripts/install.mjs') && files.includes('scripts/preflight.mjs') && files.includes('scripts/build-native.mjs'), 'and the install hook with what it imports');
+    // prepack's clean TypeScript build (scripts/build-ts.mjs --clean) leaves the bin executable: tsc writes
+    // new files without the executable bit, so `npx llava-med` in a checkout would fail with "Permission denied".
+    t.ok(fs.statSync(path.join(REPO, 'dist', 'cli', 'main.js')).mode & 0o111, "after prepack's clean build, dist/cli/main.js is executable");
     t.notOk(files.some((f) => /^(build|deps|build-[^/]+)\//.test(f)), 'but no build tree or llama.cpp checkout');
     const prebuilt = info[0]!.files.filter((f) => f.path.startsWith('prebuilds/'));
     t.comment(`tarball ${(info[0]!.size / 1e6).toFixed(1)} MB (unpacked ${(info[0]!.unpackedSize / 1e6).toFixed(1)} MB); prebuilt: ${prebuilt.map((f) => `${path.basename(f.path)} ${(f.size / 1e6).toFixed(1)} MB`).join(', ')}`);
