@@ -52,8 +52,10 @@ t.test('process.exit(0) while native work runs: exit code 0, no signal, no outpu
     ['generate', { model: big.path, mmproj: bigMm.path, delay: 120 }],
     ['decode', { model: big.path, mmproj: bigMm.path, delay: 15, logger: true }],
   ];
-  for (const [what, args] of cases) {
-    const r = await child('exit-during', { what, ...args });
+  // Independent child processes: run side by side (the second core is otherwise idle under tap's one job).
+  const runs = await Promise.all(cases.map(([what, args]) => child('exit-during', { what, ...args })));
+  for (const [k, [what, args]] of cases.entries()) {
+    const r = runs[k]!;
     const name = `${what}${(args as { logger?: boolean }).logger ? ' (with a logger installed)' : ''}`;
     t.equal(r.signal, null, `${name}: no signal (${summary(r)})`);
     t.equal(r.code, 0, `${name}: exit code 0`);
