@@ -9,8 +9,16 @@
 // (bench/lib/sections.mjs).
 //
 // The load average (1 min) is recorded after each row: the figures are only comparable within a run.
+// So is each server process's CPU time per request (user + system over the measured requests, from
+// /proc): less load-dependent than wall time, but not independent of it (ggml's worker threads spin
+// while they wait for a core).
 //
-//   node bench/serve.mjs [--clients 1,4,8] [--requests 8] [--max-tokens 32] [--threads N] [--llama-server PATH] [--no-write]
+// --flash adds a row per concurrency for llava-med serve with `--flash-attn on --projector-flash-attn on`
+// (llama-server's CPU defaults: F16 K/V in the vision encoder's and the LM's attention), an option that
+// trades the defaults' reproducibility decisions (ARCHITECTURE.md) for speed; the ratios compare the
+// default row.
+//
+//   node bench/serve.mjs [--clients 1,4,8] [--requests 8] [--max-tokens 32] [--threads N] [--llama-server PATH] [--flash] [--no-write]
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -30,12 +38,13 @@ const flag = (name, def) => {
   if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
   return v;
 };
-for (const a of argv) if (a.startsWith('--') && !['--clients', '--requests', '--max-tokens', '--threads', '--llama-server', '--no-write'].includes(a)) throw new Error(`unknown flag ${a}`);
+for (const a of argv) if (a.startsWith('--') && !['--clients', '--requests', '--max-tokens', '--threads', '--llama-server', '--flash', '--no-write'].includes(a)) throw new Error(`unknown flag ${a}`);
 const clients = flag('clients', '1,4,8').split(',').map(Number);
 const requests = Number(flag('requests', '8'));
 const maxTokens = Number(flag('max-tokens', '32'));
 const threads = Number(flag('threads', String(os.availableParallelism())));
 const write = !argv.includes('--no-write');
+const flash = argv.includes('--flash');
 // Another build of llama-server from the same patched tree (e.g. one a sibling checkout built).
 const llamaServer = path.resolve(flag('llama-server', builtLlamaServer));
 const CTX_PER_SLOT = 2048;
@@ -71,9 +80,9 @@ const freePort = async () => {
   return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
 };
 
-async function ours(slots) {
+async function ours(slots, extra = []) {
   const { child, url } = await startProcess(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'serve', '-q', '-m', benchModels.q4, '-p', benchModels.mmproj, '-t', String(threads),
-    '--parallel', String(slots), '-c', String(CTX_PER_SLOT * slots), '--port', '0', '--queue', '64', '--image-cache', '0', '--name', 'bench'], (s) => /listening on (http:\/\/[^\s;]+)/.exec(s)?.[1]);
+    '--parallel', String(slots), '-c', String(CTX_PER_SLOT * slots), '--port', '0', '--queue', '64', '--image-cache', '0', '--name', 'bench', ...extra], (s) => /listening on (http:\/\/[^\s;]+)/.exec(s)?.[1]);
   return {
     child,
     async ask(image, q) {
@@ -114,7 +123,18 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
 
+// CPU seconds (user + system) a process has used so far; undefined where /proc is absent.
+function cpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100 on Linux)
+  } catch {
+    return undefined;
+  }
+}
+
 async function load(server, imgs, c) {
+  const cpu0 = cpuSeconds(server.child.pid);
   let next = 0;
   const lat = [];
   let tokens = 0;
@@ -128,7 +148,8 @@ async function load(server, imgs, c) {
     }
   }));
   const ms = performance.now() - t0;
-  return { rpm: (requests * 60_000) / ms, tps: (tokens * 1000) / ms, p50: pct(lat, 50), p95: pct(lat, 95), tokens };
+  const cpu1 = cpuSeconds(server.child.pid);
+  return { cpu: cpu0 === undefined || cpu1 === undefined ? undefined : (cpu1 - cpu0) / requests, rpm: (requests * 60_000) / ms, tps: (tokens * 1000) / ms, p50: pct(lat, 50), p95: pct(lat, 95), tokens };
 }
 
 await ensureBenchModels();
@@ -139,13 +160,13 @@ const imgs = await images(Math.max(requests, 8));
 const rows = [];
 for (const [ci, c] of clients.entries()) {
   // Alternating which server goes first, so a load that drifts during the run favours neither.
-  const pair = [['llava-med serve', ours], ...(hasPeer ? [['llama-server', peer]] : [])];
+  const pair = [['llava-med serve', ours], ...(flash ? [['llava-med serve, flash attention on', (n) => ours(n, ['--flash-attn', 'on', '--projector-flash-attn', 'on'])]] : []), ...(hasPeer ? [['llama-server', peer]] : [])];
   for (const [name, start] of ci % 2 === 0 ? pair : pair.reverse()) {
     const s = await start(c);
     try {
       await s.ask(imgs[0], 'Warm-up?');
       const r = await load(s, imgs, c);
-      log(`${name}, ${c} client(s): ${r.rpm.toFixed(1)} req/min, ${r.tps.toFixed(1)} tok/s, p50 ${(r.p50 / 1000).toFixed(2)} s, p95 ${(r.p95 / 1000).toFixed(2)} s`);
+      log(`${name}, ${c} client(s): ${r.rpm.toFixed(1)} req/min, ${r.tps.toFixed(1)} tok/s, p50 ${(r.p50 / 1000).toFixed(2)} s, p95 ${(r.p95 / 1000).toFixed(2)} s${r.cpu === undefined ? '' : `, ${r.cpu.toFixed(2)} CPU s/request`}`);
       rows.push({ name, c, ...r, load: os.loadavg()[0] });
     } finally {
       s.child.kill('SIGTERM');
@@ -166,17 +187,23 @@ const md = [
   '',
   `p95 = the ${Math.ceil(0.95 * requests)}th fastest of ${requests} requests${Math.ceil(0.95 * requests) === requests ? ' (the slowest)' : ''}. Load average (1 min) after each row, as \`os.loadavg()\` read it: ${Math.min(...rows.map((r) => r.load)).toFixed(1)}–${Math.max(...rows.map((r) => r.load)).toFixed(1)} on ${os.availableParallelism()} cores.`,
   '',
-  '| clients | server | requests/min | generated tok/s | p50 latency (s) | p95 latency (s) | load after |',
-  '|---:|---|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.c} | ${r.name} | ${r.rpm.toFixed(1)} | ${r.tps.toFixed(1)} | ${(r.p50 / 1000).toFixed(2)} | ${(r.p95 / 1000).toFixed(2)} | ${r.load.toFixed(1)} |`),
+  'Server CPU s/request: the server process\'s user + system CPU time over the measured requests, divided by their number.',
+  '',
+  '| clients | server | requests/min | generated tok/s | p50 latency (s) | p95 latency (s) | server CPU s/request | load after |',
+  '|---:|---|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.c} | ${r.name} | ${r.rpm.toFixed(1)} | ${r.tps.toFixed(1)} | ${(r.p50 / 1000).toFixed(2)} | ${(r.p95 / 1000).toFixed(2)} | ${r.cpu === undefined ? '–' : r.cpu.toFixed(2)} | ${r.load.toFixed(1)} |`),
   '',
 ];
 if (hasPeer) {
-  md.push('| clients | requests/min, llava-med / llama-server | p95, llava-med / llama-server |', '|---:|---:|---:|');
+  md.push(
+    `| clients | requests/min, llava-med / llama-server | p95, llava-med / llama-server |${flash ? ' flash attention on: requests/min | p95 |' : ''}`,
+    `|---:|---:|---:|${flash ? '---:|---:|' : ''}`,
+  );
   for (const c of clients) {
     const a = rows.find((r) => r.c === c && r.name === 'llava-med serve');
+    const f = rows.find((r) => r.c === c && r.name.startsWith('llava-med serve, flash'));
     const b = rows.find((r) => r.c === c && r.name === 'llama-server');
-    if (a && b) md.push(`| ${c} | ${(a.rpm / b.rpm).toFixed(2)}× | ${(a.p95 / b.p95).toFixed(2)}× |`);
+    if (a && b) md.push(`| ${c} | ${(a.rpm / b.rpm).toFixed(2)}× | ${(a.p95 / b.p95).toFixed(2)}× |${f ? ` ${(f.rpm / b.rpm).toFixed(2)}× | ${(f.p95 / b.p95).toFixed(2)}× |` : ''}`);
   }
   md.push('');
 }
