@@ -17,10 +17,15 @@
 // (llama-server's CPU defaults: F16 K/V in the vision encoder's and the LM's attention), an option that
 // trades the defaults' reproducibility decisions (ARCHITECTURE.md) for speed; the ratios compare the
 // default row.
+// --one-libuv-thread adds a row for llava-med serve started with UV_THREADPOOL_SIZE=1 (an experiment,
+// not a product setting): the encoder and the LM then run on one libuv worker, so libgomp manages one
+// team of `threads` threads instead of one per worker that ran ggml, and does not throttle its barrier
+// spinning (bench/README.md, "Serving"): on a quiet machine the barriers stop sleeping; on a loaded
+// one the threads spin away their time slices, as llama-server's do.
 //
-//   node bench/serve.mjs [--clients 1,4,8] [--requests 8] [--max-tokens 32] [--threads N] [--llama-server PATH] [--flash] [--no-write]
+//   node bench/serve.mjs [--clients 1,4,8] [--requests 8] [--max-tokens 32] [--threads N] [--llama-server PATH] [--flash] [--one-libuv-thread] [--no-write]
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,13 +43,14 @@ const flag = (name, def) => {
   if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
   return v;
 };
-for (const a of argv) if (a.startsWith('--') && !['--clients', '--requests', '--max-tokens', '--threads', '--llama-server', '--flash', '--no-write'].includes(a)) throw new Error(`unknown flag ${a}`);
+for (const a of argv) if (a.startsWith('--') && !['--clients', '--requests', '--max-tokens', '--threads', '--llama-server', '--flash', '--one-libuv-thread', '--no-write'].includes(a)) throw new Error(`unknown flag ${a}`);
 const clients = flag('clients', '1,4,8').split(',').map(Number);
 const requests = Number(flag('requests', '8'));
 const maxTokens = Number(flag('max-tokens', '32'));
 const threads = Number(flag('threads', String(os.availableParallelism())));
 const write = !argv.includes('--no-write');
 const flash = argv.includes('--flash');
+const oneThread = argv.includes('--one-libuv-thread');
 // Another build of llama-server from the same patched tree (e.g. one a sibling checkout built).
 const llamaServer = path.resolve(flag('llama-server', builtLlamaServer));
 const CTX_PER_SLOT = 2048;
@@ -60,8 +66,8 @@ async function images(n) {
   return Promise.all(Array.from({ length: n }, async (_, i) => (await sharp(src).modulate({ brightness: 0.8 + (i % 8) * 0.05 }).rotate(i * 3, { background: '#000' }).png().toBuffer()).toString('base64')));
 }
 
-function startProcess(bin, args, ready, now = false) {
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LLAMA_MEDIA_MARKER: '<__media__>' } });
+function startProcess(bin, args, ready, now = false, env = {}) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LLAMA_MEDIA_MARKER: '<__media__>', ...env } });
   let stderr = '';
   return new Promise((resolve, reject) => {
     // llama-server: readiness is polled on /health (its log lines vary with the verbosity)
@@ -80,9 +86,9 @@ const freePort = async () => {
   return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
 };
 
-async function ours(slots, extra = []) {
+async function ours(slots, extra = [], env = {}) {
   const { child, url } = await startProcess(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'serve', '-q', '-m', benchModels.q4, '-p', benchModels.mmproj, '-t', String(threads),
-    '--parallel', String(slots), '-c', String(CTX_PER_SLOT * slots), '--port', '0', '--queue', '64', '--image-cache', '0', '--name', 'bench', ...extra], (s) => /listening on (http:\/\/[^\s;]+)/.exec(s)?.[1]);
+    '--parallel', String(slots), '-c', String(CTX_PER_SLOT * slots), '--port', '0', '--queue', '64', '--image-cache', '0', '--name', 'bench', ...extra], (s) => /listening on (http:\/\/[^\s;]+)/.exec(s)?.[1], false, env);
   return {
     child,
     async ask(image, q) {
@@ -133,7 +139,23 @@ function cpuSeconds(pid) {
   }
 }
 
+// Voluntary context switches of all a process's threads so far (a thread that sleeps at a barrier
+// makes one); undefined where /proc is absent.
+function voluntarySwitches(pid) {
+  try {
+    let n = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8'));
+      if (m) n += Number(m[1]);
+    }
+    return n;
+  } catch {
+    return undefined;
+  }
+}
+
 async function load(server, imgs, c) {
+  const vcs0 = voluntarySwitches(server.child.pid);
   const cpu0 = cpuSeconds(server.child.pid);
   let next = 0;
   const lat = [];
@@ -149,7 +171,9 @@ async function load(server, imgs, c) {
   }));
   const ms = performance.now() - t0;
   const cpu1 = cpuSeconds(server.child.pid);
-  return { cpu: cpu0 === undefined || cpu1 === undefined ? undefined : (cpu1 - cpu0) / requests, rpm: (requests * 60_000) / ms, tps: (tokens * 1000) / ms, p50: pct(lat, 50), p95: pct(lat, 95), tokens };
+  const vcs1 = voluntarySwitches(server.child.pid);
+  return {
+    vcs: vcs0 === undefined || vcs1 === undefined ? undefined : (vcs1 - vcs0) / requests, cpu: cpu0 === undefined || cpu1 === undefined ? undefined : (cpu1 - cpu0) / requests, rpm: (requests * 60_000) / ms, tps: (tokens * 1000) / ms, p50: pct(lat, 50), p95: pct(lat, 95), tokens };
 }
 
 await ensureBenchModels();
@@ -158,15 +182,24 @@ const hasPeer = existsSync(llamaServer);
 if (!hasPeer) log(`llama-server not built (${llamaServer}): node bench/build-peers.mjs; measuring llava-med only`);
 const imgs = await images(Math.max(requests, 8));
 const rows = [];
+// Optional llava-med rows (each with its own ratio columns).
+const variants = [
+  ...(flash ? [{ name: 'flash attention on', args: ['--flash-attn', 'on', '--projector-flash-attn', 'on'], env: {} }] : []),
+  ...(oneThread ? [{ name: 'UV_THREADPOOL_SIZE=1', args: [], env: { UV_THREADPOOL_SIZE: '1' } }] : []),
+];
 for (const [ci, c] of clients.entries()) {
   // Alternating which server goes first, so a load that drifts during the run favours neither.
-  const pair = [['llava-med serve', ours], ...(flash ? [['llava-med serve, flash attention on', (n) => ours(n, ['--flash-attn', 'on', '--projector-flash-attn', 'on'])]] : []), ...(hasPeer ? [['llama-server', peer]] : [])];
+  const pair = [
+    ['llava-med serve', ours],
+    ...variants.map((v) => [`llava-med serve, ${v.name}`, (n) => ours(n, v.args, v.env)]),
+    ...(hasPeer ? [['llama-server', peer]] : []),
+  ];
   for (const [name, start] of ci % 2 === 0 ? pair : pair.reverse()) {
     const s = await start(c);
     try {
       await s.ask(imgs[0], 'Warm-up?');
       const r = await load(s, imgs, c);
-      log(`${name}, ${c} client(s): ${r.rpm.toFixed(1)} req/min, ${r.tps.toFixed(1)} tok/s, p50 ${(r.p50 / 1000).toFixed(2)} s, p95 ${(r.p95 / 1000).toFixed(2)} s${r.cpu === undefined ? '' : `, ${r.cpu.toFixed(2)} CPU s/request`}`);
+      log(`${name}, ${c} client(s): ${r.rpm.toFixed(1)} req/min, ${r.tps.toFixed(1)} tok/s, p50 ${(r.p50 / 1000).toFixed(2)} s, p95 ${(r.p95 / 1000).toFixed(2)} s${r.cpu === undefined ? '' : `, ${r.cpu.toFixed(2)} CPU s/request, ${Math.round(r.vcs ?? 0)} switches/request`}`);
       rows.push({ name, c, ...r, load: os.loadavg()[0] });
     } finally {
       s.child.kill('SIGTERM');
@@ -187,23 +220,24 @@ const md = [
   '',
   `p95 = the ${Math.ceil(0.95 * requests)}th fastest of ${requests} requests${Math.ceil(0.95 * requests) === requests ? ' (the slowest)' : ''}. Load average (1 min) after each row, as \`os.loadavg()\` read it: ${Math.min(...rows.map((r) => r.load)).toFixed(1)}–${Math.max(...rows.map((r) => r.load)).toFixed(1)} on ${os.availableParallelism()} cores.`,
   '',
-  'Server CPU s/request: the server process\'s user + system CPU time over the measured requests, divided by their number.',
+  'Server CPU s/request: the server process\'s user + system CPU time over the measured requests, divided by their number;',
+  'switches/request: its threads\' voluntary context switches (a worker that sleeps at a barrier makes one), likewise.',
   '',
-  '| clients | server | requests/min | generated tok/s | p50 latency (s) | p95 latency (s) | server CPU s/request | load after |',
-  '|---:|---|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.c} | ${r.name} | ${r.rpm.toFixed(1)} | ${r.tps.toFixed(1)} | ${(r.p50 / 1000).toFixed(2)} | ${(r.p95 / 1000).toFixed(2)} | ${r.cpu === undefined ? '–' : r.cpu.toFixed(2)} | ${r.load.toFixed(1)} |`),
+  '| clients | server | requests/min | generated tok/s | p50 latency (s) | p95 latency (s) | server CPU s/request | switches/request | load after |',
+  '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.c} | ${r.name} | ${r.rpm.toFixed(1)} | ${r.tps.toFixed(1)} | ${(r.p50 / 1000).toFixed(2)} | ${(r.p95 / 1000).toFixed(2)} | ${r.cpu === undefined ? '–' : r.cpu.toFixed(2)} | ${r.vcs === undefined ? '–' : Math.round(r.vcs)} | ${r.load.toFixed(1)} |`),
   '',
 ];
 if (hasPeer) {
   md.push(
-    `| clients | requests/min, llava-med / llama-server | p95, llava-med / llama-server |${flash ? ' flash attention on: requests/min | p95 |' : ''}`,
-    `|---:|---:|---:|${flash ? '---:|---:|' : ''}`,
+    `| clients | requests/min, llava-med / llama-server | p95, llava-med / llama-server |${variants.map((v) => ` ${v.name}: requests/min | p95 |`).join('')}`,
+    `|---:|---:|---:|${variants.map(() => '---:|---:|').join('')}`,
   );
   for (const c of clients) {
     const a = rows.find((r) => r.c === c && r.name === 'llava-med serve');
-    const f = rows.find((r) => r.c === c && r.name.startsWith('llava-med serve, flash'));
     const b = rows.find((r) => r.c === c && r.name === 'llama-server');
-    if (a && b) md.push(`| ${c} | ${(a.rpm / b.rpm).toFixed(2)}× | ${(a.p95 / b.p95).toFixed(2)}× |${f ? ` ${(f.rpm / b.rpm).toFixed(2)}× | ${(f.p95 / b.p95).toFixed(2)}× |` : ''}`);
+    const more = variants.map((v) => rows.find((r) => r.c === c && r.name === `llava-med serve, ${v.name}`));
+    if (a && b) md.push(`| ${c} | ${(a.rpm / b.rpm).toFixed(2)}× | ${(a.p95 / b.p95).toFixed(2)}× |${more.map((f) => (f ? ` ${(f.rpm / b.rpm).toFixed(2)}× | ${(f.p95 / b.p95).toFixed(2)}× |` : ' – | – |')).join('')}`);
   }
   md.push('');
 }
