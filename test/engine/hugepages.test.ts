@@ -6,6 +6,9 @@
  * kernel does depends on /sys/kernel/mm/transparent_hugepage/enabled: with `madvise` (the usual
  * distribution default) only advised memory gets huge pages, with `always` everything may, with
  * `never` nothing does — the assertions follow the mode this machine is in. Linux only.
+ * A Q4_0 model's block weights are repacked by the CPU backend into a buffer of their own
+ * (CPU_REPACK, q4_0_8x8 with AVX2; the weights decode streams): its mapping in /proc/self/smaps is
+ * checked on its own, since that buffer type reports is_host false and was once left unadvised.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -34,16 +37,19 @@ const kvMb = (2 * 2 * N_EMBD * CTX * 2) / 2 ** 20;
 const dir = mkdtempSync(join(tmpdir(), 'llava-hp-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(env: Record<string, string>) {
-  const out = join(dir, `r-${Object.values(env).join('-') || 'default'}.json`);
+async function runChild(env: Record<string, string>, modelPath: string, ctx: number) {
+  const out = join(dir, `r-${Object.values(env).join('-') || 'default'}-${ctx}.json`);
   const e = { ...process.env, ...env };
   if (!('LLAVA_MED_HUGEPAGES' in env)) delete e.LLAVA_MED_HUGEPAGES;
-  const child = spawn(process.execPath, [CHILD, out, model, String(CTX)], { env: e, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [CHILD, out, modelPath, String(ctx)], { env: e, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   if (code !== 0) throw new Error(`child exited ${code}: ${err}`);
-  const r = JSON.parse(readFileSync(out, 'utf8')) as { before: number; afterModel: number; afterContext: number };
+  return JSON.parse(readFileSync(out, 'utf8')) as { before: number; afterModel: number; afterContext: number; mappings: [number, number][] };
+}
+async function run(env: Record<string, string>) {
+  const r = await runChild(env, model, CTX);
   return { weights: r.afterModel - r.before, kv: r.afterContext - r.afterModel };
 }
 
@@ -64,4 +70,33 @@ t.test(`weights and KV cache on huge pages (THP '${thp}' on this machine)`, { sk
     t.ok(weightsOnly.kv < 4, `LLAVA_MED_HUGEPAGES=weights: the KV cache is not (${weightsOnly.kv} MB)`);
     t.ok(off.weights < 4 && off.kv < 4, `LLAVA_MED_HUGEPAGES=0: neither is (${off.weights} / ${off.kv} MB)`);
   }
+});
+
+// Q4_0 blocks, 3 x (4 x 384² + 3 x 384 x 24576) weights at 18 bytes per 32: 46.5 MiB repacked
+// (q4_0_8x8 keeps Q4_0's size). Needs AVX2 (x86) or SVE-256/i8mm, else nothing is repacked.
+const FF = 24576;
+const { path: q4Model } = await makeTinyLlamaGguf(undefined, { mode: 'random', seed: 6, nEmbd: N_EMBD, nHead: 6, nLayer: 3, nFf: FF, contextLength: 512, q4_0: true });
+const repackKb = (3 * (4 * N_EMBD * N_EMBD + 3 * N_EMBD * FF) * 18) / 32 / 1024;
+const cpuFlags = (() => {
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return '';
+  }
+})();
+const repacks = process.arch === 'x64' ? /\bavx2\b/.test(cpuFlags) : false;
+
+t.test(`the repacked weights (CPU_REPACK) on huge pages (THP '${thp}')`, { skip: process.platform !== 'linux' ? 'Linux only (madvise)' : !repacks ? 'no repacked Q4_0 kernels on this CPU (x86 AVX2)' : false }, async (t) => {
+  // the repack buffer's mapping: within a few MiB of its size (a 2 MiB-aligned allocation
+  // carries up to 2 MiB of slack; the advice splits the mapping at the aligned interior)
+  const near = (ms: [number, number][]) => ms.filter(([size]) => size >= repackKb - 4096 && size <= repackKb + 8192);
+  const on = near((await runChild({}, q4Model, 512)).mappings);
+  const off = near((await runChild({ LLAVA_MED_HUGEPAGES: '0' }, q4Model, 512)).mappings);
+  t.comment(`mappings near ${(repackKb / 1024).toFixed(1)} MiB [size kB, AnonHugePages kB]: default ${JSON.stringify(on)}, off ${JSON.stringify(off)}`);
+  if (thp === 'never') {
+    t.ok(on.every(([, huge]) => huge === 0), "THP 'never': the advice changes nothing");
+    return;
+  }
+  t.ok(on.some(([, huge]) => huge >= repackKb - 4096), 'the repack buffer: all but its unaligned edges on huge pages');
+  if (thp === 'madvise') t.ok(off.length > 0 && off.every(([, huge]) => huge < 4096), 'LLAVA_MED_HUGEPAGES=0: it is not');
 });

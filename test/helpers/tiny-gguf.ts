@@ -122,6 +122,11 @@ export interface TinyLlamaOptions {
   contextLength?: number;
   /** 2-D weights as F16 (norms stay F32, as llama.cpp's converter does). Default false (F32). */
   f16?: boolean;
+  /**
+   * Random mode only: the blocks' 2-D weights (blk.*) as Q4_0, random quants under a fixed scale
+   * (the ggml CPU backend repacks them into its CPU_REPACK buffer, q4_0_8x8 with AVX2). Default false.
+   */
+  q4_0?: boolean;
   /** Append LLaVA-Med's 4 added tokens (n_vocab 32004). Default true. */
   addedTokens?: boolean;
   /** `llava_med.variant`; null leaves the key out. Default 'v0'. */
@@ -161,6 +166,7 @@ function resolveLlama(o: TinyLlamaOptions): ResolvedLlama {
     nFf: o.nFf ?? 128,
     contextLength: o.contextLength ?? 512,
     f16: o.f16 ?? false,
+    q4_0: o.q4_0 ?? false,
     addedTokens: o.addedTokens ?? true,
     variant: o.variant === undefined ? 'v0' : o.variant,
     chainLength: o.chainLength ?? 50,
@@ -280,7 +286,20 @@ export async function makeTinyLlamaGguf(path: string | undefined, options: TinyL
   const wtype = o.f16 ? GgmlType.F16 : GgmlType.F32;
   const enc = (a: Float32Array): Uint8Array => (o.f16 ? f32ToF16Buffer(a) : new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   const tensors: { name: string; type: GgmlType; ne: number[]; data: () => Uint8Array }[] = [];
-  const mat = (name: string, ne: number[], make: () => Float32Array) => tensors.push({ name, type: wtype, ne, data: () => enc(make()) });
+  if (o.q4_0 && o.mode !== 'random') throw new Error('q4_0 needs mode random');
+  // Q4_0 block: f16 scale, 16 bytes of 4-bit quants (32 weights)
+  const q4_0 = (n: number) => () => {
+    const b = new Uint8Array((n / 32) * 18);
+    for (let off = 0; off < b.length; off += 18) {
+      b[off + 1] = 0x1c; // f16 0x1c00 = 2^-8
+      for (let j = 2; j < 18; j++) b[off + j] = (r() * 256) | 0;
+    }
+    return b;
+  };
+  const mat = (name: string, ne: number[], make: () => Float32Array) =>
+    o.q4_0 && name.startsWith('blk.')
+      ? tensors.push({ name, type: GgmlType.Q4_0, ne, data: q4_0(ne[0]! * ne[1]!) })
+      : tensors.push({ name, type: wtype, ne, data: () => enc(make()) });
   const vec = (name: string, n: number, make: () => Float32Array) => tensors.push({ name, type: GgmlType.F32, ne: [n], data: () => { const a = make(); return new Uint8Array(a.buffer, a.byteOffset, a.byteLength); } });
   const ones = (n: number) => () => new Float32Array(n).fill(1);
   const zeros = (n: number) => () => new Float32Array(n);
@@ -325,7 +344,7 @@ export async function makeTinyLlamaGguf(path: string | undefined, options: TinyL
   w.addString('general.architecture', 'llama');
   w.addString('general.type', 'model');
   w.addString('general.name', `tiny-llama-${o.mode}`);
-  w.addU32('general.file_type', o.f16 ? 1 : 0);
+  w.addU32('general.file_type', o.q4_0 ? 2 : o.f16 ? 1 : 0);
   w.addU32('llama.vocab_size', nVocab);
   w.addU32('llama.context_length', o.contextLength);
   w.addU32('llama.embedding_length', d);
