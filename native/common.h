@@ -6,6 +6,11 @@
 #include <napi.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -158,6 +163,64 @@ inline void ReleaseFreedHeap() {
 #endif
 }
 
+// The one thread that runs every ggml graph of the process (decode, image encode, the projector's
+// warm-up). With OpenMP, ggml's CPU threads are the OpenMP team of the thread that calls the
+// compute, and each calling thread gets its own team: run from whichever libuv worker picked the
+// call, a process soon held several teams, more threads than CPUs, and libgomp then stops its
+// workers spinning at barriers (they sleep: ~6,900 context switches per served request against
+// ~450 for llama-server, and about one core's worth of work on two). One calling thread keeps one
+// team, as llama.cpp's own tools have. The libuv worker that took the call waits for it, so the
+// pool and the promise settle exactly as before; graphs of different instances run one after the
+// other (on the same cores they would only contend).
+class ComputeThread {
+  public:
+    // Runs fn on the compute thread and returns when it is done. fn must not throw.
+    static void Run(const std::function<void()> & fn) { Get().RunTask(fn); }
+
+  private:
+    // Never destroyed: the thread may be inside a graph when the process exits, as the libuv
+    // workers may.
+    static ComputeThread & Get() {
+        static ComputeThread * t = new ComputeThread();
+        return *t;
+    }
+    ComputeThread() {
+        std::thread([this] { Loop(); }).detach();
+    }
+    struct Task {
+        const std::function<void()> * fn;
+        bool done = false;
+    };
+    void RunTask(const std::function<void()> & fn) {
+        Task task{&fn};
+        std::unique_lock<std::mutex> lock(mu_);
+        queue_.push_back(&task);
+        cv_.notify_all();
+        done_cv_.wait(lock, [&] { return task.done; });
+    }
+    void Loop() {
+        for (;;) {
+            Task * task;
+            {
+                std::unique_lock<std::mutex> lock(mu_);
+                cv_.wait(lock, [&] { return !queue_.empty(); });
+                task = queue_.front();
+                queue_.pop_front();
+            }
+            (*task->fn)();
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                task->done = true;
+            }
+            done_cv_.notify_all();
+        }
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::condition_variable done_cv_;
+    std::deque<Task *> queue_;
+};
+
 class PromiseWorker : public Napi::AsyncWorker {
   public:
     explicit PromiseWorker(Napi::Env env)
@@ -187,15 +250,22 @@ class PromiseWorker : public Napi::AsyncWorker {
     std::vector<std::string> log_;
 
     void Execute() override {
-        try {
-            Run();
-        } catch (const std::exception & e) {
-            SetError(e.what());  // keeps the code set by the step that was running
-        } catch (...) {
-            SetError("unknown native exception");
-        }
+        auto body = [this] {
+            try {
+                Run();
+            } catch (const std::exception & e) {
+                SetError(e.what());  // keeps the code set by the step that was running
+            } catch (...) {
+                SetError("unknown native exception");
+            }
+        };
+        if (computeThread_) ComputeThread::Run(body);
+        else body();
         if (trimAfter_) ReleaseFreedHeap();
     }
+
+    // Workers that run ggml graphs set this: Run() then executes on the ComputeThread.
+    bool computeThread_ = false;
 
     // Workers that allocate and free large temporaries (load, encode, free) set this so the
     // freed memory goes back to the OS: each libuv thread has its own glibc arena, and freed

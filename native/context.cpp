@@ -229,6 +229,7 @@ class ContextWorker : public PromiseWorker {
   public:
     ContextWorker(const Napi::CallbackInfo & info, Context * self, ContextPtr h, size_t abortArg)
         : PromiseWorker(info.Env()), lease_(self->Value(), &self->busy, "context"), h_(std::move(h)) {
+        computeThread_ = true;
         if (info.Length() > abortArg) abort_.Bind(info[abortArg]);
     }
 

@@ -98,6 +98,7 @@ class LoadProjectorWorker : public PromiseWorker {
   public:
     LoadProjectorWorker(const Napi::CallbackInfo & info) : PromiseWorker(info.Env()) {
         trimAfter_ = true;
+        computeThread_ = true;  // the warm-up encode
         Napi::Env env = info.Env();
         model_ = Model::FromValue(env, info[0])->Ptr(env, "loadProjector");
         path_ = ArgString(info, 1, "path");
@@ -182,6 +183,7 @@ class EncodeWorker : public PromiseWorker {
     EncodeWorker(const Napi::CallbackInfo & info, Projector * self, Projector::HandlePtr h)
         : PromiseWorker(info.Env()), lease_(self->Value(), &self->busy_, "projector"), h_(std::move(h)) {
         trimAfter_ = true;
+        computeThread_ = true;
         Napi::Env env = info.Env();
         if (info.Length() < 1 || !info[0].IsTypedArray()) ThrowTypeError(env, "rgb must be a Uint8Array");
         Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
