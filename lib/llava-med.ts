@@ -611,7 +611,6 @@ export class LlavaMed {
     // before it go on, and the error is that of the first failed request in order, not of the first to
     // fail (an error must not depend on timing; the first failing request is never stopped by another).
     const stops = jobs.length > 1 ? jobs.map(() => new AbortController()) : undefined;
-    const errors = new Map<number, unknown>();
     const runs = jobs.map((job, i) => {
       const stop = stops?.[i]?.signal;
       const signal = stop ? (opts.signal ? AbortSignal.any([opts.signal, stop]) : stop) : opts.signal;
@@ -637,18 +636,16 @@ export class LlavaMed {
         .then(
           (r) => this.toAnswer(r, encodeMs, t0),
           (e: unknown) => {
-            errors.set(i, e);
             for (const later of stops?.slice(i + 1) ?? []) if (!later.signal.aborted) later.abort(e);
             throw e;
           },
         );
     });
-    const settled = await Promise.allSettled(runs);
-    if (errors.size > 0) throw errors.get(Math.min(...errors.keys()));
+    const answers = await allInOrder(...runs);
     // With stopOnAbortSignal the caller's abort during generation ends the answers (stopReason
     // 'aborted') instead of rejecting; an abort before the first token, or dispose(), still rejects.
     if (!opts.stopOnAbortSignal) throwIfAborted(opts.signal, 'generation');
-    return settled.map((r) => (r as PromiseFulfilledResult<Answer>).value);
+    return answers;
   }
 
   private toAnswer(r: ScheduledResult, encodeMs: number, t0: number): Answer {

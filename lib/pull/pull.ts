@@ -15,7 +15,7 @@ import { existsSync, statSync } from 'node:fs';
 import { copyFile, link, mkdir, mkdtemp, readFile, rm, stat, writeFile, unlink, lstat, readlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { llavaError, throwIfAborted } from '../errors.js';
+import { allInOrder, llavaError, throwIfAborted } from '../errors.js';
 import { checkV0Base } from '../convert/base-check.js';
 import { readLlmConfig } from '../convert/hf-config.js';
 import { readGgufHeader, GgufValueType } from '../formats/gguf.js';
@@ -296,8 +296,8 @@ async function downloadAll(o: PullOptions, plans: readonly RepoPlan[]): Promise<
   const onAbort = () => stops.forEach((s) => s.abort(o.signal?.reason));
   o.signal?.addEventListener('abort', onAbort, { once: true });
   if (o.signal?.aborted) onAbort();
-  const settled = await Promise.allSettled(
-    plans.map((p, i) =>
+  const results = await allInOrder(
+    ...plans.map((p, i) =>
       downloadFiles(p.snap, {
         ...o,
         signal: stops[i]!.signal,
@@ -318,12 +318,7 @@ async function downloadAll(o: PullOptions, plans: readonly RepoPlan[]): Promise<
       }),
     ),
   ).finally(() => o.signal?.removeEventListener('abort', onAbort));
-  let fetched = 0;
-  for (const r of settled) {
-    if (r.status === 'rejected') throw r.reason;
-    fetched += r.value.bytesFetched;
-  }
-  return fetched;
+  return results.reduce((sum, r) => sum + r.bytesFetched, 0);
 }
 
 async function resolveStep(o: PullOptions, repo: string, revision: string | undefined): Promise<RepoSnapshot> {
