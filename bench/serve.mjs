@@ -33,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { llamaServer as builtLlamaServer } from './build-peers.mjs';
 import { benchModels, ensureBenchModels } from './models.mjs';
 import { writeSection } from './lib/sections.mjs';
+import { completionBody } from './lib/server-peer.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -114,10 +115,7 @@ async function peer(slots) {
   return {
     child,
     async ask(image, q) {
-      const r = await fetch(`${base}/completion`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({
-        prompt: { prompt_string: `${V0_PREAMBLE}${q}\n<im_start><__media__><im_end>###`, multimodal_data: [image] },
-        n_predict: maxTokens, temperature: 0, top_k: 1, cache_prompt: true, seed: 0,
-      }) });
+      const r = await fetch(`${base}/completion`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(completionBody({ prompt: `${V0_PREAMBLE}${q}\n<im_start><__media__><im_end>###`, image, maxTokens })) });
       if (!r.ok) throw new Error(`llama-server: HTTP ${r.status} ${await r.text()}`);
       return (await r.json()).timings?.predicted_n ?? 0;
     },

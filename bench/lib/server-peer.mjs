@@ -16,6 +16,32 @@ const freePort = () => new Promise((resolve, reject) => {
   s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
 });
 
+// llama-server parses every final result into a chat message (task_result_state::update_chat_msg,
+// tools/server/server-queue.cpp), /completion's too, although its `content` is the raw text and does
+// not use that message. Without a chat template that defines a parser, the parse is the pure-content
+// PEG grammar (content(rest) + end, common/chat.cpp common_chat_peg_parse), whose `until` parser fails
+// on invalid UTF-8 (common/peg-parser.cpp); the request then fails with HTTP 500 "The model produced
+// output that does not match the expected Content-only format" (its log: "unparsed Content-only
+// output: ..."). The bench model's random weights now and then pick one of the vocabulary's 256
+// byte-fallback pieces, and a lone <0x80>..<0xFF> is not UTF-8: measured on the bench's first 12
+// questions (greedy, 32 tokens, return_tokens), 6 answers held a lone <0xD0> or <0x8B> and exactly
+// those 6 failed without this field. Upstream llama.cpp fixed the parser after our pin (issue #27543,
+// PR #29161: an invalid run becomes U+FFFD in the AST).
+// The request field `chat_parser` (llama-server's own, the parser the chat endpoints pass along) set
+// to an arena whose root is epsilon accepts any output: the parse succeeds and yields an empty chat
+// message, which /completion does not return; generation, sampling and the returned `content` (invalid
+// bytes replaced by U+FFFD in the JSON, as before) are unchanged (the same 12 requests with and
+// without it, prompt cache off: identical tokens and content wherever the plain one succeeded).
+// Shared by bench/serve.mjs.
+export const ANY_OUTPUT_CHAT_PARSER = JSON.stringify({ parsers: [{ type: 'epsilon' }], rules: {}, root: 0 });
+
+/** The /completion request body both bench peers send: greedy, prompt cache on, the image as multimodal data. */
+export const completionBody = ({ prompt, image, maxTokens }) => ({
+  prompt: { prompt_string: prompt, multimodal_data: [image] },
+  n_predict: maxTokens, temperature: 0, top_k: 1, cache_prompt: true, seed: 0,
+  chat_parser: ANY_OUTPUT_CHAT_PARSER,
+});
+
 const vmhwmMb = (pid) => {
   try { return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024; } catch { return NaN; }
 };
@@ -56,10 +82,7 @@ export async function runServerWorkload({ bin, model, mmproj, threads, slots, ct
     const worker = async () => {
       while (next < items.length) {
         const i = next++;
-        const body = {
-          prompt: { prompt_string: items[i].prompt, multimodal_data: [images.get(items[i].image)] },
-          n_predict: maxTokens, temperature: 0, top_k: 1, cache_prompt: true, seed: 0,
-        };
+        const body = completionBody({ prompt: items[i].prompt, image: images.get(items[i].image), maxTokens });
         const r = await fetch(`${base}/completion`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
         if (!r.ok) throw new Error(`llama-server /completion: HTTP ${r.status}: ${(await r.text()).slice(0, 500)}`);
         out[i] = await r.json();
