@@ -367,13 +367,13 @@ export class LlavaMed {
       checkPairing(mf, pf);
       // NaN/Inf in the small tensors (norms, biases) is cheap to find and would poison every answer.
       await allInOrder(checkSmallTensorsFinite(mf.header, 'model'), checkSmallTensorsFinite(pf.header, 'projector'));
-      model = await Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal });
+      model = await Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal, checked: mf });
       // The projector and the context need only the model: create them side by side (the
       // projector reads its file and runs a warm-up encode while the KV cache is allocated).
       const perSequence = Math.min(DEFAULTS.contextPerSequence, Math.max(model.info.nCtxTrain, 512));
       const loaded = model;
       const [p, c] = await Promise.allSettled([
-        (async () => Projector.load(loaded, mmproj, { threads, useGpu: loaded.offloaded, flashAttn: opts.projectorFlashAttn, signal: opts.signal }))(),
+        (async () => Projector.load(loaded, mmproj, { threads, useGpu: loaded.offloaded, flashAttn: opts.projectorFlashAttn, signal: opts.signal, checked: pf }))(),
         (async () =>
           Context.create(loaded, {
             // The KV cache is shared by all sequences: give each the original's 2048 positions.

@@ -20,6 +20,12 @@ export interface ModelLoadOptions {
   vocabOnly?: boolean;
   onProgress?: (fraction: number) => void;
   signal?: AbortSignal;
+  /**
+   * @internal The result of checkModelFile(path) when the caller has just run it (LlavaMed.load checks
+   * both files' headers before any weights are read): parsing a 32k-token vocabulary again costs
+   * 50-120 ms of the load.
+   */
+  checked?: ModelFileInfo;
 }
 
 export type ModelInfo = Omit<NativeModelInfo, 'metadata'>;
@@ -49,7 +55,7 @@ export class Model {
     const loadMode = opts.loadMode ?? DEFAULTS.loadMode;
     if (!['auto', 'mmap', 'none'].includes(loadMode)) throw llavaError('ERR_INVALID_ARGUMENT', `loadMode must be 'auto', 'mmap' or 'none', not ${String(loadMode)}.`);
     if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw llavaError('ERR_INVALID_ARGUMENT', 'onProgress must be a function.');
-    const file = await checkModelFile(path, { vocabOnly: opts.vocabOnly });
+    const file = opts.checked?.header.path === path && !opts.vocabOnly ? opts.checked : await checkModelFile(path, { vocabOnly: opts.vocabOnly });
     const addon = loadAddon();
     const devices = addon.backends();
     const gpuLayers = resolveGpuLayers(opts.gpuLayers, { devices, modelBytes: opts.gpuLayers === 'auto' ? (await stat(path)).size : 0, nLayer: blockCount(file) });

@@ -17,6 +17,8 @@ export interface ProjectorLoadOptions {
    */
   flashAttn?: FlashAttnMode;
   signal?: AbortSignal;
+  /** @internal The result of checkProjectorFile(path) when the caller has just run it (LlavaMed.load). */
+  checked?: ProjectorFileInfo;
 }
 
 /** Projected image features: nTokens rows of nEmbd floats, reusable across questions. */
@@ -82,7 +84,7 @@ export class Projector {
     if (!FLASH_ATTN_MODES.includes(flashAttn)) throw llavaError('ERR_INVALID_ARGUMENT', `projector flashAttn must be 'auto', 'on' or 'off', not ${JSON.stringify(flashAttn)}.`);
     const useGpu = opts.useGpu ?? false;
     if (typeof useGpu !== 'boolean') throw llavaError('ERR_INVALID_ARGUMENT', 'useGpu must be a boolean.');
-    const file = await checkProjectorFile(path);
+    const file = opts.checked?.header.path === path ? opts.checked : await checkProjectorFile(path);
     checkPairing(model.file, file);
     using link = new AbortLink(opts.signal);
     let native: NativeProjector;

@@ -113,10 +113,16 @@ class Cursor {
     const have = this.bufStart + this.buf.length - this.pos;
     if (have < 8) return undefined;
     const o = this.pos - this.bufStart;
-    const len = this.buf.readBigUInt64LE(o);
-    if (len > BigInt(max)) this.corrupt(`${what} claims ${len} bytes, more than the limit of ${max}.`);
-    if (len > BigInt(this.remaining() - 8)) this.corrupt(`${what} claims ${len} bytes but only ${this.remaining() - 8} remain in the file.`);
-    const n = Number(len);
+    // The length as two 32-bit halves: no BigInt per string (three per token made the vocabulary's
+    // parse allocation-bound). A length of 4 GiB or more, or over either bound, takes the
+    // BigInt path for the exact message.
+    const n = this.buf.readUInt32LE(o);
+    if (this.buf.readUInt32LE(o + 4) !== 0 || n > max || n > this.remaining() - 8) {
+      const len = this.buf.readBigUInt64LE(o);
+      if (len > BigInt(max)) this.corrupt(`${what} claims ${len} bytes, more than the limit of ${max}.`);
+      if (len > BigInt(this.remaining() - 8)) this.corrupt(`${what} claims ${len} bytes but only ${this.remaining() - 8} remain in the file.`);
+      return undefined; // 4 GiB or more under a raised limit: string() reads it
+    }
     if (have < 8 + n) return undefined;
     this.pos += 8 + n;
     return this.buf.toString('utf8', o + 8, o + 8 + n);

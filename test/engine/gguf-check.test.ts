@@ -49,3 +49,18 @@ for (const c of GGUF_CASES) {
     if (c.msg) t.match((err as Error).message, c.msg, 'refused by the expected check');
   });
 }
+
+t.test("Model.load checks a file itself unless it is handed that very file's check (LlavaMed.load's one parse)", async (t) => {
+  const { Model } = await import('../../lib/engine/index.js');
+  // a file the pre-check refuses (and llama.cpp would abort on), handed the check of another file
+  const c = GGUF_CASES.find((x) => x.kind === 'model' && x.ts === 'ERR_GGUF_CORRUPT')!;
+  const d = cloneDoc(base.model);
+  const out = c.edit(d);
+  const path = join(dir, 'handed-another-check.gguf');
+  writeFileSync(path, out ?? encodeDoc(d));
+  await t.rejects(Model.load(path, { checked: modelInfo }), { code: 'ERR_GGUF_CORRUPT' }, `refused by its own check (${c.name})`);
+  // handed its own check: loads without parsing again
+  const m = await Model.load(v0.model, { checked: modelInfo });
+  t.equal(m.file, modelInfo, 'the check handed in is the one kept');
+  await m.dispose();
+});

@@ -386,3 +386,21 @@ t.test('reader is bounded: a header claiming a giant array is refused before all
   copyFileSync(real, renamed);
   t.equal((await readGgufHeader(renamed)).kv.size, 22);
 });
+
+t.test('string-array elements: each length is checked against the limit and the file (the buffered fast path too)', async (t) => {
+  // a vocabulary-like array, the bad element in the middle so the reader is in its per-element fast path
+  const arr = (third: (r: Raw) => Raw) => third(new Raw().head(0, 1).str('tokenizer.ggml.tokens').i32(V.ARRAY).i32(V.STRING).u64(5).str('a').str('bb')).str('d').str('e').bytes(Buffer.alloc(64));
+  const ok = writeRaw(arr((r) => r.str('ccc')).build(), 'arr-ok.gguf');
+  t.same((await readGgufHeader(ok)).kv.get('tokenizer.ggml.tokens')?.value, ['a', 'bb', 'ccc', 'd', 'e'], 'a well-formed array reads back');
+  try {
+    await readGgufHeader(ok, { maxStringBytes: 2 });
+    t.fail('an element over maxStringBytes was accepted');
+  } catch (e) {
+    t.equal((e as { code?: string }).code, 'ERR_GGUF_CORRUPT');
+    t.match((e as Error).message, /element 2 of 'tokenizer.ggml.tokens' claims 3 bytes, more than the limit of 2/, 'the element over the limit is named');
+  }
+  // 2^32 + 1: the low 32 bits alone (1) would fit
+  await expectCode(t, writeRaw(arr((r) => r.u64(2n ** 32n + 1n).bytes(Buffer.from('c'))).build(), 'arr-hi.gguf'), 'ERR_GGUF_CORRUPT', /element 2 of 'tokenizer.ggml.tokens' claims 4294967297 bytes, more than the limit/, 'length with the high word set');
+  // within the limit but past the end of the file
+  await expectCode(t, writeRaw(new Raw().head(0, 1).str('k').i32(V.ARRAY).i32(V.STRING).u64(2).str('a').u64(1000).bytes(Buffer.from('xyz')).build(), 'arr-end.gguf'), 'ERR_GGUF_CORRUPT', /element 1 of 'k' claims 1000 bytes but only 3 remain/, 'length past the end of the file');
+});
