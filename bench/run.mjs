@@ -54,7 +54,9 @@ async function prerequisites() {
     log('building dist/ (tsc)');
     sh(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
   }
-  if (!existsSync(path.join(root, 'build', 'Release', 'llava_med.node')) && !existsSync(path.join(root, 'prebuilds'))) {
+  // LLAVA_MED_ADDON (an addon built elsewhere, which the loader then uses) counts as built
+  const addon = process.env.LLAVA_MED_ADDON;
+  if (!(addon && existsSync(addon)) && !existsSync(path.join(root, 'build', 'Release', 'llava_med.node')) && !existsSync(path.join(root, 'prebuilds'))) {
     log('building the native addon (npm run build:native)');
     sh(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')]);
   }
@@ -625,7 +627,10 @@ async function fullMain() {
     writeSection(cfg.out, FULL_SECTION, md);
     log(`wrote section ${FULL_SECTION} of ${path.relative(root, cfg.out)}`);
   };
-  if (args.rerender) return render(JSON.parse(readFileSync(saved, 'utf8')));
+  if (args.rerender) {
+    if (!existsSync(saved)) throw new Error(`--full --rerender renders the last --full run from ${path.relative(root, saved)}, which does not exist yet: run npm run bench -- --full first`);
+    return render(JSON.parse(readFileSync(saved, 'utf8')));
+  }
   setSpinCount(cfg.spin === 'default' ? null : cfg.spin);
   cfg.skip.llamanode = true;
   const M = machine();

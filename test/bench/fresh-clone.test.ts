@@ -40,6 +40,10 @@ t.test('--rerender (bench/run.mjs, bench/quant.mjs) in a fresh clone says that a
   t.equal(r.status, 1);
   t.match(r.stderr, /--rerender renders the last run from bench\/\.cache\/last-run\.json, which does not exist yet: run npm run bench first/);
   t.notOk(existsSync(path.join(root, 'BENCHMARKS.md')), 'no report written');
+  const f = spawnSync(process.execPath, [path.join(root, 'bench', 'run.mjs'), '--full', '--rerender'], { cwd: root, encoding: 'utf8' });
+  t.equal(f.status, 1);
+  t.match(f.stderr, /--full --rerender renders the last --full run from bench\/\.cache\/full-size\.json, which does not exist yet: run npm run bench -- --full first/);
+  t.notOk(existsSync(path.join(root, 'BENCHMARKS.md')), 'no report written');
   const q = spawnSync(process.execPath, [path.join(root, 'bench', 'quant.mjs'), '--rerender'], { cwd: root, encoding: 'utf8' });
   t.equal(q.status, 1);
   t.match(q.stderr, /--rerender renders the last run from bench\/\.cache\/quant\.json, which does not exist yet: run node bench\/quant\.mjs first/);
