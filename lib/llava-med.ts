@@ -366,8 +366,18 @@ export class LlavaMed {
       const [mf, pf] = await allInOrder(checkModelFile(opts.model), checkProjectorFile(mmproj));
       checkPairing(mf, pf);
       // NaN/Inf in the small tensors (norms, biases) is cheap to find and would poison every answer.
-      await allInOrder(checkSmallTensorsFinite(mf.header, 'model'), checkSmallTensorsFinite(pf.header, 'projector'));
-      model = await Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal, checked: mf });
+      // It guards the answers, not the process (llama.cpp loads a NaN without harm), so the scan runs
+      // on this thread while the weights load on the pool (30-70 ms of the load on 2 cores); when it
+      // finds one, its error wins and the catch below frees the model.
+      const finite = allInOrder(checkSmallTensorsFinite(mf.header, 'model'), checkSmallTensorsFinite(pf.header, 'projector'));
+      const [m, f] = await Promise.allSettled([
+        Model.load(opts.model, { gpuLayers: opts.gpuLayers, loadMode: opts.loadMode, onProgress: progress('model'), signal: opts.signal, checked: mf }),
+        finite,
+      ]);
+      if (m.status === 'fulfilled') model = m.value;
+      if (f.status === 'rejected') throw f.reason;
+      if (m.status === 'rejected') throw m.reason;
+      model = m.value;
       // The projector and the context need only the model: create them side by side (the
       // projector reads its file and runs a warm-up encode while the KV cache is allocated).
       const perSequence = Math.min(DEFAULTS.contextPerSequence, Math.max(model.info.nCtxTrain, 512));
