@@ -150,6 +150,14 @@ export async function runMtmd(P, model, mode, image, question, wrap = []) {
   return {
     readyMs,
     modelLoadMs: num(/load time =\s*([\d.]+) ms/, all),
+    // its ready time in the steps LlavaMed.load also takes (line arrival times): model + context
+    // (with its memory-fit pass), the warm-up decode (llava-med has none), the mmproj
+    ...(() => {
+      const at = (re) => r.lines.find((l) => re.test(l.text))?.t ?? NaN;
+      const warm = at(/warming up the model/);
+      const clip = at(/clip_model_loader: model name/);
+      return { modelCtxMs: warm, warmupDecodeMs: clip - warm, mmprojMs: readyMs - clip };
+    })(),
     encodeMs: num(/(?:mtmd batch encoding done|image slice encoded) in (\d+) ms/, all),
     imageDecodeMs: num(/image decoded \(batch 1\/1\) in (\d+) ms/, all),
     promptTokens, promptMs, promptRate: (promptTokens / promptMs) * 1000,
@@ -168,7 +176,7 @@ async function runLlava(P, model, mode, image, question, extra = {}, env = {}, w
   const o = JSON.parse(res.text.slice(7));
   const t = o.timings;
   return {
-    readyMs: ready.t, inProcessLoadMs: o.loadMs,
+    readyMs: ready.t, inProcessLoadMs: o.loadMs, inProcessModelMs: o.modelMs ?? NaN,
     encodeMs: t.imageEncodeMs,
     imageDecodeMs: t.imageDecodeMs,
     promptTokens: o.perf.promptTokens, promptMs: o.perf.promptMs, promptRate: (o.perf.promptTokens / o.perf.promptMs) * 1000,
@@ -447,6 +455,13 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }, c = cfg) {
     const boot = s(a, (r) => r.readyMs - r.inProcessLoadMs);
     const tl = s(b, (r) => r.modelLoadMs);
     L.push('', `Load split: llava-med's \`LlavaMed.load()\` in process ${fmtS(ipl, 0)} ms, node start + imports ${fmtS(boot, 0)} ms; mtmd-cli's llama.cpp model load (t_load) ${fmtS(tl, 0)} ms of its ready time.`);
+    // the same steps on both sides (t_load alone is the language model's weights, not LlavaMed.load's work)
+    const lmModel = s(a, (r) => r.inProcessModelMs);
+    const mc = s(b, (r) => r.modelCtxMs);
+    if (Number.isFinite(lmModel.median) && Number.isFinite(mc.median)) {
+      L.push('', `Step by step (medians): llava-med header checks + model ${fmtS(lmModel, 0)} ms, then projector and context side by side ${fmtS(s(a, (r) => r.inProcessLoadMs - r.inProcessModelMs), 0)} ms; ` +
+        `mtmd-cli spawn → model + context (with its memory-fit pass) ${fmtS(mc, 0)} ms, warm-up decode ${fmtS(s(b, (r) => r.warmupDecodeMs), 0)} ms (llava-med has none), mmproj ${fmtS(s(b, (r) => r.mmprojMs), 0)} ms.`);
+    }
     if (pa && pb) L.push('', `Prompt tokens evaluated: llava-med ${pa.promptTokens} (image ${256} + text), mtmd-cli ${pb.promptTokens}; decode steps: ${pa.evalTokens} vs ${pb.evalTokens}. Image encode is the encoder alone on both sides: llava-med's \`mtmd_encode_chunk\` time (native), mtmd-cli's \"mtmd batch encoding done\" (\`mtmd_batch_encode\`); PNG decoding and preprocessing are outside both.`);
     L.push('');
   }
