@@ -253,7 +253,11 @@ for (const [ci, c] of clients.entries()) {
     for (const [name, start] of kinds) {
       const s = await start(c);
       started.push({ name, s, rounds: [] });
-      await s.ask(imgs[0], 'Warm-up?');
+      // C warm-up requests at once, so every sequence / slot has served one (holds the v0 system prompt)
+      // before the measured rounds: a running server's steady state. A fresh server's first request per
+      // sequence decodes the system prompt (~190 tokens of ~470 on the bench vocabulary); llama-server can
+      // restore it into another slot from its RAM prompt cache, llava-med reuses a prefix within a sequence only.
+      await Promise.all(Array.from({ length: c }, () => s.ask(imgs[0], 'Warm-up?')));
     }
     for (const x of started) {
       const stop = await perfStart(x.s.child.pid, `${x.name}-${c}`);
@@ -284,7 +288,8 @@ const md = [
   '## Serving: concurrent clients (llava-med serve vs llama-server)',
   '',
   `\`node bench/serve.mjs\` on ${new Date().toISOString().slice(0, 10)}, ${cpu}, ${threads} threads; bench model Q4_K_M + mmproj, greedy, up to ${maxTokens} tokens per answer.`,
-  `For each C, both servers start with C parallel sequences / slots of ${CTX_PER_SLOT} positions (separate KV) and stay up side by side; then ${rounds} rounds,`,
+  `For each C, both servers start with C parallel sequences / slots of ${CTX_PER_SLOT} positions (separate KV) and stay up side by side, each warmed up by C requests at once`,
+  `(so every sequence / slot holds the v0 system prompt, as on a server that has been running); then ${rounds} rounds,`,
   `each sending ${clients.map((c) => `${perRound(c)} requests at C = ${c}`).join(', ')} to each server in turn (which goes first alternates per round), the same images in the same`,
   'round on both (each request a different image): C clients, each sending its next request when its previous one is answered. llava-med: /v1/chat/completions',
   'with the image as a data URL (image cache off); llama-server: /completion with the v0 prompt and the image as multimodal data, prompt cache on.',
