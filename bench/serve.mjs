@@ -18,13 +18,12 @@
 //
 // --flash adds a row per concurrency for llava-med serve with `--flash-attn on --projector-flash-attn on`
 // (llama-server's CPU defaults: F16 K/V in the vision encoder's and the LM's attention), an option that
-// trades the defaults' reproducibility decisions (ARCHITECTURE.md) for speed; the ratios compare the
-// default row.
+// trades the defaults' reproducibility decisions (ARCHITECTURE.md) for speed; it gets its own ratio row
+// against llama-server.
 // --one-libuv-thread adds a row for llava-med serve started with UV_THREADPOOL_SIZE=1 (an experiment,
-// not a product setting): the encoder and the LM then run on one libuv worker, so libgomp manages one
-// team of `threads` threads instead of one per worker that ran ggml, and does not throttle its barrier
-// spinning (bench/README.md, "Serving"): on a quiet machine the barriers stop sleeping; on a loaded
-// one the threads spin away their time slices, as llama-server's do.
+// not a product setting). Before 0aefc0d it gave libgomp one team instead of one per libuv worker that
+// ran ggml; since then every graph runs on one native thread (ComputeThread), so the row should match
+// the default one (bench/README.md, "Serving").
 //
 //   node bench/serve.mjs [--clients 1,4,8] [--requests N] [--rounds 2] [--max-tokens 32] [--threads N] [--llama-server PATH] [--flash] [--one-libuv-thread] [--perf DIR] [--no-write]
 import { spawn } from 'node:child_process';
