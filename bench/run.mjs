@@ -634,6 +634,17 @@ async function rerender() {
   log(`wrote ${path.relative(root, cfg.out)} from last-run.json`);
 }
 
+// Reads a file to its end (into the page cache, if memory allows), 8 MiB at a time.
+async function readThrough(file) {
+  const fh = await fs.open(file, 'r');
+  const buf = Buffer.allocUnsafe(8 << 20);
+  try {
+    while ((await fh.read(buf, 0, buf.length, null)).bytesRead > 0);
+  } finally {
+    await fh.close();
+  }
+}
+
 // --full (bench/full.mjs): the 32-layer model next to the 4-layer one, both load modes, paired
 // rounds; writes only its own section of BENCHMARKS.md and bench/.cache/full-size.json.
 async function fullMain() {
@@ -677,6 +688,11 @@ async function fullMain() {
     },
     run: async (c, image, q, wrap) => {
       const PP = c.size === '32L' ? P32 : P;
+      // Every run starts with its files in the page cache, as a user's second run does: the 4 GB
+      // 32-layer file was otherwise cold for whichever tool ran it first after the 4-layer runs
+      // (at 09885f5, round 1: llava-med 24.6 s ready against mtmd-cli's 14.6 s right after it, its
+      // read() copies 7.0 CPU s against 1.7; round 2 the other way, 10.3 s against 16.4 s).
+      for (const f of [PP.models.q4, PP.models.mmproj]) await readThrough(f);
       return c.tool === 'llava-med' ? runLlava(PP, PP.models.q4, c.mode, image, q, c.extra, {}, wrap) : runMtmd(PP, PP.models.q4, c.mode, image, q, wrap);
     },
   });
