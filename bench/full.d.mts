@@ -20,3 +20,5 @@ export function fullReport(o: {
   M: Record<string, unknown>; F: { res: Record<string, unknown[]>; load: Summary }; build: Record<string, unknown> | null;
   threads: number; maxTokens: number; loadEnd?: number[]; perf?: Record<string, PerfSymbols> | null;
 }): string;
+export const ENCODE_IMAGES: number;
+export function verdictCell(r: Summary, better: 'higher' | 'lower', target: number): { ok: boolean | null; cell: string };

@@ -13,6 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
+import { rssBreakdown, readyTimeline, analysisBlock } from './lib/breakdown.mjs';
 
 export const FULL_SECTION = 'full-size';
 
@@ -30,8 +31,17 @@ export function fullConfigs({ lmFlashAttn = true } = {}) {
     ...(lmFlashAttn ? [[{ key: 'lm-32L-none-fa', tool: 'llava-med', size: '32L', mode: 'none', extra: { flashAttn: 'on' } }]] : []),
     pair('4L', 'mmap'),
     pair('32L', 'mmap'),
+    // the stable encode comparison: ENCODE_IMAGES images encoded in one process each (the first
+    // discarded), 4-layer model (the encoder and its mmproj shapes are the 32-layer ones)
+    [
+      { key: 'lm-enc', tool: 'llava-med', size: '4L', mode: 'none', encode: true },
+      { key: 'cli-enc', tool: 'mtmd-cli', size: '4L', mode: 'none', encode: true },
+    ],
   ];
 }
+
+/** Images per process in the encode comparison (the first of each process is not counted). */
+export const ENCODE_IMAGES = 4;
 
 /**
  * Runs `runs` rounds. `run(config, image, question)` measures one process and resolves its row
@@ -60,11 +70,30 @@ export async function fullRounds({ runs, images, questions, run, settle, log, lm
 
 export const PERF_HZ = 499;
 /** The configurations --profile records (first round). */
-export const PROFILED = ['lm-32L-none', 'cli-32L-none', 'lm-32L-none-fa'];
+export const PROFILED = ['lm-32L-none', 'cli-32L-none', 'lm-32L-none-fa', 'lm-32L-mmap', 'cli-32L-mmap', 'lm-enc', 'cli-enc'];
+/** The whole-process profile table's columns (the encode runs have their own, windowed table). */
+const WHOLE = PROFILED.filter((k) => !k.endsWith('-enc'));
 
-/** `perf report` of one recording: { totalSamples, symbols: { name: samples } } (null without perf). */
-export function perfSymbols(file) {
-  const r = spawnSync('perf', ['report', '-i', file, '--sort', 'sym', '--stdio', '--no-children', '-n'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+/**
+ * `perf report` of one recording: { totalSamples, symbols: { name: samples } } (null without perf).
+ * `windows`: [[startS, endS], …] (CLOCK_MONOTONIC seconds; the recording used -k CLOCK_MONOTONIC):
+ * only the samples inside them, summed, plus `seconds` (the windows' total length).
+ */
+export function perfSymbols(file, windows = null) {
+  if (windows) {
+    const acc = { totalSamples: 0, symbols: {}, seconds: 0, windows: windows.length };
+    for (const [a, b] of windows) {
+      const one = perfSymbols.parse(spawnSync('perf', ['report', '-i', file, '--time', `${a.toFixed(6)},${b.toFixed(6)}`, '--sort', 'sym', '--stdio', '--no-children', '-n'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+      if (!one) return null;
+      acc.totalSamples += one.totalSamples;
+      acc.seconds += b - a;
+      for (const [k, v] of Object.entries(one.symbols)) acc.symbols[k] = (acc.symbols[k] ?? 0) + v;
+    }
+    return acc;
+  }
+  return perfSymbols.parse(spawnSync('perf', ['report', '-i', file, '--sort', 'sym', '--stdio', '--no-children', '-n'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+}
+perfSymbols.parse = (r) => {
   if (r.status !== 0) return null;
   const symbols = {};
   let totalSamples = 0;
@@ -77,17 +106,17 @@ export function perfSymbols(file) {
     totalSamples += Number(m[1]);
   }
   return { totalSamples, symbols };
-}
+};
 
 /** Lines for the section: CPU seconds per function of the profiled runs, largest first. */
 export function profileTable(prof, { top = 14 } = {}) {
-  const keys = PROFILED.filter((k) => prof[k]);
+  const keys = WHOLE.filter((k) => prof[k]);
   if (keys.length < 2) return [];
   const sec = (k, sym) => (prof[k].symbols[sym] ?? 0) / PERF_HZ;
   const all = new Set(keys.flatMap((k) => Object.keys(prof[k].symbols)));
   const rank = [...all].sort((a, b) => Math.max(...keys.map((k) => sec(k, b))) - Math.max(...keys.map((k) => sec(k, a)))).slice(0, top);
   const L = [];
-  L.push(`**Where the CPU time goes at 32 layers** (\`--profile\`: \`perf record -F ${PERF_HZ}\` around the first round's load-mode-none runs, whole process: load, encode, prompt eval, ${'decode'}; CPU seconds summed over threads, which depend far less on the machine's load than wall time):`, '');
+  L.push(`**Where the CPU time goes at 32 layers** (\`--profile\`: \`perf record -F ${PERF_HZ}\` around the first round's 32-layer runs, whole process: load, encode, prompt eval, ${'decode'}; CPU seconds summed over threads, which depend far less on the machine's load than wall time):`, '');
   const diff = prof['lm-32L-none'] && prof['cli-32L-none'];
   const d = (sym) => sec('lm-32L-none', sym) - sec('cli-32L-none', sym);
   L.push(`| function | ${keys.join(' | ')} |${diff ? ' lm − cli (none) |' : ''}`, `|---|${keys.map(() => '---|').join('')}${diff ? '---|' : ''}`);
@@ -138,7 +167,64 @@ const ROWS = [
  * The section's markdown. `build`: bench/models.mjs's record of the 32-layer model's build (time,
  * peak RSS per step, disk); `perf`: perfSymbols() of the --profile recordings, by configuration.
  */
-export function fullReport({ M, F, build, threads, maxTokens, loadEnd, perf = null }) {
+// where each figure's "met?" links when it is missed: the profile paragraph that explains it
+const ANCHOR = { ready: 'full-ready', image: 'full-encode', prompt: 'full-prompt', decode: 'full-prompt', question: 'full-prompt', peak: 'full-rss' };
+const anchorOf = (name) => ANCHOR[name.split(' ')[0]];
+
+/** The verdict cell: met or not, linked to its profile when not, and whether the rounds straddle the target. */
+export function verdictCell(r, better, target) {
+  if (!r.n) return { ok: null, cell: 'n/a' };
+  const ok = better === 'higher' ? r.median >= target : r.median <= target;
+  const straddles = r.min < target && r.max > target;
+  return { ok, cell: `${ok ? 'yes' : '**no**'}${straddles ? ` (not settled: rounds ${fmt(r.min, 2)}–${fmt(r.max, 2)} on both sides)` : ''}` };
+}
+
+/** Phase split of one question after load (medians): encode, prompt eval, decode, the rest. */
+function phaseTable(F, size) {
+  const L = ['| phase, ms (median) | llava-med none | mtmd-cli none | llava-med mmap | mtmd-cli mmap |', '|---|---|---|---|---|'];
+  const keys = [`lm-${size}-none`, `cli-${size}-none`, `lm-${size}-mmap`, `cli-${size}-mmap`];
+  const med = (k, f) => summary((F.res[k] ?? []).map(f)).median;
+  const rest = (r) => r.questionMs - r.encodeMs - r.promptMs - r.evalMs;
+  for (const [label, f] of [['image encode', (r) => r.encodeMs], ['prompt eval (image + text tokens)', (r) => r.promptMs], ['decode', (r) => r.evalMs],
+    ['rest (image decode and preprocessing, tokenizing, sampling, teardown; negative where a tool\'s counters overlap the other phases)', rest], ['**question after load**', (r) => r.questionMs]]) {
+    L.push(`| ${label} | ${keys.map((k) => fmt(med(k, f), 0)).join(' | ')} |`);
+  }
+  L.push('');
+  return L;
+}
+
+/** The encode comparison (lm-enc / cli-enc) and, with --profile, its windowed CPU profile. */
+function encodeSection(F, perf) {
+  const L = [];
+  const kept = (r) => summary((r.encodes ?? []).slice(1)).median;
+  const a = F.res['lm-enc'] ?? [];
+  const b = F.res['cli-enc'] ?? [];
+  if (a.length && b.length) {
+    L.push(`Each process encodes ${ENCODE_IMAGES} images (llava-med: \`embedImage\` one after another; mtmd-cli: \`--image a,b,c,d\` with ${ENCODE_IMAGES} media markers and \`-n 1\`, its per-image "mtmd batch encoding done in N ms"; mtmd-cli prefills each image between encodes, llava-med does not); the first image of each process is not counted, the rest's median is the process's figure. 4-layer model, load mode none.`, '');
+    L.push('| | llava-med | mtmd-cli | llava-med / mtmd-cli (paired per round) |', '|---|---|---|---|');
+    L.push(`| image encode, ms (images 2–${ENCODE_IMAGES}, median per process) | ${fmtS(summary(a.map(kept)), 0)} | ${fmtS(summary(b.map(kept)), 0)} | ${fmtR(pairedRatios(a.map(kept), b.map(kept)))} |`);
+    L.push(`| first image, ms | ${fmtS(summary(a.map((r) => r.encodes?.[0])), 0)} | ${fmtS(summary(b.map((r) => r.encodes?.[0])), 0)} | ${fmtR(pairedRatios(a.map((r) => r.encodes?.[0]), b.map((r) => r.encodes?.[0])))} |`, '');
+  }
+  const pa = perf?.['lm-enc'];
+  const pb = perf?.['cli-enc'];
+  if (pa?.windows && pb?.windows) {
+    const per = (p, sym) => (p.symbols[sym] ?? 0) / PERF_HZ / p.windows;
+    const tot = (p) => p.totalSamples / PERF_HZ / p.windows;
+    const all = [...new Set([...Object.keys(pa.symbols), ...Object.keys(pb.symbols)])];
+    const rank = all.sort((x, y) => Math.max(per(pa, y), per(pb, y)) - Math.max(per(pa, x), per(pb, x))).slice(0, 12);
+    L.push(`**CPU per encoded image, by function** (first round, \`perf record -k CLOCK_MONOTONIC\`, only the samples inside the encode windows: llava-med's own markers around each \`embedImage\`, mtmd-cli's "encoding mtmd batch" → "encoding done" lines; images 2–${ENCODE_IMAGES}; CPU s per image summed over threads):`, '');
+    L.push('| function | llava-med | mtmd-cli | llava-med − mtmd-cli |', '|---|---|---|---|');
+    L.push(`| **total CPU per image, s** (window ${fmt(pa.seconds / pa.windows, 2)} s vs ${fmt(pb.seconds / pb.windows, 2)} s) | **${fmt(tot(pa), 2)}** | **${fmt(tot(pb), 2)}** | **${fmt(tot(pa) - tot(pb), 2)}** |`);
+    for (const sym of rank) L.push(`| \`${sym.length > 60 ? `${sym.slice(0, 57)}…` : sym}\` | ${fmt(per(pa, sym), 2)} | ${fmt(per(pb, sym), 2)} | ${fmt(per(pa, sym) - per(pb, sym), 2)} |`);
+    const d = all.map((sym) => [sym, per(pa, sym) - per(pb, sym)]).sort((x, y) => y[1] - x[1]).filter(([, x]) => x > 0.02).slice(0, 4);
+    L.push('', `llava-med spends more in: ${d.map(([k, x]) => `\`${k.slice(0, 50)}\` +${fmt(x, 2)} s`).join(', ') || 'nothing measurable'}. ` +
+      'The vision attention is the known difference: llava-med runs it in F32 by default (`projectorFlashAttn: \'off\'`: `ggml_compute_forward_soft_max` and F32 matmuls for K·Q and V·softmax), mtmd-cli with flash attention (F16 K/V); the 4-layer table "Vision encoder precision" measures `projectorFlashAttn: \'on\'` next to both. ' +
+      'What would move it: the F16 attention path (an option, at the precision cost in docs/conversion.md), or a faster F32 attention kernel.', '');
+  }
+  return L;
+}
+
+export function fullReport({ M, F, build, threads, maxTokens, loadEnd, perf = null, cliBaseMb = NaN }) {
   const L = [];
   const s = (key, f) => summary((F.res[key] ?? []).map(f));
   const ratio = (a, b, f) => pairedRatios((F.res[a] ?? []).map(f), (F.res[b] ?? []).map(f));
@@ -147,6 +233,8 @@ export function fullReport({ M, F, build, threads, maxTokens, loadEnd, perf = nu
   L.push(`Measured under load: the machine (${M.cores} cores) was shared with other work; load average ${fmt(F.load.min)}–${fmt(F.load.max)} (median ${fmt(F.load.median)}) at the start of the runs` +
     `${loadEnd ? `, ${loadEnd.map((x) => x.toFixed(1)).join(', ')} at the end` : ''}. Each ratio is paired with the adjacent peer run of the same round; absolute figures move more than ratios.`, '');
   L.push(`commit ${M.commit}, ${M.date}, ${M.cpu}; ${threads} threads (OMP_NUM_THREADS, GOMP_SPINCOUNT as above); rounds: ${rounds}; one question per process, ${maxTokens} new tokens max, greedy, context 2048.`, '');
+  const touched = (F.res['lm-32L-none'] ?? []).some((r) => Number.isFinite(r.touchMs));
+  L.push(`Method: every pair runs llava-med first in odd rounds and mtmd-cli first in even ones (counterbalanced); before each measured process its model and mmproj are read into the page cache${touched ? ' and a throw-away process (bench/child-touch.mjs) maps, touches and frees as much memory as that configuration\'s peak RSS in the previous round, so the kernel\'s cost of freeing memory after a change in memory use is not charged to whichever tool runs first' : ''}. Ratios are the median (min–max) of the per-round paired ratios; a target whose rounds fall on both sides of it is marked "not settled".`, '');
   if (build) {
     const st = build.steps ?? {};
     const step = (k, label) => (st[k] ? `${label} ${fmt(st[k].wallMs / 60000, 1)} min, peak RSS ${fmt(st[k].peakRssMb, 0)} MB` : null);
@@ -168,14 +256,15 @@ export function fullReport({ M, F, build, threads, maxTokens, loadEnd, perf = nu
         met = '';
       } else if (target !== null) {
         tgt = `${better === 'higher' ? '≥' : '≤'} ${target.toFixed(2)}×`;
-        const ok = r32.n ? (better === 'higher' ? r32.median >= target : r32.median <= target) : null;
-        met = ok === null ? 'n/a' : ok ? 'yes' : '**no**';
+        const v = verdictCell(r32, better, target);
+        const ok = v.ok;
+        met = ok === false ? `${v.cell} → [profile](#${anchorOf(name)})` : v.cell;
         verdicts.push({ name, mode, ok, median: r32.median });
       } else {
         const diff = s(`lm-32L-${mode}`, f).median - s(`cli-32L-${mode}`, f).median;
         tgt = '≤ mtmd-cli + 64 MB';
         const ok = Number.isFinite(diff) ? diff <= 64 : null;
-        met = ok === null ? 'n/a' : `${ok ? 'yes' : '**no**'} (${diff >= 0 ? '+' : ''}${fmt(diff, 0)} MB)`;
+        met = ok === null ? 'n/a' : `${ok ? 'yes' : '**no**'} (${diff >= 0 ? '+' : ''}${fmt(diff, 0)} MB)${ok ? '' : ` → [profile](#${anchorOf(name)})`}`;
         verdicts.push({ name, mode, ok, median: diff });
       }
       L.push(`| ${name} | ${mode} | ${fmtS(s(`lm-32L-${mode}`, f), d)} | ${fmtS(s(`cli-32L-${mode}`, f), d)} | ${fmtR(r32)} | ${fmtR(r4)} | ${tgt} | ${met} |`);
@@ -193,7 +282,24 @@ export function fullReport({ M, F, build, threads, maxTokens, loadEnd, perf = nu
       `process CPU time / default ${fmtR(ratio('lm-32L-none-fa', 'lm-32L-none', (r) => r.cpuMs))} (the wall-clock ratios follow the machine's load between the two runs; the CPU time does not). ` +
       'The default stays off on CPU (ARCHITECTURE.md: the kernel\'s split-KV and tiled/one-row paths make greedy answers depend on earlier questions).', '');
   }
+  // the profiles the "met?" column links to, from this run's data
+  const rows = (k) => F.res[k] ?? [];
+  L.push('<a id="full-ready"></a>', '### Ready: where the load time goes', '');
+  for (const [size, mode] of [['32L', 'none'], ['32L', 'mmap'], ['4L', 'none'], ['4L', 'mmap']]) {
+    const tl = readyTimeline(rows(`lm-${size}-${mode}`), rows(`cli-${size}-${mode}`));
+    if (tl.length) L.push(`${size}, load mode ${mode}:`, '', ...tl);
+  }
+  L.push('<a id="full-rss"></a>', '### Peak RSS: where the memory goes', '');
+  for (const [size, mode] of [['32L', 'none'], ['32L', 'mmap'], ['4L', 'none']]) {
+    L.push(...rssBreakdown(rows(`lm-${size}-${mode}`), rows(`cli-${size}-${mode}`), { cliBaseMb, fa: size === '32L' && mode === 'none' ? rows('lm-32L-none-fa') : [], title: `${size}, load mode ${mode}:` }));
+  }
+  L.push('<a id="full-encode"></a>', '### Image encode: a stable comparison and where the time goes', '');
+  L.push(...encodeSection(F, perf));
+  L.push('<a id="full-prompt"></a>', '### Prompt eval and question after load: phases and CPU by function', '');
+  L.push('32 layers, one question after load, split by phase (llama.cpp\'s own counters on both sides):', '', ...phaseTable(F, '32L'));
   if (perf) L.push(...profileTable(perf));
+  else L.push('(no CPU profile in this run: `--profile` adds one)', '');
+  L.push('### Analysis (hand-written, kept when the section is regenerated)', '', ...analysisBlock('full-size'), '');
   const missed = verdicts.filter((v) => v.ok === false).map((v) => `${v.name.split(',')[0]} (${v.mode})`);
   L.push(missed.length ? `Not met at 32 layers in this run: ${missed.join('; ')}.` : 'Every target above is met at 32 layers in this run.', '');
   return L.join('\n');

@@ -9,18 +9,19 @@
 //   node bench/run.mjs --rerender [--roofline]   rewrite BENCHMARKS.md from bench/.cache/last-run.json
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { measure, childEnv, setSpinCount } from './lib/proc.mjs';
 import { keepSections, writeSection } from './lib/sections.mjs';
-import { fullRounds, fullReport, perfSymbols, FULL_SECTION, PERF_HZ, PROFILED } from './full.mjs';
+import { fullRounds, fullReport, perfSymbols, FULL_SECTION, PERF_HZ, PROFILED, ENCODE_IMAGES } from './full.mjs';
 import { parseBenchArgs } from './lib/args.mjs';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
 import { buildPeers, llamaBench, llamaServer } from './build-peers.mjs';
 import { runServerWorkload } from './lib/server-peer.mjs';
 import { bandwidthTool as bandwidthToolAt } from './lib/bandwidth.mjs';
+import { parseBuffers, cliEncodeTimes, cliEncodeWindows, rssBreakdown, readyTimeline, analysisBlock } from './lib/breakdown.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cacheDir = path.join(root, 'bench', '.cache');
@@ -132,8 +133,11 @@ const PASS_THROUGH_TEMPLATE = '{% for m in messages %}{{ m.content }}{% endfor %
 
 const num = (re, s) => { const m = re.exec(s); return m ? Number(m[1]) : NaN; };
 
-export async function runMtmd(P, model, mode, image, question, wrap = []) {
-  const args = ['-m', model, '--mmproj', P.models.mmproj, '--image', image, '-p', mtmdPrompt(question), '-n', String(cfg.maxTokens),
+// `encodeImages`: encode these images in one process (a media marker each, one new token) and
+// report every encoder time (bench/full.mjs's encode comparison)
+export async function runMtmd(P, model, mode, image, question, wrap = [], { encodeImages = null } = {}) {
+  const prompt = encodeImages ? `${V0_PREAMBLE}${question}\n${encodeImages.map(() => '<im_start><__media__><im_end>').join('\n')}###` : mtmdPrompt(question);
+  const args = ['-m', model, '--mmproj', P.models.mmproj, '--image', encodeImages ? encodeImages.join(',') : image, '-p', prompt, '-n', encodeImages ? '1' : String(cfg.maxTokens),
     '-t', String(cfg.threads), '-tb', String(cfg.threads), '--temp', '0', '-c', '2048', '-ngl', '0', '--perf', '-lv', '4', '--jinja', '--chat-template', PASS_THROUGH_TEMPLATE];
   if (mode === 'none') args.push('--no-mmap');
   const r = await measure(P.mtmdCli, args, { env: childEnv(cfg.threads), wrap });
@@ -159,6 +163,8 @@ export async function runMtmd(P, model, mode, image, question, wrap = []) {
       return { modelCtxMs: warm, warmupDecodeMs: clip - warm, mmprojMs: readyMs - clip };
     })(),
     encodeMs: num(/(?:mtmd batch encoding done|image slice encoded) in (\d+) ms/, all),
+    ...(encodeImages ? { encodes: cliEncodeTimes(all), encodeWindows: cliEncodeWindows(r.lines) } : {}),
+    buffers: parseBuffers(r.lines.map((l) => l.text)),
     imageDecodeMs: num(/image decoded \(batch 1\/1\) in (\d+) ms/, all),
     promptTokens, promptMs, promptRate: (promptTokens / promptMs) * 1000,
     evalTokens, evalMs, decodeRate: (evalTokens / evalMs) * 1000,
@@ -167,8 +173,16 @@ export async function runMtmd(P, model, mode, image, question, wrap = []) {
   };
 }
 
-async function runLlava(P, model, mode, image, question, extra = {}, env = {}, wrap = []) {
+export async function runLlava(P, model, mode, image, question, extra = {}, env = {}, wrap = []) {
   const job = { model, mmproj: P.models.mmproj, threads: cfg.threads, loadMode: mode, image, question, maxTokens: cfg.maxTokens, ...extra };
+  if (job.encodeImages) {
+    const r = await measure(process.execPath, [path.join(root, 'bench', 'child-llava.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads, env), wrap });
+    const res = r.lines.find((l) => l.text.startsWith('RESULT '));
+    const ready = r.lines.find((l) => l.text.startsWith('READY '));
+    if (r.code !== 0 || !res) throw new Error(`child-llava exited ${r.code}:\n${r.lines.map((l) => l.text).join('\n').slice(-3000)}`);
+    const o = JSON.parse(res.text.slice(7));
+    return { readyMs: ready.t, encodes: o.encodes, encodeMs: o.encodes[1] ?? o.encodes[0], encodeWindows: o.encodeWindows.slice(1), peakRssMb: r.peakRssMb, cpuMs: r.cpuS * 1000, wallMs: r.wallMs };
+  }
   const r = await measure(process.execPath, [path.join(root, 'bench', 'child-llava.mjs'), JSON.stringify(job)], { env: childEnv(cfg.threads, env), wrap });
   const res = r.lines.find((l) => l.text.startsWith('RESULT '));
   const ready = r.lines.find((l) => l.text.startsWith('READY '));
@@ -177,6 +191,8 @@ async function runLlava(P, model, mode, image, question, extra = {}, env = {}, w
   const t = o.timings;
   return {
     readyMs: ready.t, inProcessLoadMs: o.loadMs, inProcessModelMs: o.modelMs ?? NaN,
+    // the RSS breakdown and ready timeline (bench/lib/breakdown.mjs)
+    importsMs: o.importsMs, rssAfterImportMb: o.rssAfterImportMb, memoryUsage: o.memoryUsage, buffers: o.logLines ? parseBuffers(o.logLines) : undefined,
     encodeMs: t.imageEncodeMs,
     imageDecodeMs: t.imageDecodeMs,
     promptTokens: o.perf.promptTokens, promptMs: o.perf.promptMs, promptRate: (o.perf.promptTokens / o.perf.promptMs) * 1000,
@@ -261,6 +277,8 @@ async function figures(P, imgs) {
   }
   const res = Object.fromEntries(configs.map((c) => [c.key, []]));
   const errors = {};
+  // mtmd-cli's own baseline for the RSS breakdown: its peak RSS printing its version
+  const cliBaseMb = (await measure(P.mtmdCli, ['--version'], { env: childEnv(cfg.threads) })).peakRssMb;
   // Counterbalanced: each llava-med / mtmd-cli pair runs A B in even rounds and B A in odd
   // ones, so neither tool always follows the other (or always follows the biggest process).
   const pairs = [];
@@ -291,7 +309,7 @@ async function figures(P, imgs) {
       log(`  round ${round + 1}/${cfg.runs} ${c.key}: ready ${fmt(r.readyMs, 0)} ms, encode ${fmt(r.encodeMs, 0)} ms, prompt ${fmt(r.promptRate)} t/s (${r.promptTokens}), decode ${fmt(r.decodeRate)} t/s (${r.evalTokens}), wall ${fmt(r.wallMs, 0)} ms, RSS ${fmt(r.peakRssMb, 0)} MB`);
     }
   }
-  return { configs, res, errors, lbScan };
+  return { configs, res, errors, lbScan, cliBaseMb };
 }
 
 const settle = () => new Promise((r) => setTimeout(r, cfg.settleMs));
@@ -495,20 +513,33 @@ export function report({ M, P, F, W, R, C, loadEnd, elapsedMin }, c = cfg) {
   const lmMmapRss = s('lm-q4-mmap', (r) => r.peakRssMb).median;
   L.push('### Targets (Q4_K_M, medians of paired ratios)', '');
   L.push('| target | load mode none | load mode mmap | met? |', '|---|---|---|---|');
-  const ok = (c) => (c ? 'yes' : '**no**');
-  for (const [name, f] of [['image encode ≤ 1.00× time', (r) => r.encodeMs], ['prompt eval ≥ 1.00× rate', (r) => r.promptRate], ['decode ≥ 1.00× rate', (r) => r.decodeRate]]) {
+  // a miss links to the paragraph that says where the time / memory goes: this run's breakdowns
+  // below, the encode and prompt profiles of the --full section (its 4-layer pairs, same method)
+  const ok = (c, anchor) => (c ? 'yes' : `**no**${anchor ? ` → [profile](#${anchor})` : ''}`);
+  for (const [name, f, anchor] of [['image encode ≤ 1.00× time', (r) => r.encodeMs, 'full-encode'], ['prompt eval ≥ 1.00× rate', (r) => r.promptRate, 'full-prompt'], ['decode ≥ 1.00× rate', (r) => r.decodeRate, 'full-prompt']]) {
     const higher = !name.includes('encode');
     const pass = (x) => (higher ? x >= 1 : x <= 1);
-    L.push(`| ${name} | ${fmt(none(f), 2)} | ${fmt(mm(f), 2)} | none: ${ok(pass(none(f)))}, mmap: ${ok(pass(mm(f)))} |`);
+    L.push(`| ${name} | ${fmt(none(f), 2)} | ${fmt(mm(f), 2)} | none: ${ok(pass(none(f)), anchor)}, mmap: ${ok(pass(mm(f)), anchor)} |`);
   }
-  L.push(`| load (ready) within 5 % | ${fmt(none((r) => r.readyMs), 2)} | ${fmt(mm((r) => r.readyMs), 2)} | none: ${ok(none((r) => r.readyMs) <= 1.05)}, mmap: ${ok(mm((r) => r.readyMs) <= 1.05)} |`);
+  L.push(`| load (ready) within 5 % | ${fmt(none((r) => r.readyMs), 2)} | ${fmt(mm((r) => r.readyMs), 2)} | none: ${ok(none((r) => r.readyMs) <= 1.05, 'q4-ready')}, mmap: ${ok(mm((r) => r.readyMs) <= 1.05, 'q4-ready')} |`);
   if (F.res['lb-q4']?.length && F.res['lm-q4-lbctx']?.length) {
     const lbr = t('lm-q4-lbctx', 'lb-q4', (r) => r.decodeRate);
     L.push(`| decode ≥ llama-bench's best mode (same context size; see the roofline section) | ${fmt(lbr, 2)} | | ${ok(lbr >= 1)} |`);
   }
   const rssD = (m) => s(`lm-q4-${m}`, (r) => r.peakRssMb).median - s(`cli-q4-${m}`, (r) => r.peakRssMb).median;
   // #18's target for one question (an earlier issue's was + 100 MB)
-  L.push(`| peak RSS ≤ mtmd-cli + 64 MB | ${fmt(rssD('none'), 0)} MB | ${fmt(rssD('mmap'), 0)} MB | none: ${ok(rssD('none') <= 64)}, mmap: ${ok(rssD('mmap') <= 64)} |`, '');
+  L.push(`| peak RSS ≤ mtmd-cli + 64 MB | ${fmt(rssD('none'), 0)} MB | ${fmt(rssD('mmap'), 0)} MB | none: ${ok(rssD('none') <= 64, 'q4-rss')}, mmap: ${ok(rssD('mmap') <= 64, 'q4-rss')} |`, '');
+  // where the ready time and the memory go, from this run's rows (bench/lib/breakdown.mjs)
+  const rowsOf = (k) => F.res[k] ?? [];
+  const tl = ['none', 'mmap'].flatMap((m) => {
+    const x = readyTimeline(rowsOf(`lm-q4-${m}`), rowsOf(`cli-q4-${m}`));
+    return x.length ? [`Load mode ${m}:`, '', ...x] : [];
+  });
+  L.push('<a id="q4-ready"></a>', '#### Ready: where the load time goes (this run)', '', ...(tl.length ? tl : ['(not recorded by this run)', '']));
+  const rb = ['none', 'mmap'].flatMap((m) => rssBreakdown(rowsOf(`lm-q4-${m}`), rowsOf(`cli-q4-${m}`), { cliBaseMb: F.cliBaseMb ?? NaN, title: `Load mode ${m}:` }));
+  L.push('<a id="q4-rss"></a>', '#### Peak RSS: where the memory goes (this run)', '', ...(rb.length ? rb : ['(not recorded by this run)', '']));
+  L.push('The image encode and prompt profiles (CPU by function, encode windows) are in the `--full` section below (its 4-layer and 32-layer pairs).', '');
+  L.push('#### Analysis (hand-written, kept when the report is regenerated)', '', ...analysisBlock('main'), '');
   L.push(`**Default load mode.** llava-med 'none' vs 'mmap' in this run: decode ${fmt(lmNoneDecode)} vs ${fmt(lmMmapDecode)} tokens/s, end to end ${fmt(lmNoneWall, 0)} vs ${fmt(lmMmapWall, 0)} ms, peak RSS ${fmt(lmNoneRss, 0)} vs ${fmt(lmMmapRss, 0)} MB. ` +
     `(Peak RSS counts file-backed mapped pages too, so 'mmap' RSS includes the page-cache pages of the weights it touched.)`, '');
 
@@ -650,7 +681,7 @@ async function readThrough(file) {
 async function fullMain() {
   const saved = path.join(cacheDir, 'full-size.json');
   const render = async (j) => {
-    const md = fullReport({ M: j.M, F: j.F, build: j.build, threads: j.cfg.threads, maxTokens: j.cfg.maxTokens, loadEnd: j.loadEnd, perf: j.perf });
+    const md = fullReport({ M: j.M, F: j.F, build: j.build, threads: j.cfg.threads, maxTokens: j.cfg.maxTokens, loadEnd: j.loadEnd, perf: j.perf, cliBaseMb: j.cliBaseMb ?? NaN });
     writeSection(cfg.out, FULL_SECTION, md);
     log(`wrote section ${FULL_SECTION} of ${path.relative(root, cfg.out)}`);
   };
@@ -675,14 +706,31 @@ async function fullMain() {
   if (perfOk) mkdirSync(perfDir, { recursive: true });
   const perfFile = (key) => path.join(perfDir, `${key}.data`);
   for (const k of PROFILED) rmSync(perfFile(k), { force: true });
-  const collectPerf = () => (perfOk ? Object.fromEntries(PROFILED.filter((k) => existsSync(perfFile(k))).map((k) => [k, perfSymbols(perfFile(k))]).filter(([, v]) => v)) : null);
+  const windows = {}; // the encode runs' windows (CLOCK_MONOTONIC s), profiled only inside them
+  const collectPerf = () => (perfOk ? Object.fromEntries(PROFILED.filter((k) => existsSync(perfFile(k))).map((k) => [k, perfSymbols(perfFile(k), k.endsWith('-enc') ? windows[k] ?? [] : null)]).filter(([, v]) => v)) : null);
+  // mtmd-cli's own baseline for the RSS breakdown: its peak RSS printing its version
+  const cliBaseMb = (await measure(P.mtmdCli, ['--version'], { env: childEnv(cfg.threads) })).peakRssMb;
+  // the pre-toucher (bench/child-touch.mjs): as much memory as this configuration's peak RSS last round
+  const lastPeak = {};
+  // round 1 (no figure yet): the anonymous memory the run will need, roughly: the weights read in
+  // load mode none, the mmproj, and 512 MiB of buffers
+  const estimate = (c) => {
+    const PP = c.size === '32L' ? P32 : P;
+    return ((c.mode === 'none' ? statSync(PP.models.q4).size : 0) + statSync(PP.models.mmproj).size) / 2 ** 20 + 512;
+  };
+  const pretouch = async (c) => {
+    const mib = Math.round(lastPeak[c.key] ?? estimate(c));
+    if (!mib) return NaN;
+    const r = await measure(process.execPath, [path.join(root, 'bench', 'child-touch.mjs'), String(mib)]);
+    return r.wallMs;
+  };
   const F = await fullRounds({
     runs: cfg.runs, images: imgs, questions: QUESTIONS, settle, log,
     // the first round: a run cut short still has its profile
-    wrapFor: (c, round) => (perfOk && round === 0 && PROFILED.includes(c.key) ? ['perf', 'record', '-q', '-F', String(PERF_HZ), '-o', perfFile(c.key), '--'] : []),
+    wrapFor: (c, round) => (perfOk && round === 0 && PROFILED.includes(c.key) ? ['perf', 'record', '-q', '-k', 'CLOCK_MONOTONIC', '-F', String(PERF_HZ), '-o', perfFile(c.key), '--'] : []),
     onRound: async (partial, round) => {
       if (round === cfg.runs - 1) return;
-      const j = { cfg: { ...cfg, runs: round + 1 }, M, F: partial, build: existsSync(fullBuildLog) ? JSON.parse(readFileSync(fullBuildLog, 'utf8')) : null, loadEnd: os.loadavg(), perf: collectPerf() };
+      const j = { cfg: { ...cfg, runs: round + 1 }, M, F: partial, build: existsSync(fullBuildLog) ? JSON.parse(readFileSync(fullBuildLog, 'utf8')) : null, loadEnd: os.loadavg(), perf: collectPerf(), cliBaseMb };
       await fs.writeFile(saved, JSON.stringify(j, null, 1));
       await render(j);
     },
@@ -692,13 +740,21 @@ async function fullMain() {
       // 32-layer file was otherwise cold for whichever tool ran it first after the 4-layer runs
       // (at 09885f5, round 1: llava-med 24.6 s ready against mtmd-cli's 14.6 s right after it, its
       // read() copies 7.0 CPU s against 1.7; round 2 the other way, 10.3 s against 16.4 s).
+      // The first process after a change in memory use paid for the kernel's work of freeing memory
+      // (at 81b3a1c: clear_page_erms 15.3 CPU s for the first 32L run of a round, 6.8 for the
+      // others): a throw-away process touches that much first (bench/child-touch.mjs)
+      const touchMs = await pretouch(c);
       for (const f of [PP.models.q4, PP.models.mmproj]) await readThrough(f);
-      return c.tool === 'llava-med' ? runLlava(PP, PP.models.q4, c.mode, image, q, c.extra, {}, wrap) : runMtmd(PP, PP.models.q4, c.mode, image, q, wrap);
+      const enc = c.encode ? { encodeImages: Array.from({ length: ENCODE_IMAGES }, (_, i) => imgs[(imgs.indexOf(image) + i) % imgs.length]) } : null;
+      const r = c.tool === 'llava-med' ? await runLlava(PP, PP.models.q4, c.mode, image, q, { ...c.extra, ...enc }, {}, wrap) : await runMtmd(PP, PP.models.q4, c.mode, image, q, wrap, enc ?? {});
+      lastPeak[c.key] = r.peakRssMb;
+      if (r.encodeWindows && !windows[c.key]) windows[c.key] = r.encodeWindows; // round 1: the profiled one
+      return { ...r, touchMs };
     },
   });
   const perf = collectPerf();
   const build = existsSync(fullBuildLog) ? JSON.parse(readFileSync(fullBuildLog, 'utf8')) : null;
-  const j = { cfg, M, F, build, loadEnd: os.loadavg(), perf };
+  const j = { cfg, M, F, build, loadEnd: os.loadavg(), perf, cliBaseMb };
   await fs.writeFile(saved, JSON.stringify(j, null, 1));
   await render(j);
 }

@@ -4,10 +4,14 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
+/** --full's default round count: 2 rounds did not settle the 32-layer ratios within 10 % (bench/README.md). */
+export const FULL_RUNS = 4;
+
 export const SKIPS = ['convert', 'workload', 'llamanode', 'f16', 'encoder-fa', 'hugepages'];
 
 const options = {
-  runs: { type: 'string', default: '5' },
+  // rounds; default 5, with --full FULL_RUNS (32-layer ratios need more rounds to settle: bench/README.md)
+  runs: { type: 'string' },
   threads: { type: 'string' },
   'max-tokens': { type: 'string', default: '32' },
   questions: { type: 'string', default: '100' },
@@ -46,7 +50,7 @@ const count = (name, v, min) => {
 export function parseBenchArgs(argv) {
   const { values: v } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   return {
-    runs: count('runs', v.runs, 1),
+    runs: v.runs === undefined ? (v.full ? FULL_RUNS : 5) : count('runs', v.runs, 1),
     threads: v.threads === undefined ? os.availableParallelism() : count('threads', v.threads, 1),
     maxTokens: count('max-tokens', v['max-tokens'], 1),
     questions: count('questions', v.questions, 1),

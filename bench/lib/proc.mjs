@@ -20,8 +20,8 @@ function vmhwmKb(pid) {
 }
 
 /**
- * Runs cmd; resolves { code, wallMs, peakRssMb, cpuS, stdout, lines: [{t, stream, text}] } where t is
- * ms since spawn when the line arrived, and cpuS the user + system CPU seconds (NaN without GNU
+ * Runs cmd; resolves { code, wallMs, peakRssMb, cpuS, stdout, lines: [{t, mono, stream, text}] } where t is
+ * ms since spawn when the line arrived (mono: the same instant in CLOCK_MONOTONIC seconds), and cpuS the user + system CPU seconds (NaN without GNU
  * time). `wrap`: a command prefix (e.g. perf record …) run inside the measurement. Rejects only on
  * spawn failure; check `code`.
  */
@@ -51,15 +51,17 @@ export function measure(cmd, args, { env = process.env, cwd, timeoutMs = 15 * 60
       child[stream].setEncoding('utf8');
       child[stream].on('data', (d) => {
         const t = performance.now() - t0;
+        // CLOCK_MONOTONIC seconds (libuv's hrtime), the clock of `perf record -k CLOCK_MONOTONIC`
+        const mono = Number(process.hrtime.bigint()) / 1e9;
         if (stream === 'stdout') stdout += d;
         buf += d;
         let i;
         while ((i = buf.indexOf('\n')) >= 0) {
-          lines.push({ t, stream, text: buf.slice(0, i) });
+          lines.push({ t, mono, stream, text: buf.slice(0, i) });
           buf = buf.slice(i + 1);
         }
       });
-      child[stream].on('end', () => { if (buf) lines.push({ t: performance.now() - t0, stream, text: buf }); });
+      child[stream].on('end', () => { if (buf) lines.push({ t: performance.now() - t0, mono: Number(process.hrtime.bigint()) / 1e9, stream, text: buf }); });
     }
     child.on('error', (e) => { clearTimeout(timer); if (poll) clearInterval(poll); reject(e); });
     child.on('close', (code, signal) => {

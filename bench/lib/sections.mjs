@@ -4,6 +4,7 @@
 // `<!-- NAME:start -->` … `<!-- NAME:end -->`, kept the same way). Every writer keeps the sections
 // it does not own, so running one script never drops another's figures.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { keepAnalysis } from './breakdown.mjs';
 
 const RE = /<!-- section:([\w-]+) -->\n[\s\S]*?<!-- \/section:\1 -->\n?/g;
 const RE_START_END = /<!-- ([\w-]+):start -->\n[\s\S]*?<!-- \1:end -->\n?/g;
@@ -18,15 +19,17 @@ export function sections(text) {
 /** `text` followed by the marked sections of the old file that `text` does not hold itself. */
 export function keepSections(file, text) {
   if (!existsSync(file)) return text;
+  const oldText = readFileSync(file, 'utf8');
+  text = keepAnalysis(oldText, text); // hand-written analysis blocks stay (bench/lib/breakdown.mjs)
   const mine = sections(text);
-  const kept = [...sections(readFileSync(file, 'utf8'))].filter(([name]) => !mine.has(name)).map(([, s]) => s);
+  const kept = [...sections(oldText)].filter(([name]) => !mine.has(name)).map(([, s]) => s);
   return kept.length ? `${text.replace(/\n*$/, '\n\n')}${kept.join('\n')}` : text;
 }
 
 /** Replaces (or appends) section `name` of `file` with `markdown`, leaving the rest as it is. */
 export function writeSection(file, name, markdown) {
-  const block = `<!-- section:${name} -->\n${markdown.replace(/\n*$/, '\n')}<!-- /section:${name} -->\n`;
   const old = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const block = `<!-- section:${name} -->\n${keepAnalysis(sections(old).get(name), markdown).replace(/\n*$/, '\n')}<!-- /section:${name} -->\n`;
   let found = false;
   const next = old.replace(RE, (s, n) => (n === name ? ((found = true), block) : s));
   writeFileSync(file, found ? next : `${old.replace(/\n*$/, '\n\n')}${block}`);

@@ -62,9 +62,11 @@ t.test('the section: 32L ratios against the targets, 4L ratios of the same round
   t.match(md, /HF write 25\.5 min, peak RSS 408 MB; conversion 13\.8 min, peak RSS 1570 MB; Q4_K_M 26\.1 min, peak RSS 908 MB/);
   t.match(md, /at most 41\.6 GB of its own files at once/);
   const line = (start: string) => md.split('\n').find((l: string) => l.startsWith(start)) ?? '';
-  t.match(line('| prompt eval, tokens/s | none |'), /\*\*0\.80×\*\* \(0\.80–0\.80\) \| \*\*1\.20×\*\* .*\| ≥ 1\.00× \| \*\*no\*\* \|$/);
+  t.match(line('| prompt eval, tokens/s | none |'), /\*\*0\.80×\*\* \(0\.80–0\.80\) \| \*\*1\.20×\*\* .*\| ≥ 1\.00× \| \*\*no\*\* → \[profile\]\(#full-prompt\) \|$/);
+  // every miss links to a paragraph the section holds
+  for (const a of md.matchAll(/\]\(#([\w-]+)\)/g)) t.match(md, new RegExp(`<a id="${a[1]}"></a>`), `anchor ${a[1]} exists`);
   t.match(line('| prompt eval, tokens/s | mmap |'), /\*\*1\.09×\*\*.*\| yes \|$/);
-  t.match(line('| question after load (ready → exit), ms | none |'), /\*\*1\.20×\*\*.*\| ≤ 1\.00× \| \*\*no\*\* \|$/);
+  t.match(line('| question after load (ready → exit), ms | none |'), /\*\*1\.20×\*\*.*\| ≤ 1\.00× \| \*\*no\*\* → \[profile\]\(#full-prompt\) \|$/);
   t.match(line('| peak RSS, MB | mmap |'), /≤ mtmd-cli \+ 64 MB \| yes \(\+50 MB\) \|$/);
   t.match(md, /Measured under load: .*load average 3\.0–9\.0 \(median 6\.0\)/);
   t.match(md, /Not met at 32 layers in this run: prompt eval \(none\); question after load \(ready → exit\) \(none\)\./);
@@ -86,6 +88,27 @@ t.test('--profile: CPU seconds per function, totals and the llava-med − mtmd-c
   t.match(md, /\| `ggml_vec_dot_f16` \| 10\.0 \| 0\.0 \| 10\.0 \|/);
   t.match(md, /more in `ggml_vec_dot_f16` \+10\.0; less in `ggml_compute_forward_flash_attn_ext_tiled` -3\.0\./);
   t.match(md, /page zeroing .*: 5\.0 CPU s/);
+  t.notMatch(md, /NaN|undefined/);
+});
+
+t.test('the encode comparison: images after the first, paired per round, and the CPU inside the encode windows', async (t) => {
+  const res: Record<string, Record<string, unknown>[]> = {};
+  for (const c of fullConfigs().flat()) res[c.key] = [row(), row()];
+  t.ok(fullConfigs().flat().some((c: { key: string }) => c.key === 'lm-enc'), 'the encode pair is in every round');
+  res['lm-enc'] = [{ encodes: [3000, 1100, 1000, 1200] }, { encodes: [3000, 1000, 1000, 1000] }];
+  res['cli-enc'] = [{ encodes: [2000, 1000, 1000, 1000] }, { encodes: [2000, 1000, 1000, 1000] }];
+  const hz = PERF_HZ;
+  const perf = {
+    'lm-enc': { totalSamples: 6 * hz, windows: 3, seconds: 3.3, symbols: { ggml_compute_forward_soft_max: 0.6 * hz, 'tinyBLAS::gemm': 5.4 * hz } },
+    'cli-enc': { totalSamples: 5.1 * hz, windows: 3, seconds: 3.0, symbols: { ggml_compute_forward_flash_attn_ext: 0.3 * hz, 'tinyBLAS::gemm': 4.8 * hz } },
+  };
+  const M = { cores: 2, commit: 'abc1234', date: '2026-01-01', cpu: 'test cpu' };
+  const md = fullReport({ M, F: { res, load: { n: 2, min: 1, max: 1, median: 1 } }, build: null, threads: 2, maxTokens: 32, perf });
+  // per process: the median of images 2-4 (1100 and 1000 → 1100 / 1000 ms), the first image apart
+  t.match(md, /\| image encode, ms \(images 2–4, median per process\) \| 1050 \(1000–1100\) \| 1000 \(1000–1000\) \| \*\*1\.05×\*\* \(1\.00–1\.10\) \|/);
+  t.match(md, /\| first image, ms \| 3000 \(3000–3000\) \| 2000 \(2000–2000\) \| \*\*1\.50×\*\*/);
+  t.match(md, /\| \*\*total CPU per image, s\*\* \(window 1\.10 s vs 1\.00 s\) \| \*\*2\.00\*\* \| \*\*1\.70\*\* \| \*\*0\.30\*\* \|/);
+  t.match(md, /llava-med spends more in: `tinyBLAS::gemm` \+0\.20 s, `ggml_compute_forward_soft_max` \+0\.20 s/);
   t.notMatch(md, /NaN|undefined/);
 });
 
