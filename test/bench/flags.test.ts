@@ -69,3 +69,19 @@ t.test('a misspelt or malformed flag stops the bench with the flag named', async
   t.same([d.runs, d.maxTokens, d.sequences, d.convertLayers, d.out], [5, 32, 4, [1, 4], 'BENCHMARKS.md']);
   t.notOk(Object.values(d.skip).some(Boolean));
 });
+
+t.test('workload below 1.2x llama-server: the row links to a phase table from the same run', async (t) => {
+  const args = parseBenchArgs(['--skip-llamanode']);
+  const met = report(results(args.skip), { ...args, label: '' });
+  t.match(met, /1\.50× faster\*\* \(target ≥ 1\.2: met\)/);
+  t.notMatch(met, /\]\(#workload-profile\)/, "no link when met");
+  const r = results(args.skip);
+  r.W!.server.wallMs = 66000; // 1.10x
+  const md = report(r, { ...args, label: '' });
+  t.match(md, /1\.10× faster\*\* \(target ≥ 1\.2: \*\*not met\*\* → \[profile\]\(#workload-profile\)\)/);
+  t.match(md, /<a id="workload-profile"><\/a>/);
+  t.match(md, /\| questions phase \| 88\.0 s \| 40\.0 s \|/);
+  t.match(md, /\| prompt tokens evaluated \(reused from a cache\) \| 9000 \(800\) \| 3460 \(2000\) \|/);
+  // 2560 image positions at the lm-q4-none prompt rate (150 t/s) ≈ 17.1 s
+  t.match(md, /image positions alone are ≈ 17\.1 s and its text ≈ 6\.0 s of its 40\.0 s questions phase/);
+});
