@@ -172,6 +172,8 @@ export interface AnswerTimings {
   promptMs: number;
   /** Positions reused from the KV cache. */
   reusedTokens: number;
+  /** Of those, positions copied from another parallel sequence's cells (a prefix that sequence held) instead of decoded. */
+  copiedTokens: number;
   /** Tokens generated. */
   generatedTokens: number;
   /** Time spent generating them (ms); tokens/s = generatedTokens × 1000 / generateMs. */
@@ -670,6 +672,7 @@ export class LlavaMed {
         promptTokens: r.load.promptTokens,
         promptMs: r.load.promptMs,
         reusedTokens: r.load.reused,
+        copiedTokens: r.load.copied,
         generatedTokens: r.tokens.length,
         generateMs: r.ms,
         totalMs: performance.now() - t0,

@@ -43,6 +43,7 @@ class Context : public Napi::ObjectWrap<Context>, public Disposable {
             InstanceMethod<&Context::LogProbs>("logProbs"),
             InstanceMethod<&Context::MemoryClear>("memoryClear"),
             InstanceMethod<&Context::SeqRm>("seqRm"),
+            InstanceMethod<&Context::SeqCopy>("seqCopy"),
             InstanceMethod<&Context::SeqPosMax>("seqPosMax"),
             InstanceMethod<&Context::Perf>("perf"),
             InstanceMethod<&Context::PerfReset>("perfReset"),
@@ -93,14 +94,40 @@ class Context : public Napi::ObjectWrap<Context>, public Disposable {
         llama_memory_clear(llama_get_memory(h->ctx.get()), true);
         return info.Env().Undefined();
     }
+    // A sequence id of this context: llama.cpp asserts (seq_rm, seq_cp) or indexes out of bounds
+    // (seq_pos_max) on anything outside [0, n_seq_max).
+    static llama_seq_id SeqArg(const Napi::CallbackInfo & info, size_t i, const char * name, const ContextPtr & h) {
+        if (info.Length() <= i || !info[i].IsNumber()) ThrowTypeError(info.Env(), std::string(name) + " must be a number");
+        const double v = info[i].As<Napi::Number>().DoubleValue();
+        const double n = (double) llama_n_seq_max(h->ctx.get());
+        if (!(v >= 0 && v < n) || v != std::floor(v)) ThrowTypeError(info.Env(), std::string(name) + " must be an integer sequence id in [0, " + std::to_string((int) n) + ")");
+        return (llama_seq_id) v;
+    }
     Napi::Value SeqRm(const Napi::CallbackInfo & info) {
         ContextPtr h = IdlePtr(info.Env(), "seqRm");
-        bool ok = llama_memory_seq_rm(llama_get_memory(h->ctx.get()), ArgInt(info, 0, "seq"), ArgInt(info, 1, "p0"), ArgInt(info, 2, "p1"));
+        bool ok = llama_memory_seq_rm(llama_get_memory(h->ctx.get()), SeqArg(info, 0, "seq", h), ArgInt(info, 1, "p0"), ArgInt(info, 2, "p1"));
         return Napi::Boolean::New(info.Env(), ok);
+    }
+    // seqCopy(src, dst): dst's cells become a copy of src's (positions and K/V values); the caller
+    // trims dst to the prefix it wants (seqRm). With one KV buffer per sequence (kv_unified false)
+    // llama.cpp supports a copy across buffers only for the whole buffer (p0 = p1 = -1): it resets
+    // dst's cells, gives them src's positions, and queues the buffer copy, which the next
+    // llama_decode applies before it computes anything (llama_kv_cache::update). Every change to
+    // src's values goes through a decode, so the copy always sees src's values as of this call.
+    // In one shared buffer the cells are shared (no data moves); dst is emptied first so that both
+    // layouts mean "dst holds what src holds".
+    Napi::Value SeqCopy(const Napi::CallbackInfo & info) {
+        ContextPtr h = IdlePtr(info.Env(), "seqCopy");
+        const llama_seq_id src = SeqArg(info, 0, "src", h), dst = SeqArg(info, 1, "dst", h);
+        if (src == dst) ThrowTypeError(info.Env(), "seqCopy: src and dst must differ");
+        llama_memory_t mem = llama_get_memory(h->ctx.get());
+        llama_memory_seq_rm(mem, dst, -1, -1);
+        llama_memory_seq_cp(mem, src, dst, -1, -1);
+        return info.Env().Undefined();
     }
     Napi::Value SeqPosMax(const Napi::CallbackInfo & info) {
         ContextPtr h = IdlePtr(info.Env(), "seqPosMax");
-        return Napi::Number::New(info.Env(), llama_memory_seq_pos_max(llama_get_memory(h->ctx.get()), ArgInt(info, 0, "seq")));
+        return Napi::Number::New(info.Env(), llama_memory_seq_pos_max(llama_get_memory(h->ctx.get()), SeqArg(info, 0, "seq", h)));
     }
     Napi::Value Perf(const Napi::CallbackInfo & info) {
         ContextPtr h = IdlePtr(info.Env(), "perf");

@@ -106,6 +106,8 @@ export interface NativeContext {
   logProbs(idxs: Int32Array, targets: Int32Array, abort?: AbortFlag): Promise<Float64Array>;
   memoryClear(): void;
   seqRm(seq: number, p0: number, p1: number): boolean;
+  /** dst's cells become a copy of src's (the buffer copy runs at the next decode); the caller trims dst. */
+  seqCopy(src: number, dst: number): void;
   seqPosMax(seq: number): number;
   perf(): NativePerf;
   perfReset(): void;

@@ -14,8 +14,10 @@ import { ImageEmbedding } from './projector.js';
 export type SequenceItem = number | ImageEmbedding;
 
 export interface LoadStats {
-  /** Positions reused from the cache. */
+  /** Positions reused from the cache (copied ones included). */
   reused: number;
+  /** Of those, positions copied from another sequence's cells (Sequence.loadPieces' `from`) instead of decoded. */
+  copied: number;
   /** Text tokens decoded. */
   promptTokens: number;
   promptMs: number;
@@ -46,6 +48,23 @@ function positions(items: readonly SequenceItem[], count = items.length): number
   let p = 0;
   for (let i = 0; i < count; i++) p += size(items[i]!);
   return p;
+}
+
+/**
+ * The items of `items` that a sequence holding `held` keeps when it loads `items`: the longest
+ * common prefix in whole items (an image is the same embedding object), never the last item (it is
+ * decoded again for its logits). The one reuse rule, for a sequence's own cells and for copies.
+ */
+function commonItems(held: readonly SequenceItem[], items: readonly SequenceItem[]): number {
+  let keep = 0;
+  const cap = items.length - 1;
+  while (keep < cap && keep < held.length && held[keep] === items[keep]) keep++;
+  return keep;
+}
+
+/** Positions a sequence holding `held` would keep of `items` (see commonItems): what a sequence that is still loading `held` will share with `items`. */
+export function sharedPositions(held: readonly SequenceItem[], items: readonly SequenceItem[]): number {
+  return positions(items, commonItems(held, items));
 }
 
 export class Sequence {
@@ -169,8 +188,8 @@ export class Sequence {
    * again even when the whole prompt is cached: its logits are what generation starts from.
    * A failure (an abort included) leaves the part already decoded, which is a valid prefix.
    */
-  async load(items: readonly SequenceItem[], signal?: AbortSignal): Promise<LoadStats> {
-    const pieces = this.loadPieces(items, signal);
+  async load(items: readonly SequenceItem[], signal?: AbortSignal, from?: Sequence): Promise<LoadStats> {
+    const pieces = this.loadPieces(items, signal, from);
     for (;;) {
       const r = await pieces.next();
       if (r.done) return r.value;
@@ -185,8 +204,12 @@ export class Sequence {
    * so their answers keep flowing while a long prompt loads). Between two pieces the sequence holds
    * a valid prefix of `items`; the logits are ready once the generator is done, before anything else
    * decodes.
+   *
+   * `from`: another sequence of the same context. When it holds a longer prefix of `items` than this
+   * one (by the same rule: whole items, never the last one), its cells for that prefix are copied
+   * here first (Sequence.copyPrefix) and only the rest is decoded; `stats.copied` counts them.
    */
-  async *loadPieces(items: readonly SequenceItem[], signal?: AbortSignal): AsyncGenerator<void, LoadStats, void> {
+  async *loadPieces(items: readonly SequenceItem[], signal?: AbortSignal, from?: Sequence): AsyncGenerator<void, LoadStats, void> {
     if (!Array.isArray(items) || items.length === 0 || typeof items[items.length - 1] !== 'number') {
       throw llavaError('ERR_INVALID_ARGUMENT', 'a prompt must end with text tokens.');
     }
@@ -194,9 +217,10 @@ export class Sequence {
     if (total > this.capacity) {
       throw llavaError('ERR_CONTEXT_FULL', `The prompt needs ${total} positions but sequence ${this.id} holds ${this.capacity}; use a larger contextSize or a shorter question.`);
     }
+    const copied = from === undefined ? 0 : await this.copyPrefix(from, items);
     const keep = this.prefixItems(items);
     await this.keep(keep);
-    const stats: LoadStats = { reused: this.#length, promptTokens: 0, promptMs: 0, imageTokens: 0, imageDecodeMs: 0 };
+    const stats: LoadStats = { reused: this.#length, copied, promptTokens: 0, promptMs: 0, imageTokens: 0, imageDecodeMs: 0 };
     let i = keep;
     let first = true;
     while (i < items.length) {
@@ -229,11 +253,43 @@ export class Sequence {
   // Items of `items` that load() would keep: the common prefix, never the last item (it is decoded
   // again for its logits).
   private prefixItems(items: readonly SequenceItem[]): number {
-    const held = this.#items;
-    let keep = 0;
-    const cap = items.length - 1;
-    while (keep < cap && keep < held.length && held[keep] === items[keep]) keep++;
-    return keep;
+    return commonItems(this.#items, items);
+  }
+
+  /**
+   * Makes this sequence hold `from`'s cells for the prefix of `items` that `from` would keep when
+   * loading `items` (sharedPrefix: whole items, never the last one), copied (K/V values and
+   * positions, the same cell layout) instead of decoded; what this sequence held before is dropped.
+   * Nothing changes when `from` shares no more of `items` than this sequence does. Returns the
+   * positions copied. The cells are `from`'s own, so a prompt continued from them answers exactly as
+   * it would on `from`. The buffer copy itself runs at the start of the next decode of the context
+   * (llama.cpp queues it), so its cost shows in that decode's time.
+   */
+  copyPrefix(from: Sequence, items: readonly SequenceItem[]): Promise<number> {
+    if (!(from instanceof Sequence) || from.#host !== this.#host) {
+      return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'copyPrefix needs another sequence of the same context.'));
+    }
+    if (from === this) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', `sequence ${this.id} cannot copy from itself.`));
+    if (!Array.isArray(items)) return Promise.reject(llavaError('ERR_INVALID_ARGUMENT', 'items must be an array of prompt items.'));
+    return this.#host.queue.run(async () => {
+      const n = from.prefixItems(items);
+      const p = positions(from.#items, n);
+      if (p <= this.sharedPrefix(items)) return 0;
+      try {
+        this.#host.native.seqCopy(from.id, this.id);
+      } catch (e) {
+        // The copy may have emptied this sequence's cells: say so.
+        this.#host.native.seqRm(this.id, -1, -1);
+        this.#items = [];
+        this.#length = 0;
+        throw e;
+      }
+      // This sequence now holds every cell of `from`: drop what follows the shared prefix.
+      this.#items = from.#items.slice();
+      this.#length = from.#length;
+      this.cut(p);
+      return p;
+    });
   }
 
   /** Positions load(items) would reuse from what this sequence holds (a scheduler picks the sequence with the most). */
