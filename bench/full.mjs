@@ -60,7 +60,8 @@ export async function fullRounds({ runs, images, questions, run, settle, log, lm
       load.push(loadAvg[0]);
       const r = await run(c, image, q, wrapFor(c, round));
       res[c.key].push({ ...r, loadAvg });
-      log(`  full round ${round + 1}/${runs} ${c.key}: ready ${fmt(r.readyMs, 0)} ms, encode ${fmt(r.encodeMs, 0)} ms, prompt ${fmt(r.promptRate)} t/s (${r.promptTokens}), decode ${fmt(r.decodeRate)} t/s (${r.evalTokens}), question ${fmt(r.questionMs, 0)} ms, RSS ${fmt(r.peakRssMb, 0)} MB, load ${loadAvg[0].toFixed(1)}`);
+      if (r.encodes) log(`  full round ${round + 1}/${runs} ${c.key}: encodes ${r.encodes.map((x) => fmt(x, 0)).join(', ')} ms, RSS ${fmt(r.peakRssMb, 0)} MB, load ${loadAvg[0].toFixed(1)}`);
+      else log(`  full round ${round + 1}/${runs} ${c.key}: ${Number.isFinite(r.touchMs) ? `pre-touch ${fmt(r.touchMs, 0)} ms, ` : ''}ready ${fmt(r.readyMs, 0)} ms, encode ${fmt(r.encodeMs, 0)} ms, prompt ${fmt(r.promptRate)} t/s (${r.promptTokens}), decode ${fmt(r.decodeRate)} t/s (${r.evalTokens}), question ${fmt(r.questionMs, 0)} ms, RSS ${fmt(r.peakRssMb, 0)} MB, load ${loadAvg[0].toFixed(1)}`);
     }
     // after every round: an interrupted run keeps the rounds it finished
     await onRound({ res, load: summary(load) }, round);
@@ -217,9 +218,12 @@ function encodeSection(F, perf) {
     L.push(`| **total CPU per image, s** (window ${fmt(pa.seconds / pa.windows, 2)} s vs ${fmt(pb.seconds / pb.windows, 2)} s) | **${fmt(tot(pa), 2)}** | **${fmt(tot(pb), 2)}** | **${fmt(tot(pa) - tot(pb), 2)}** |`);
     for (const sym of rank) L.push(`| \`${sym.length > 60 ? `${sym.slice(0, 57)}…` : sym}\` | ${fmt(per(pa, sym), 2)} | ${fmt(per(pb, sym), 2)} | ${fmt(per(pa, sym) - per(pb, sym), 2)} |`);
     const d = all.map((sym) => [sym, per(pa, sym) - per(pb, sym)]).sort((x, y) => y[1] - x[1]).filter(([, x]) => x > 0.02).slice(0, 4);
-    L.push('', `llava-med spends more in: ${d.map(([k, x]) => `\`${k.slice(0, 50)}\` +${fmt(x, 2)} s`).join(', ') || 'nothing measurable'}. ` +
-      'The vision attention is the known difference: llava-med runs it in F32 by default (`projectorFlashAttn: \'off\'`: `ggml_compute_forward_soft_max` and F32 matmuls for K·Q and V·softmax), mtmd-cli with flash attention (F16 K/V); the 4-layer table "Vision encoder precision" measures `projectorFlashAttn: \'on\'` next to both. ' +
-      'What would move it: the F16 attention path (an option, at the precision cost in docs/conversion.md), or a faster F32 attention kernel.', '');
+    const util = (p) => tot(p) / (p.seconds / p.windows); // cores busy on average inside the windows
+    L.push('', `llava-med spends more CPU in: ${d.map(([k, x]) => `\`${k.slice(0, 50)}\` +${fmt(x, 2)} s`).join(', ') || 'nothing measurable (no function more than 0.02 s per image)'}. ` +
+      `Cores busy inside the windows: llava-med ${fmt(util(pa), 2)}, mtmd-cli ${fmt(util(pb), 2)} on average` +
+      (tot(pa) <= tot(pb) && pa.seconds / pa.windows > pb.seconds / pb.windows ? ': llava-med did no more work per image but waited longer for the cores in this run, so its wall-clock encode time measured the machine\'s load rather than its kernels. ' : '. ') +
+      'The configured difference: llava-med keeps the vision attention\'s K and V in F32 by default (`projectorFlashAttn: \'off\'`), mtmd-cli casts them to F16 (flash attention on); the 4-layer table "Vision encoder precision" measures `projectorFlashAttn: \'on\'` next to both. ' +
+      'What would move it: the functions above where llava-med spends more; the F16 attention path is an option at the precision cost in docs/conversion.md.', '');
   }
   return L;
 }

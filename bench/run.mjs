@@ -748,7 +748,11 @@ async function fullMain() {
     return ((c.mode === 'none' ? statSync(PP.models.q4).size : 0) + statSync(PP.models.mmproj).size) / 2 ** 20 + 512;
   };
   const pretouch = async (c) => {
-    const mib = Math.round(lastPeak[c.key] ?? estimate(c));
+    // in load mode mmap the peak RSS counts the weights' file pages, which stay in the page cache:
+    // only the rest is fresh anonymous memory
+    const PP = c.size === '32L' ? P32 : P;
+    const filePages = c.mode === 'mmap' && lastPeak[c.key] ? statSync(PP.models.q4).size / 2 ** 20 : 0;
+    const mib = Math.max(256, Math.round((lastPeak[c.key] ?? estimate(c)) - filePages));
     if (!mib) return NaN;
     const r = await measure(process.execPath, [path.join(root, 'bench', 'child-touch.mjs'), String(mib)]);
     return r.wallMs;

@@ -108,8 +108,13 @@ t.test('the encode comparison: images after the first, paired per round, and the
   t.match(md, /\| image encode, ms \(images 2–4, median per process\) \| 1050 \(1000–1100\) \| 1000 \(1000–1000\) \| \*\*1\.05×\*\* \(1\.00–1\.10\) \|/);
   t.match(md, /\| first image, ms \| 3000 \(3000–3000\) \| 2000 \(2000–2000\) \| \*\*1\.50×\*\*/);
   t.match(md, /\| \*\*total CPU per image, s\*\* \(window 1\.10 s vs 1\.00 s\) \| \*\*2\.00\*\* \| \*\*1\.70\*\* \| \*\*0\.30\*\* \|/);
-  t.match(md, /llava-med spends more in: `tinyBLAS::gemm` \+0\.20 s, `ggml_compute_forward_soft_max` \+0\.20 s/);
+  t.match(md, /llava-med spends more CPU in: `tinyBLAS::gemm` \+0\.20 s, `ggml_compute_forward_soft_max` \+0\.20 s/);
+  t.notMatch(md, /waited longer for the cores/);
   t.notMatch(md, /NaN|undefined/);
+  // less CPU per image but a longer window: the wall-clock difference was waiting, and the text says so
+  const waited = { ...perf, 'lm-enc': { totalSamples: 4.5 * hz, windows: 3, seconds: 6, symbols: { 'tinyBLAS::gemm': 4.5 * hz } } };
+  const md2 = fullReport({ M, F: { res, load: { n: 2, min: 1, max: 1, median: 1 } }, build: null, threads: 2, maxTokens: 32, perf: waited });
+  t.match(md2, /Cores busy inside the windows: llava-med 0\.75, mtmd-cli 1\.70 on average: llava-med did no more work per image but waited longer/);
 });
 
 t.test('measure(): CPU time (user + sys) from GNU time, and a command prefix (wrap) run inside the measurement', { skip: existsSync('/usr/bin/time') ? false : 'no GNU time' }, async (t) => {
