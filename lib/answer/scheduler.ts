@@ -30,10 +30,15 @@
  * a step, so a newcomer's image encode does not compete with the running jobs for the CPU cores,
  * and the logits a load leaves are sampled before anything else decodes.
  *
+ * A prefix another sequence holds is copied, not decoded again (prefixSource, at a job's first
+ * piece): from the sequence holding the longest prefix of the job's prompt, when that saves more than
+ * minCopyGain positions, or after waiting for a job ahead that is still decoding it (requests about
+ * one image arriving together decode the image once).
+ *
  * With one sequence this is a FIFO queue of whole calls, as before it existed.
  */
 import { llavaError, throwIfAborted, type LlavaMedError } from '../errors.js';
-import type { Context, LoadStats, Sampler, Sequence, SequenceItem } from '../engine/index.js';
+import { sharedPositions, type Context, type LoadStats, type Sampler, type Sequence, type SequenceItem } from '../engine/index.js';
 import { fromNative } from '../engine/lifecycle.js';
 import { JobState, type GenerationResult } from './generate.js';
 
@@ -91,7 +96,8 @@ interface Loading {
   seq: Sequence;
   /** The job's signal with close()'s. */
   signal: AbortSignal;
-  pieces: AsyncGenerator<void, LoadStats, void>;
+  /** Created at the job's first piece (after the copy of another sequence's prefix, if any). */
+  pieces?: AsyncGenerator<void, LoadStats, void>;
   resolve(r: ScheduledResult): void;
   reject(e: unknown): void;
 }
@@ -117,6 +123,26 @@ export interface SchedulerStats {
   admitted: number;
   /** Prompt-load pieces run (Sequence.loadPieces). */
   pieces: number;
+  /** Prefixes copied from another sequence into a job's sequence (instead of decoded). */
+  copies: number;
+  /** Turns a job waited for an earlier job to finish loading the prefix it then copies. */
+  waits: number;
+}
+
+/**
+ * A job copies another sequence's prefix only when that saves more than this many positions of
+ * prefill over what its own sequence holds. A copy moves one sequence's whole KV buffer (llama.cpp
+ * copies across buffers only whole), so it costs in proportion to the cells per sequence
+ * (`capacity`): measured, process CPU time, one thread, a copy and the decode that applies it
+ * against the same decode without (median of 7): the 7B-shaped bench model (4 layers, Q4_K_M, 2048
+ * cells a sequence, 134 MB) 22.7 ms = 1.2 positions of text prefill; the 512-wide test model (4
+ * layers, F16, 1024 cells) 1.6 ms = 2.3 positions. The threshold, capacity / 128 and at least 16,
+ * is ~13x the 7B cost at any capacity and 7x the narrow model's, so a copy never costs more than it
+ * saves; what it skips in practice is far above it (the v0 system prompt, ~40 positions; an image,
+ * 256 or 576).
+ */
+export function minCopyGain(capacity: number): number {
+  return Math.max(16, Math.ceil(capacity / 128));
 }
 
 export class Scheduler {
@@ -131,7 +157,7 @@ export class Scheduler {
   #closed = false;
   #running = false;
   #loop: Promise<void> = Promise.resolve();
-  readonly #stats: SchedulerStats = { steps: 0, rows: 0, admitted: 0, pieces: 0 };
+  readonly #stats: SchedulerStats = { steps: 0, rows: 0, admitted: 0, pieces: 0, copies: 0, waits: 0 };
 
   /** @param what - how errors name the owner ("The LlavaMed instance has been disposed"). */
   constructor(ctx: Context, what = 'scheduler') {
@@ -340,7 +366,7 @@ export class Scheduler {
       throwIfAborted(signal, 'call');
       seq = this.pick(prompt.items);
       this.#busy.add(seq.id);
-      this.#loading.push({ job, prompt, seq, signal, pieces: seq.loadPieces(prompt.items, signal), resolve, reject });
+      this.#loading.push({ job, prompt, seq, signal, resolve, reject });
     } catch (e) {
       await prompt?.release?.(seq).catch(() => {});
       if (seq) this.#busy.delete(seq.id);
@@ -353,6 +379,15 @@ export class Scheduler {
     let sampler: Sampler | undefined;
     try {
       throwIfAborted(l.signal, 'call');
+      if (!l.pieces) {
+        const from = this.prefixSource(l);
+        if (from === 'wait') {
+          this.#stats.waits++;
+          return;
+        }
+        if (from) this.#stats.copies++;
+        l.pieces = l.seq.loadPieces(l.prompt.items, l.signal, from);
+      }
       this.#stats.pieces++;
       const r = await l.pieces.next();
       if (!r.done) return;
@@ -383,7 +418,7 @@ export class Scheduler {
   private async failLoad(l: Loading, e: unknown): Promise<void> {
     const i = this.#loading.indexOf(l);
     if (i >= 0) this.#loading.splice(i, 1);
-    await l.pieces.return(undefined as never).catch(() => {});
+    await l.pieces?.return(undefined as never).catch(() => {});
     await l.prompt.release?.(l.seq).catch(() => {});
     this.#busy.delete(l.seq.id);
     l.reject(this.mapError(e, l.job.signal));
@@ -393,20 +428,59 @@ export class Scheduler {
    * The free sequence where `items` gain most: positions reused minus cached positions thrown away
    * (the lowest id among equals). So a conversation's next turn goes back to the sequence holding
    * its earlier turns, and a new conversation takes an empty sequence (or the one with least to lose)
-   * rather than the one holding another conversation that merely shares the v0 system prompt.
+   * rather than the one holding another conversation that merely shares the v0 system prompt. A
+   * prefix another sequence holds counts as reused when copying it would pay (prefixSource), less
+   * minCopyGain, so a sequence's own cells win over a copy of the same length.
    */
   private pick(items: readonly SequenceItem[]): Sequence {
+    let held = 0;
+    for (let i = 0; i < this.#ctx.sequences; i++) held = Math.max(held, this.#ctx.sequence(i).sharedPrefix(items));
     let best: Sequence | undefined;
     let bestGain = -Infinity;
     for (const s of this.free()) {
       const shared = s.sharedPrefix(items);
-      const gain = shared - (s.length - shared);
+      const min = minCopyGain(s.capacity);
+      const reused = held - shared > min ? held - min : shared;
+      const gain = reused - (s.length - shared);
       if (gain > bestGain) {
         best = s;
         bestGain = gain;
       }
     }
     return best!;
+  }
+
+  /**
+   * Where a loading job gets the prefix its sequence lacks, decided at its first piece: the other
+   * sequence (free, generating or loading) holding the longest prefix of its prompt — by
+   * Sequence.sharedPrefix, the rule a sequence's own reuse follows: whole items, never the last —
+   * when that beats what its own sequence holds by more than minCopyGain; `'wait'` while a job ahead
+   * of it in the loading order will hold a prefix longer by that much once its own load is done (it
+   * loads one piece per turn and ran this turn's before this one: the job copies in the turn that
+   * job holds it; only jobs ahead are waited for, so no two wait for each other); undefined: decode
+   * it. So requests that arrive together about one image (v1.5: the image comes first) decode it
+   * once, and a new conversation on a cold sequence gets the v0 system prompt from another one.
+   */
+  private prefixSource(l: Loading): Sequence | 'wait' | undefined {
+    const items = l.prompt.items;
+    const min = minCopyGain(l.seq.capacity);
+    let best = l.seq.sharedPrefix(items);
+    const own = best;
+    let from: Sequence | undefined;
+    for (let i = 0; i < this.#ctx.sequences; i++) {
+      const s = this.#ctx.sequence(i);
+      if (s === l.seq) continue;
+      const shared = s.sharedPrefix(items);
+      if (shared > best) {
+        best = shared;
+        from = s;
+      }
+    }
+    for (const e of this.#loading) {
+      if (e === l) break;
+      if (sharedPositions(e.prompt.items, items) - best > min) return 'wait';
+    }
+    return from && best - own > min ? from : undefined;
   }
 
   /** Ends the jobs that were told to stop between tokens. */
