@@ -117,6 +117,14 @@ export function readyTimeline(lm, cli) {
   const L = ['| llava-med step | ms (median, min–max) | mtmd-cli step | ms (median, min–max) |', '|---|---|---|---|'];
   for (const [a, sa, b, sb] of steps) L.push(`| ${a} | ${fmtS(sa, 0)} | ${b} | ${sb ? fmtS(sb, 0) : ''} |`);
   L.push(`| **ready** | **${fmtS(m(lm, (r) => r.readyMs), 0)}** | **ready** (its t_load ${fmtS(m(cli, (r) => r.modelLoadMs), 0)}) | **${fmtS(m(cli, (r) => r.readyMs), 0)}** |`, '');
+  // the step-by-step differences, largest first: what would move the ready ratio
+  const med = (rows, f) => m(rows, f).median;
+  const parts = [
+    ['node and its imports before any loading (mtmd-cli has no such step)', med(lm, (r) => r.importsMs) + med(lm, (r) => r.readyMs - r.importsMs - r.inProcessLoadMs)],
+    ['the LM weights (llava-med: with its header checks, mtmd-cli: with its context and memory-fit pass)', med(lm, (r) => r.inProcessModelMs) - med(cli, (r) => r.modelCtxMs)],
+    ['the rest (llava-med: projector and context side by side, mtmd-cli: warm-up decode and the mmproj)', med(lm, (r) => r.inProcessLoadMs - r.inProcessModelMs) - med(cli, (r) => r.warmupDecodeMs + r.mmprojMs)],
+  ].filter(([, d]) => Number.isFinite(d)).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+  if (parts.length) L.push(`Step differences, llava-med − mtmd-cli (medians): ${parts.map(([l, d]) => `${l} ${d >= 0 ? '+' : ''}${fmt(d, 0)} ms`).join('; ')}. The largest positive one is where llava-med's ready time would move.`, '');
   return L;
 }
 

@@ -65,6 +65,8 @@ t.test('the ready timeline splits both tools into steps', async (t) => {
   t.match(L, /projector \+ context \(side by side\) \| 300 /);
   t.match(L, /READY line reaches the parent[^|]*\| 50 /);
   t.match(L, /\*\*ready\*\* \| \*\*1300 \(1300–1300\)\*\*/);
+  // 250 + 50 before loading; 700 − 760 for the weights; 300 − (90 + 300) for the rest: largest first
+  t.match(L, /Step differences, llava-med − mtmd-cli \(medians\): node and its imports[^;]* \+300 ms; the rest[^;]* -90 ms; the LM weights[^.]* -60 ms\./);
 });
 
 t.test('mtmd-cli encode times and windows; the first image is dropped from the windows', async (t) => {
