@@ -117,6 +117,17 @@ t.test('the encode comparison: images after the first, paired per round, and the
   t.match(md2, /Cores busy inside the windows: llava-med 0\.75, mtmd-cli 1\.70 on average: llava-med did no more work per image but waited longer/);
 });
 
+t.test('the method line says when the pre-toucher ran and how long it took', async (t) => {
+  const res: Record<string, Record<string, unknown>[]> = {};
+  for (const c of fullConfigs().flat()) res[c.key] = [row()];
+  const M = { cores: 2, commit: 'abc1234', date: '2026-01-01', cpu: 'test cpu' };
+  const F = { res, load: { n: 1, min: 1, max: 1, median: 1 } };
+  t.notMatch(fullReport({ M, F, build: null, threads: 2, maxTokens: 32 }), /throw-away process/);
+  res['lm-32L-none'] = [row({ touchMs: 1500 })];
+  res['cli-32L-none'] = [row({ touchMs: 2500 })];
+  t.match(fullReport({ M, F, build: null, threads: 2, maxTokens: 32 }), /a throw-away process \(bench\/child-touch\.mjs\).*; 2000 \(1500–2500\) ms each\)/);
+});
+
 t.test('measure(): CPU time (user + sys) from GNU time, and a command prefix (wrap) run inside the measurement', { skip: existsSync('/usr/bin/time') ? false : 'no GNU time' }, async (t) => {
   // a fixed amount of work (~0.2-0.5 s of CPU), not a wall-clock loop: CPU time is what is asserted
   const burn = 'let x = 0; for (let i = 0; i < 5e7; i++) x = (x + i) % 1000003; console.log(process.env.WRAPPED ?? "none", x > -1)';
