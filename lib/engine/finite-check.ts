@@ -6,7 +6,7 @@
  */
 import { llavaError } from '../errors.js';
 import { openRegularFile } from '../formats/file-read.js';
-import { GgmlType, type GgufHeader } from '../formats/gguf.js';
+import { GgmlType, type GgufHeader } from '../formats/gguf-types.js';
 
 /** Tensors up to this size are scanned... */
 export const FINITE_CHECK_MAX_TENSOR_BYTES = 64 << 10;

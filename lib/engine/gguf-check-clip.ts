@@ -8,7 +8,7 @@
  * here: every key's type and range, and every tensor's name, shape and type, unknown names refused.
  */
 import { llavaError } from '../errors.js';
-import { GgufValueType as T, ggmlTypeName, ggufValueTypeName, type GgmlType, type GgufHeader, type GgufKv } from '../formats/gguf.js';
+import { GgufValueType as T, ggmlTypeName, ggufValueTypeName, type GgmlType, type GgufHeader, type GgufKv } from '../formats/gguf-types.js';
 import { CLIP_ARRAYS, CLIP_MAX_IMAGE_SIZE, CLIP_REQUIRED, CLIP_SCALAR_TYPES, CONV_TYPES, EMBED_TYPES, MATMUL_TYPES, VECTOR_TYPES } from './gguf-keys.js';
 
 function typeName(kv: GgufKv): string {

@@ -11,8 +11,9 @@
  * Only the dense LLaMA architecture with a SentencePiece vocabulary is accepted: that is what
  * LLaVA-Med v0 (LLaMA) and v1.5 (Mistral, converted as `llama`) are.
  */
+import { isUtf8 } from 'node:buffer';
 import { llavaError } from '../errors.js';
-import { GgufValueType as T, ggmlTypeName, ggufValueTypeName, type GgufHeader, type GgufKv } from '../formats/gguf.js';
+import { GgufValueType as T, ggmlTypeName, ggufValueTypeName, type GgufCompactArray, type GgufHeader, type GgufKv } from '../formats/gguf-types.js';
 import { LLAMA_KEYS, LLAMA_MAX_LAYERS, LLAVA_MED_ID_KEYS, MATMUL_TYPES, ROPE_SCALING_TYPES, TOKEN_ID_KEYS, VECTOR_TYPES } from './gguf-keys.js';
 
 function bad(h: GgufHeader, msg: string): never {
@@ -148,23 +149,17 @@ function checkVocab(h: GgufHeader): { nVocab: number; bos: number; eos: number }
   const tokens = h.kv.get('tokenizer.ggml.tokens');
   if (!tokens) bad(h, "the vocabulary 'tokenizer.ggml.tokens' is missing");
   if (tokens.type !== T.ARRAY || tokens.elemType !== T.STRING) bad(h, `'tokenizer.ggml.tokens' is ${typeName(tokens)}, not an ARRAY of STRING`);
-  const list = tokens.value as string[];
+  const list = compactStrings(tokens);
   const nVocab = list.length;
   // The SPM defaults (unk 0, bos 1, eos 2) need three tokens.
   if (nVocab < 3) bad(h, `the vocabulary holds ${nVocab} tokens`);
   // llama-vocab.cpp maps text -> id and GGML_ASSERTs the map is as long as the list: two tokens
   // with the same text abort the process. It reads each text as a C string (gguf_get_arr_str), so a
   // NUL ends it; an empty text becomes "[EMPTY_<id>]".
-  const seen = new Map<string, number>();
-  for (let i = 0; i < nVocab; i++) {
-    const nul = list[i]!.indexOf('\0');
-    const cut = nul >= 0 ? list[i]!.slice(0, nul) : list[i]!;
-    const text = cut === '' ? `[EMPTY_${i}]` : cut;
-    const prev = seen.get(text);
-    if (prev !== undefined) {
-      bad(h, `tokens ${prev} and ${i} have the same text ${JSON.stringify(text.slice(0, 40))} (texts that are not valid UTF-8 count as equal)`);
-    }
-    seen.set(text, i);
+  const dup = firstDuplicateText(list);
+  if (dup) {
+    const [prev, i, text] = dup;
+    bad(h, `tokens ${prev} and ${i} have the same text ${JSON.stringify(text.slice(0, 40))} (texts that are not valid UTF-8 count as equal)`);
   }
   for (const key of [...TOKEN_ID_KEYS, ...LLAVA_MED_ID_KEYS]) {
     const kv = h.kv.get(key);
@@ -183,6 +178,86 @@ function checkVocab(h: GgufHeader): { nVocab: number; bos: number; eos: number }
     bad(h, `llava_med.variant is ${JSON.stringify(variant.value)}, not 'v0' or 'v1.5'`);
   }
   return { nVocab, bos, eos };
+}
+
+/** A STRING array as one buffer + offsets: as read (gguf-check.ts reads the vocabulary compact), or built from its values. */
+function compactStrings(kv: GgufKv): Required<GgufCompactArray> {
+  if (kv.compact?.offsets) return kv.compact as Required<GgufCompactArray>;
+  const parts = (kv.value as string[]).map((s) => Buffer.from(s, 'utf8'));
+  const offsets = new Float64Array(parts.length + 1);
+  parts.forEach((p, i) => (offsets[i + 1] = offsets[i]! + p.length));
+  return { length: parts.length, data: Buffer.concat(parts), offsets };
+}
+
+/**
+ * The first token whose text (as llama-vocab.cpp keys it: cut at the first NUL, "[EMPTY_<id>]" when
+ * empty) equals an earlier one's: [earlier id, id, text], or undefined. Texts compare as the JS
+ * strings they decode to, as the check always has: a text that is not valid UTF-8 is compared by its
+ * decoding (with U+FFFD for each bad sequence), re-encoded. Works on the bytes in place (an
+ * open-addressing table of ids keyed by an FNV-1a hash), so checking a 32k-token vocabulary
+ * allocates a few typed arrays instead of a JS string per token.
+ */
+function firstDuplicateText(list: Required<GgufCompactArray>): [number, number, string] | undefined {
+  const { data, offsets, length: n } = list;
+  // Text i is bytes [start[i], end[i]) of data, or of `extra` where inExtra[i] (the canonical bytes
+  // of an empty text or of one that is not valid UTF-8).
+  const start = new Float64Array(n);
+  const end = new Float64Array(n);
+  const inExtra = new Uint8Array(n);
+  // Valid UTF-8 overall with every text starting on a character boundary means every text is valid
+  // on its own (a text then holds whole characters), so one isUtf8 call covers the common case.
+  let allValid = isUtf8(data);
+  let nul = data.indexOf(0); // the next NUL at or after the current text's start (-1: none)
+  for (let i = 0; i < n; i++) {
+    const s = offsets[i]!;
+    let e = offsets[i + 1]!;
+    if (nul >= 0 && nul < s) nul = data.indexOf(0, s);
+    if (nul >= 0 && nul < e) e = nul;
+    start[i] = s;
+    end[i] = e;
+    if (e > s && (data[s]! & 0xc0) === 0x80) allValid = false;
+  }
+  const parts: Buffer[] = [];
+  let extraLength = 0;
+  for (let i = 0; i < n; i++) {
+    const s = start[i]!;
+    const e = end[i]!;
+    let canonical: Buffer | undefined;
+    if (e === s) canonical = Buffer.from(`[EMPTY_${i}]`);
+    else if (!allValid && !isUtf8(data.subarray(s, e))) canonical = Buffer.from(data.toString('utf8', s, e), 'utf8');
+    if (canonical) {
+      parts.push(canonical);
+      inExtra[i] = 1;
+      start[i] = extraLength;
+      extraLength += canonical.length;
+      end[i] = extraLength;
+    }
+  }
+  const extra = Buffer.concat(parts, extraLength);
+  let size = 16;
+  while (size < 2 * n) size *= 2;
+  const table = new Int32Array(size).fill(-1);
+  const hashes = new Int32Array(size);
+  for (let i = 0; i < n; i++) {
+    const b = inExtra[i] ? extra : data;
+    const s = start[i]!;
+    const e = end[i]!;
+    let hash = 0x811c9dc5 | 0;
+    for (let j = s; j < e; j++) hash = Math.imul(hash ^ b[j]!, 0x01000193);
+    for (let slot = hash & (size - 1); ; slot = (slot + 1) & (size - 1)) {
+      const k = table[slot]!;
+      if (k < 0) {
+        table[slot] = i;
+        hashes[slot] = hash;
+        break;
+      }
+      if (hashes[slot] !== hash) continue;
+      const kb = inExtra[k] ? extra : data;
+      const ks = start[k]!;
+      if (end[k]! - ks === e - s && kb.compare(b, s, e, ks, end[k]!) === 0) return [k, i, b.toString('utf8', s, e)];
+    }
+  }
+  return undefined;
 }
 
 /** Weight types the CPU kernels can use; every dimension at least 1. */

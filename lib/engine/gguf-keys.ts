@@ -5,7 +5,7 @@
  * `load_tensors`, tools/mtmd/models/llava.cpp, ggml/src/ggml-cpu). The checks in gguf-check-llama.ts
  * and gguf-check-clip.ts use these tables; when llama.cpp is updated, re-read those places.
  */
-import { GgmlType, GgufValueType as T } from '../formats/gguf.js';
+import { GgmlType, GgufValueType as T } from '../formats/gguf-types.js';
 
 // ---- llama.cpp (src/llama-hparams.h) ----------------------------------------------------------
 

@@ -176,6 +176,20 @@ export interface GgufKv {
   elemType?: GgufValueType;
   /** The value as read: 64-bit integers are BigInt, BOOL is a boolean, ARRAY is a JS array. */
   value: GgufValue;
+  /** The elements' bytes, for an ARRAY read with `compactArrays` naming its key (then `value` decodes them on first access). */
+  compact?: GgufCompactArray;
+}
+
+/**
+ * An ARRAY's elements as stored, without a JS value per element: fixed-size elements back to back
+ * in `data` (little-endian, `length` × the element size); strings' bytes back to back, string i
+ * being `data[offsets[i], offsets[i + 1])`.
+ */
+export interface GgufCompactArray {
+  length: number;
+  data: Buffer;
+  /** For STRING elements: length + 1 byte offsets into `data`. */
+  offsets?: Float64Array;
 }
 
 /** One row of a GGUF tensor table (the data itself is not read). */

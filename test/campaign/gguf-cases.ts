@@ -156,6 +156,17 @@ M('token text not valid UTF-8 twice (bytes differ)', raw((b) => {
   Buffer.from([0x81, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a]).copy(b, j);
   return b;
 }), CORRUPT, /same text .*not valid UTF-8/);
+M('token texts not valid UTF-8 on their own, valid run together (bytes differ)', raw((b) => {
+  // Byte tokens 163-166 are stored next to each other: "ZZZZZ\xE2" + "\x96\x81ZZZZ" and "ZZZZZ\xE3" +
+  // "\x80\x80ZZZZ" are valid UTF-8 when concatenated (U+2581, U+3000), but 163 and 165 each decode
+  // to "ZZZZZ\uFFFD" on their own, as llava-med compares texts.
+  const at = (s: string) => { const i = b.indexOf(Buffer.from(s)); if (i < 0) throw new Error(`${s} not found`); return i; };
+  Buffer.from([0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0xe2]).copy(b, at('<0xA0>'));
+  Buffer.from([0x96, 0x81, 0x5a, 0x5a, 0x5a, 0x5a]).copy(b, at('<0xA1>'));
+  Buffer.from([0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0xe3]).copy(b, at('<0xA2>'));
+  Buffer.from([0x80, 0x80, 0x5a, 0x5a, 0x5a, 0x5a]).copy(b, at('<0xA3>'));
+  return b;
+}), CORRUPT, /tokens 163 and 165 have the same text "ZZZZZ\uFFFD" .*not valid UTF-8/);
 M('a very long token (64 KiB)', (d) => { tokens(d)[450] = 'x'.repeat(65536); });
 M('scores shorter than tokens', (d) => { const kv = getKv(d, 'tokenizer.ggml.scores')!; kv.value = (kv.value as number[]).slice(0, 10); });
 M('scores as ARRAY of STRING', (d) => { const kv = getKv(d, 'tokenizer.ggml.scores')!; kv.elemType = V.STRING; kv.value = (kv.value as number[]).map(String); });

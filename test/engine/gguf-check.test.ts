@@ -26,6 +26,13 @@ t.test('the unedited pair passes', async (t) => {
   t.pass();
 });
 
+t.test('the vocabulary is checked in place: one buffer per array, not a JS value per token', async (t) => {
+  for (const k of ['tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type']) {
+    const kv = modelInfo.header.kv.get(k)!;
+    t.ok(kv.compact && kv.compact.length === modelInfo.header.kv.get('llama.vocab_size')?.value, `${k} read compact (${kv.compact?.data.length} bytes)`);
+  }
+});
+
 let i = 0;
 for (const c of GGUF_CASES) {
   t.test(`${c.kind}: ${c.name}`, async (t) => {

@@ -404,3 +404,47 @@ t.test('string-array elements: each length is checked against the limit and the 
   // within the limit but past the end of the file
   await expectCode(t, writeRaw(new Raw().head(0, 1).str('k').i32(V.ARRAY).i32(V.STRING).u64(2).str('a').u64(1000).bytes(Buffer.from('xyz')).build(), 'arr-end.gguf'), 'ERR_GGUF_CORRUPT', /element 1 of 'k' claims 1000 bytes but only 3 remain/, 'length past the end of the file');
 });
+
+t.test('compactArrays: the same values and the same errors, without a JS value per element', async (t) => {
+  // llama.cpp's own LLaMA SentencePiece vocabulary file: 32000 tokens, scores and types.
+  const { SPM_VOCAB_PATH: model } = await import('../helpers/tiny-gguf.js');
+  const keys = ['tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type'];
+  const plain = await readGgufHeader(model);
+  const compact = await readGgufHeader(model, { compactArrays: keys });
+  for (const k of keys) {
+    const [a, b] = [plain.kv.get(k)!, compact.kv.get(k)!];
+    t.equal(a.compact, undefined, `${k}: not compact unless asked`);
+    t.ok(b.compact, `${k}: compact`);
+    t.equal(b.compact!.length, (a.value as unknown[]).length, `${k}: length`);
+    t.equal(b.elemType, a.elemType, `${k}: element type`);
+    t.same(b.value, a.value, `${k}: value decodes to what the plain read gives`);
+  }
+  const tokens = plain.kv.get('tokenizer.ggml.tokens')!.value as string[];
+  t.ok(tokens.length >= 32000, `a real vocabulary (${tokens.length} tokens)`);
+  const c = compact.kv.get('tokenizer.ggml.tokens')!.compact!;
+  t.same(c.data, Buffer.concat(tokens.map((s) => Buffer.from(s))), 'token bytes back to back');
+  t.equal(c.offsets![tokens.length], c.data.length, 'the last offset is the end');
+  t.same(compact.kv.get('llama.block_count'), plain.kv.get('llama.block_count'), 'other keys as before');
+
+  // Hostile arrays: compact reading stops with the plain reader's error.
+  const arr = (elems: (r: Raw) => void, count: number) => {
+    const r = new Raw().head(0, 1).str('tokenizer.ggml.tokens').i32(V.ARRAY).i32(V.STRING).u64(count);
+    elems(r);
+    return r.build();
+  };
+  const cases: [string, Buffer, Record<string, number>][] = [
+    ['a string longer than the file', arr((r) => r.str('a').str('bb').u64(1000).bytes(Buffer.from('ccc')), 3), {}],
+    ['a string over maxStringBytes', arr((r) => r.str('a').str('bb').str('x'.repeat(40)), 3), { maxStringBytes: 16 }],
+    ['truncated inside a string', arr((r) => r.str('a').u64(10).bytes(Buffer.from('abc')), 2), {}],
+    ['more elements than bytes', arr((r) => r.str('a'), 1000), {}],
+    ['more elements than the limit', arr((r) => r.str('a').str('b').str('c'), 3), { maxArrayLength: 2 }],
+  ];
+  for (const [what, bytes, limits] of cases) {
+    const f = tmp('compact.gguf');
+    writeFileSync(f, bytes);
+    const err = async (o: object) => readGgufHeader(f, o).then(() => undefined, (e: Error & { code?: string }) => `${e.code}: ${e.message}`);
+    const [a, b] = [await err(limits), await err({ ...limits, compactArrays: ['tokenizer.ggml.tokens'] })];
+    t.match(a, /^ERR_GGUF_CORRUPT: /, `${what}: refused`);
+    t.equal(b, a, `${what}: the same error when compact`);
+  }
+});
