@@ -18,4 +18,4 @@ export {
   readGgufTensorData,
   type ReadGgufOptions,
 } from './formats/gguf-read.js';
-export { GgufValueType, GgmlType, ggmlTypeName, type GgufHeader, type GgufKv, type GgufTensorInfo, type GgufValue, type GgufScalar } from './formats/gguf-types.js';
+export { GgufValueType, GgmlType, ggmlTypeName, type GgufHeader, type GgufKv, type GgufCompactArray, type GgufTensorInfo, type GgufValue, type GgufScalar } from './formats/gguf-types.js';

@@ -186,7 +186,9 @@ export interface GgufKv {
  * being `data[offsets[i], offsets[i + 1])`.
  */
 export interface GgufCompactArray {
+  /** Number of elements. */
   length: number;
+  /** The elements' bytes as stored in the file. */
   data: Buffer;
   /** For STRING elements: length + 1 byte offsets into `data`. */
   offsets?: Float64Array;
