@@ -281,7 +281,6 @@ async function readKv(c: Cursor, key: string, o: Required<ReadGgufOptions>, comp
   const count = Number(n);
   if (compact) {
     if (elemType === GgufValueType.STRING) return compactKv(elemType, await readCompactStrings(c, count, key, o.maxStringBytes));
-    await c.need(count * minElem, `array '${key}'`);
     const data = Buffer.allocUnsafe(count * minElem);
     await c.copyTo(data, 0, count * minElem, `array '${key}'`);
     return compactKv(elemType, { length: count, data });
