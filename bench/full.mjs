@@ -13,7 +13,8 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
-import { rssBreakdown, readyTimeline, analysisBlock } from './lib/breakdown.mjs';
+import { rssBreakdown, readyTimeline } from './lib/breakdown.mjs';
+import { analysisBlock } from './lib/sections.mjs';
 
 export const FULL_SECTION = 'full-size';
 

@@ -14,14 +14,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { measure, childEnv, setSpinCount } from './lib/proc.mjs';
-import { keepSections, writeSection } from './lib/sections.mjs';
+import { keepSections, writeSection, analysisBlock } from './lib/sections.mjs';
 import { fullRounds, fullReport, perfSymbols, FULL_SECTION, PERF_HZ, PROFILED, ENCODE_IMAGES } from './full.mjs';
 import { parseBenchArgs } from './lib/args.mjs';
 import { summary, pairedRatios, fmt, fmtS, fmtR } from './lib/stats.mjs';
 import { buildPeers, llamaBench, llamaServer } from './build-peers.mjs';
 import { runServerWorkload } from './lib/server-peer.mjs';
 import { bandwidthTool as bandwidthToolAt } from './lib/bandwidth.mjs';
-import { parseBuffers, cliEncodeTimes, cliEncodeWindows, rssBreakdown, readyTimeline, analysisBlock } from './lib/breakdown.mjs';
+import { parseBuffers, cliEncodeTimes, cliEncodeWindows, rssBreakdown, readyTimeline } from './lib/breakdown.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cacheDir = path.join(root, 'bench', '.cache');

@@ -6,5 +6,3 @@ export function rssBreakdown(lm: Record<string, unknown>[], cli: Record<string, 
 export function readyTimeline(lm: Record<string, unknown>[], cli: Record<string, unknown>[]): string[];
 export function cliEncodeWindows(lines: { text: string; mono: number }[]): [number, number][];
 export function cliEncodeTimes(text: string): number[];
-export function keepAnalysis(oldText: string | undefined, newText: string): string;
-export function analysisBlock(id: string): string[];

@@ -148,17 +148,3 @@ export function cliEncodeWindows(lines) {
 export function cliEncodeTimes(text) {
   return [...String(text).matchAll(/mtmd batch encoding done in (\d+) ms/g)].map((m) => Number(m[1]));
 }
-
-/**
- * Keeps hand-written analysis across regeneration: every `<!-- analysis:ID -->…<!-- /analysis:ID -->`
- * block of `newText` (the renderer emits them empty) gets the content the same block had in
- * `oldText`. Blocks the new text does not emit are dropped (their anchor is gone).
- */
-export function keepAnalysis(oldText, newText) {
-  const re = /<!-- analysis:([\w-]+) -->\n([\s\S]*?)<!-- \/analysis:\1 -->/g;
-  const old = new Map([...String(oldText ?? '').matchAll(re)].map((m) => [m[1], m[2]]));
-  return newText.replace(re, (s, id, body) => (old.has(id) && !body.trim() ? `<!-- analysis:${id} -->\n${old.get(id)}<!-- /analysis:${id} -->` : s));
-}
-
-/** An empty analysis block (kept by keepAnalysis). */
-export const analysisBlock = (id) => [`<!-- analysis:${id} -->`, `<!-- /analysis:${id} -->`];

@@ -2,3 +2,5 @@
 export function sections(text: string): Map<string, string>;
 export function keepSections(file: string, text: string): string;
 export function writeSection(file: string, name: string, markdown: string): void;
+export function keepAnalysis(oldText: string | undefined, newText: string): string;
+export function analysisBlock(id: string): string[];
