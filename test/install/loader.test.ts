@@ -112,6 +112,25 @@ t.test('this machine: every level whose instructions the native build was compil
   t.ok(checked >= 1, `${checked} levels checked against: ${info.trim()}`);
 });
 
+t.test('this machine: the native build leaves ggml\'s AMX kernels out (CMakeLists.txt LLAVA_MED_AMX)', async (t) => {
+  // On a CPU that reports amx_int8, -march=native compiles ggml's AMX kernels in, and on such a VM here
+  // they killed the process (SIGILL at a tileloadd) with any Q8_0 or Q4_K model. On a CPU without AMX
+  // this cannot fail: the compiler has nothing to leave out.
+  const native = path.join(REPO, 'build', 'Release', 'llava_med.node');
+  const cache = path.join(REPO, 'build', 'CMakeCache.txt');
+  if (process.arch !== 'x64' || process.platform !== 'linux' || !fs.existsSync(native)) {
+    t.comment('needs the x64 Linux native build');
+    return;
+  }
+  if (fs.existsSync(cache) && /^LLAVA_MED_AMX:BOOL=ON$/m.test(fs.readFileSync(cache, 'utf8'))) {
+    t.comment('built with -DLLAVA_MED_AMX=ON: AMX kept on purpose');
+    return;
+  }
+  if (!cpuFlags()?.has('amx_int8')) t.comment('this CPU has no AMX: the check below holds trivially here');
+  const info = (createRequire(import.meta.url)(native) as { systemInfo(): string }).systemInfo();
+  t.notMatch(info, /AMX_INT8 = 1/, `no AMX in the native build: ${info.trim()}`);
+});
+
 /** A package folder with the given prebuilt files (empty: they fail to load) and local builds. */
 function fakePackage(t: Test, prebuilt: string[], local: string[] = []): string {
   const root = t.testdir({ native: { 'cpu-levels.json': fs.readFileSync(path.join(REPO, 'native', 'cpu-levels.json'), 'utf8') } });
