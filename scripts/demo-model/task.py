@@ -36,25 +36,27 @@ def _ellipse(d, cx, cy, rx, ry, fill):
 def _edge_markers(rnd, d, colour, radius):
     """One or two blobs in the left/right margins that the centre crop removes."""
     for _ in range(rnd.randint(1, 2)):
-        cx = rnd.choice([rnd.randint(6, 22), rnd.randint(W - 22, W - 6)])
+        cx = rnd.choice([rnd.randint(8, 20), rnd.randint(W - 20, W - 8)])
         cy = rnd.randint(30, H - 30)
         _ellipse(d, cx, cy, radius, radius, colour)
 
 
 def _spots(rnd, n, box, r_range, avoid=()):
-    """n non-overlapping circle centres inside box = (x0, y0, x1, y1)."""
-    out = []
-    for _ in range(400):
+    """n non-overlapping circle centres inside box = (x0, y0, x1, y1); starts over when the first ones
+    leave no room for the rest."""
+    for _ in range(50):
+        out = []
+        for _ in range(100):
+            if len(out) == n:
+                return out
+            r = rnd.randint(*r_range)
+            x = rnd.randint(box[0] + r, box[2] - r)
+            y = rnd.randint(box[1] + r, box[3] - r)
+            if all((x - a) ** 2 + (y - b) ** 2 > (r + c + 6) ** 2 for a, b, c in out + list(avoid)):
+                out.append((x, y, r))
         if len(out) == n:
-            break
-        r = rnd.randint(*r_range)
-        x = rnd.randint(box[0] + r, box[2] - r)
-        y = rnd.randint(box[1] + r, box[3] - r)
-        if all((x - a) ** 2 + (y - b) ** 2 > (r + c + 6) ** 2 for a, b, c in out + list(avoid)):
-            out.append((x, y, r))
-    if len(out) != n:
-        raise RuntimeError('could not place spots')
-    return out
+            return out
+    raise RuntimeError('could not place spots')
 
 
 def render_xray(rnd):
@@ -68,16 +70,18 @@ def render_xray(rnd):
     lungs = {'right': (110 + rnd.randint(-4, 4), 130, 40, 80), 'left': (210 + rnd.randint(-4, 4), 130, 40, 80)}
     for cx, cy, rx, ry in lungs.values():
         _ellipse(d, cx, cy, rx, ry, (lung,) * 3)
-    heart = min(255, body + rnd.randint(30, 50))
+    heart = min(255, body + rnd.randint(10, 30))  # dimmer than any nodule
     _ellipse(d, 172, 175, 26, 28, (heart,) * 3)
     n = {side: rnd.choice([0, 0, 1, 1, 2]) for side in lungs}
     while n['right'] + n['left'] > 3:
         n[rnd.choice(['right', 'left'])] -= 1
-    nod = rnd.randint(175, 230)
+    nod = rnd.randint(215, 255)
+    ev = []
     for side, (cx, cy, rx, ry) in lungs.items():
-        for x, y, r in _spots(rnd, n[side], (cx - rx + 14, cy - ry + 22, cx + rx - 14, cy + ry - 22), (6, 9)):
+        for x, y, r in _spots(rnd, n[side], (cx - rx + 14, cy - ry + 22, cx + rx - 14, cy + ry - 22), (13, 15)):
             _ellipse(d, x, y, r, r, (nod,) * 3)
-    _edge_markers(rnd, d, (nod,) * 3, 7)
+            ev.append((x, y, r, f'nodule-{side}'))
+    _edge_markers(rnd, d, (nod,) * 3, 10)
     total = n['right'] + n['left']
     side = 'both' if n['right'] and n['left'] else 'right' if n['right'] else 'left' if n['left'] else 'neither'
     qa = [
@@ -88,7 +92,7 @@ def render_xray(rnd):
         ('How many nodules are there?', COUNT_WORDS[total], 'OPEN', 'count'),
         ('Is this chest x-ray normal?', 'yes' if total == 0 else 'no', 'CLOSED', 'abnormality'),
     ]
-    return img, qa
+    return img, qa, ev
 
 
 def render_ct(rnd):
@@ -99,13 +103,15 @@ def render_ct(rnd):
     organ = rnd.randint(125, 150)
     ox, oy = 125 + rnd.randint(-5, 5), 120 + rnd.randint(-5, 5)
     _ellipse(d, ox, oy, 62, 52, (organ,) * 3)
-    _ellipse(d, 215, 140, 18, 18, (rnd.randint(180, 220),) * 3)  # a vertebra-like bright disc
+    _ellipse(d, 215, 140, 18, 18, (rnd.randint(165, 185),) * 3)  # a vertebra-like disc, dimmer than a bright lesion
     n = rnd.choice([0, 1, 1, 2, 2])
     bright = rnd.random() < 0.5
-    lv = rnd.randint(205, 240) if bright else rnd.randint(35, 70)
-    for x, y, r in _spots(rnd, n, (ox - 40, oy - 32, ox + 40, oy + 32), (7, 10)):
+    lv = rnd.randint(215, 255) if bright else rnd.randint(10, 40)
+    ev = []
+    for x, y, r in _spots(rnd, n, (ox - 44, oy - 34, ox + 44, oy + 34), (13, 15)):
         _ellipse(d, x, y, r, r, (lv,) * 3)
-    _edge_markers(rnd, d, (lv,) * 3, 8)
+        ev.append((x, y, r, 'lesion-bright' if bright else 'lesion-dark'))
+    _edge_markers(rnd, d, (lv,) * 3, 10)
     qa = [
         ('What modality is this?', 'ct', 'OPEN', 'modality'),
         ('Is there a lesion in the liver?', 'yes' if n else 'no', 'CLOSED', 'presence'),
@@ -113,7 +119,7 @@ def render_ct(rnd):
     ]
     if n:
         qa.append(('Is the lesion bright or dark?', 'bright' if bright else 'dark', 'OPEN', 'attribute'))
-    return img, qa
+    return img, qa, ev
 
 
 STAINS = {'purple': (115, 45, 140), 'blue': (50, 70, 175), 'brown': (135, 85, 35)}
@@ -127,16 +133,18 @@ def render_histology(rnd):
     base = STAINS[stain]
     high = rnd.random() < 0.5
     n = rnd.randint(40, 55) if high else rnd.randint(8, 16)
+    ev = []
     for _ in range(n):
         x, y, r = rnd.randint(50, 270), rnd.randint(10, 246), rnd.randint(4, 6)
         c = tuple(max(0, min(255, v + rnd.randint(-15, 15))) for v in base)
         _ellipse(d, x, y, r, r, c)
+        ev.append((x, y, r, f'nucleus-{stain}'))
     qa = [
         ('What modality is this?', 'histology', 'OPEN', 'modality'),
         ('What is the stain colour?', stain, 'OPEN', 'colour'),
         ('Is the cell density high?', 'yes' if high else 'no', 'CLOSED', 'attribute'),
     ]
-    return img, qa
+    return img, qa, ev
 
 
 def render_microscopy(rnd):
@@ -146,27 +154,30 @@ def render_microscopy(rnd):
     n = rnd.randint(1, 3)
     v = rnd.randint(170, 255)
     col = (20, v, 40) if green else (v, 25, 30)
-    for x, y, r in _spots(rnd, n, (60, 20, 260, 236), (10, 16)):
+    ev = []
+    for x, y, r in _spots(rnd, n, (60, 20, 260, 236), (14, 17)):
         _ellipse(d, x, y, r + 4, r + 4, tuple(c // 3 for c in col))  # glow
         _ellipse(d, x, y, r, r, col)
+        ev.append((x, y, r, 'cell-green' if green else 'cell-red'))
     _edge_markers(rnd, d, col, 10)
     qa = [
         ('What modality is this?', 'microscopy', 'OPEN', 'modality'),
         ('What colour is the fluorescence?', 'green' if green else 'red', 'OPEN', 'colour'),
         ('How many cells are there?', COUNT_WORDS[n], 'OPEN', 'count'),
     ]
-    return img, qa
+    return img, qa, ev
 
 
 RENDER = {'xray': render_xray, 'ct': render_ct, 'histology': render_histology, 'microscopy': render_microscopy}
 
 
-def make_image(seed, index):
-    """Image `index` of the stream `seed`: (kind, PIL image, [(question, answer, answer_type, question_type)])."""
+def make_image(seed, index, evidence=False):
+    """Image `index` of the stream `seed`: (kind, PIL image, [(question, answer, answer_type, question_type)]),
+    and with evidence=True the answer-bearing blobs too: [(x, y, radius, label)] in the image's pixels."""
     rnd = random.Random(seed * 1_000_003 + index)
     kind = KINDS[index % len(KINDS)]
-    img, qa = RENDER[kind](rnd)
-    return kind, img, qa
+    img, qa, ev = RENDER[kind](rnd)
+    return (kind, img, qa, ev) if evidence else (kind, img, qa)
 
 
 def make_split(split, n_images, seed, per_image=None):

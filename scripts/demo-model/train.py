@@ -42,9 +42,10 @@ PREAMBLE = SYSTEM + '###' + 'Human: Hi!###' + 'Assistant: Hi there!  How can I h
 MEAN = [0.48145466, 0.4578275, 0.40821073]
 STD = [0.26862954, 0.26130258, 0.27577711]
 
-DIMS = dict(hidden=64, layers=2, heads=2, intermediate=256, clip_hidden=64, clip_layers=2, clip_heads=2,
+DIMS = dict(hidden=64, layers=2, heads=2, intermediate=256, clip_hidden=64, clip_layers=3, clip_heads=2,
             clip_intermediate=256, image_size=224, patch_size=14)
 TRAIN_SEED, TEST_SEED, TEST_IMAGES, TEST_PER_IMAGE, VAL_SEED = 1, 7, 40, 2, 3
+VISION_IMAGE_OFFSET = 10_000_000  # the tower's pre-training images: none of them is an LM training image
 MAX_NEW = 12
 
 
@@ -186,6 +187,89 @@ class Llava(nn.Module):
             last = i == len(s.layers) - 1
             x = layer(x, pos, valid, qidx if last else None)
         return s.lm_head(s.norm(x))
+
+
+# ----------------------------------------------------------------------------------------------- vision pre-training
+def sincos_2d(c, n):
+    """2-D sin-cos position table ([1 + n*n, c], the CLS row zero): the tower starts knowing where each patch is,
+    as a pre-trained CLIP does (its learned table is smooth in x and y); a 0.02-scale random table leaves the
+    side of a nodule unlearnable within this budget."""
+    q = c // 4
+    omega = 1.0 / (100 ** (torch.arange(q).float() / q))
+    y, x = torch.meshgrid(torch.arange(n).float(), torch.arange(n).float(), indexing='ij')
+    fy, fx = y.flatten()[:, None] * omega, x.flatten()[:, None] * omega
+    return torch.cat([torch.zeros(1, c), torch.cat([fx.sin(), fx.cos(), fy.sin(), fy.cos()], 1)], 0)
+
+
+PATCH_LABELS = ['none', 'nodule-right', 'nodule-left', 'lesion-bright', 'lesion-dark', 'cell-green', 'cell-red',
+                'nucleus-purple', 'nucleus-blue', 'nucleus-brown']
+
+
+def patch_labels(ev):
+    """What each of the 16 x 16 patches shows after preprocess() (the blob covering most of it, if >= 20 %)."""
+    s, p = DIMS['image_size'], DIMS['patch_size']
+    g = s / task.H  # shortest edge (the height) to 224, then the centre crop of the width
+    left = (int(s * task.W / task.H) - s) // 2
+    n = s // p
+    sub = (torch.arange(7).float() + 0.5) / 7 * p
+    cy = (torch.arange(n).float() * p)[:, None, None, None] + sub[None, None, :, None]
+    cx = (torch.arange(n).float() * p)[None, :, None, None] + sub[None, None, None, :]
+    lab, best = torch.zeros(n, n, dtype=torch.long), torch.zeros(n, n)
+    for x, y, r, name in ev:
+        xc, yc, rc = x * g - left, y * g, r * g
+        cov = (((cx - xc) ** 2 + (cy - yc) ** 2) <= rc * rc).float().mean((-1, -2))
+        m = (cov > best) & (cov >= 0.2)
+        lab[m] = PATCH_LABELS.index(name)
+        best = torch.maximum(best, cov)
+    return lab.flatten()
+
+
+def pretrain_vision(a, vision):
+    """The tower's own pre-training (LLaVA-Med's CLIP came pre-trained; then LLaVA training froze it): every
+    output token (hidden_states[-2], CLS dropped -- exactly what the projector sees) learns, through one linear
+    head per question, every answer about its whole image, and through one more head what its own patch shows.
+    So the evidence of a 2-patch nodule reaches all 256 tokens, and the LM can read it with any attention."""
+    answers = {}
+    for i in range(400):
+        for q, ans, _, _ in task.make_image(TRAIN_SEED, VISION_IMAGE_OFFSET + i)[2]:
+            answers.setdefault(q, set()).add(ans)
+    answers = {q: sorted(v) for q, v in sorted(answers.items())}
+    c = DIMS['clip_hidden']
+    heads = nn.ModuleDict({str(i): nn.Linear(c, len(v)) for i, v in enumerate(answers.values())})
+    head_of = {q: str(i) for i, q in enumerate(answers)}
+    dense = nn.Linear(c, len(PATCH_LABELS))
+    with torch.no_grad():
+        vision.position_embedding.copy_(sincos_2d(c, DIMS['image_size'] // DIMS['patch_size']))
+    params = list(vision.parameters()) + list(heads.parameters()) + list(dense.parameters())
+    opt = torch.optim.AdamW(params, lr=a.vision_lr, weight_decay=0.0, betas=(0.9, 0.98))
+    t0, c0 = time.time(), time.process_time()
+    index = VISION_IMAGE_OFFSET
+    for step in range(a.vision_steps):
+        lr = a.vision_lr * min(1.0, (step + 1) / 30) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / a.vision_steps)))
+        for g in opt.param_groups:
+            g['lr'] = lr
+        pxs, labels, dense_labels = [], [], []
+        for _ in range(a.vision_images_per_step):
+            _, img, qa, ev = task.make_image(TRAIN_SEED, index, evidence=True)
+            index += 1
+            pxs.append(preprocess(img))
+            labels.append([(head_of[q], answers[q].index(ans)) for q, ans, _, _ in qa])
+            dense_labels.append(patch_labels(ev))
+        feats = vision.features(torch.stack(pxs))
+        loss, n = 0, 0
+        for j, qa in enumerate(labels):
+            for h, k in qa:
+                logits = heads[h](feats[j])
+                loss = loss + F.cross_entropy(logits, torch.full((logits.shape[0],), k))
+                n += 1
+        loss = loss / n + F.cross_entropy(dense(feats).reshape(-1, len(PATCH_LABELS)), torch.stack(dense_labels).reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == a.vision_steps - 1:
+            print(f'vision step {step} loss {loss.item():.4f} lr {lr:.2e} {time.time() - t0:.0f}s cpu {time.process_time() - c0:.0f}s', flush=True)
+    return {'steps': a.vision_steps, 'images': index - VISION_IMAGE_OFFSET, 'seconds': round(time.time() - t0),
+            'cpu_seconds': round(time.process_time() - c0), 'final_loss': loss.item()}
 
 
 # ----------------------------------------------------------------------------------------------- tokenizer/data
@@ -471,12 +555,11 @@ def validate(model, tok, n_images, seed=VAL_SEED, chunk=8):
     return {k: res[k] for k in sorted(res)}
 
 
-# What made assets/demo: `train.py OUT --recipe` runs these stages in turn, each a `train.py OUT ARGS` run (the
-# later ones resume from the previous stage's release in OUT/model: same base and tokenizer, new images).
+# What made assets/demo: `train.py OUT --recipe` runs these stages in turn, each a `train.py OUT ARGS` run (a later
+# stage would resume from the previous stage's release in OUT/model: same base and tokenizer, new images). One stage:
+# the vision tower's own pre-training, then LLaVA training with the tower frozen.
 RECIPE = [
-    '--steps 1200 --images-per-step 5',
-    '--resume --steps 1200 --images-per-step 5 --lr 2e-3 --image-offset 100000 --modality-rate 0.2',
-    '--resume --steps 700 --images-per-step 5 --lr 1.5e-3 --image-offset 200000 --modality-rate 0.2 --val-images 200',
+    '--vision-steps 2500 --freeze-vision --steps 2000 --images-per-step 5 --val-images 200',
 ]
 
 
@@ -500,6 +583,11 @@ def parse(argv=None):
                     help='CLIP layers (the last never runs: features are hidden_states[-2])')
     ap.add_argument('--val-images', type=int, default=0,
                     help='after training (or with --reference-only), exact-match accuracy per question on this many fresh images')
+    ap.add_argument('--vision-steps', type=int, default=0,
+                    help='a fresh run first pre-trains the vision tower alone for this many steps (pretrain_vision)')
+    ap.add_argument('--vision-images-per-step', type=int, default=16)
+    ap.add_argument('--vision-lr', type=float, default=3e-3)
+    ap.add_argument('--freeze-vision', action='store_true', help='LLaVA training leaves the vision tower as it is (as LLaVA-Med did)')
     ap.add_argument('--val-every', type=int, default=0, help='while training, a quick accuracy check (40 images) every this many steps')
     return ap.parse_args(argv)
 
@@ -513,6 +601,7 @@ def main():
             args = parse([a.out] + stage.split())
             if a.recipe_steps:
                 args.steps, args.val_images = a.recipe_steps, 0
+                args.vision_steps = min(args.vision_steps, a.recipe_steps)
             run(args)
         print(f'recipe done in {time.time() - t0:.0f} s', flush=True)
         return
@@ -573,11 +662,15 @@ def fresh(a, work):
         nn.init.normal_(l.down_proj.weight, std=0.02 / math.sqrt(2 * DIMS['layers']))
     base_lm = {k: v.detach().clone()[: tok.v] if k in ('model.embed_tokens.weight', 'lm_head.weight') else v.detach().clone()
                for k, v in lm_state(model).items()}
+    if a.vision_steps:
+        a.vision_pretraining = pretrain_vision(a, model.vision)
     return model, tok, base_lm
 
 
 def train(a, model, tok, base_lm, prev, work):
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0, betas=(0.9, 0.98))
+    if a.freeze_vision:
+        model.vision.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr, weight_decay=0.0, betas=(0.9, 0.98))
     t0, c0, load0 = time.time(), time.process_time(), os.getloadavg()
     img_index = a.image_offset
     steps_done = 0
@@ -598,7 +691,8 @@ def train(a, model, tok, base_lm, prev, work):
                 qa = [x for x in qa if x[3] != 'modality']
             for q, ans, _, _ in rq.sample(qa, min(a.questions_per_image, len(qa))):
                 items.append((q, tok.answer(ans), j))
-        feats = model.vision.features(torch.stack(pxs))
+        with torch.set_grad_enabled(not a.freeze_vision):
+            feats = model.vision.features(torch.stack(pxs))
         ids, valid, img_pos, tgt = batch(tok, items)
         m = max(len(x[1]) for x in tgt)
         qidx = torch.zeros(len(items), m, dtype=torch.long)
@@ -636,7 +730,9 @@ def train(a, model, tok, base_lm, prev, work):
                 'load_average': [round(load0[0], 1), round(load1[0], 1)], 'final_loss_ema': ema,
                 'validation': {'images': a.val_images, 'seed': VAL_SEED, 'exact': val},
                 'torch': torch.__version__, 'threads': 1, 'dims': DIMS, 'vocab': tok.v,
-                'args': {k: v for k, v in vars(a).items() if k not in ('out', 'time_limit', 'val_every')}}
+                'args': {k: v for k, v in vars(a).items() if k not in ('out', 'time_limit', 'val_every', 'vision_pretraining')}}
+    if getattr(a, 'vision_pretraining', None):
+        training['vision_pretraining'] = a.vision_pretraining
     if prev is not None:
         training = {'stages': (prev.get('stages') or [prev]) + [training]}
     write_reference(a.out, training)

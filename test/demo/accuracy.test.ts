@@ -52,11 +52,12 @@ function within(t: Test, what: string, got: EvaluateResult, ref: EvaluateResult,
 
 const f16 = await score('f16', demo.model, demo.mmproj);
 
-// What the released toy reaches (PyTorch, recorded): closed 80.00, open recall 80.00. Far from the issue's
-// aim of >= 95: on nodule/lesion presence it gives the majority answer (scripts/demo-model/README.md,
-// diagnose.py), so the closed figure alone would hide a broken image path; the token-identity test below
-// is what catches one (unnormalised image, skipped crop, image tokens first: each fails it).
-const TORCH_FLOOR = { closed: 80, open: 80 };
+// What the released toy reaches (PyTorch, recorded): closed 100.00, open recall 100.00 (789 of 790 exact on 200
+// fresh images: scripts/demo-model/README.md). The floor is the aim for closed questions, so a retrained
+// toy that falls back to the majority answer fails here; the token-identity test below is what catches a broken
+// image path (unnormalised image, skipped crop, image tokens first: each fails it, and each also drops closed
+// accuracy to 77, 63 and 0).
+const TORCH_FLOOR = { closed: 95, open: 90 };
 
 t.test('the PyTorch reference is good enough at its toy task that a regression shows', async (t) => {
   t.equal(gt.length, greedy.answers.length, 'one recorded greedy answer per test question');
