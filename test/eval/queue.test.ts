@@ -295,6 +295,26 @@ t.test('three workers, one SIGKILLed mid-job: the same answers file as one proce
   t.match(JSON.parse((await client.get(`llava-med:${run}:meta`))!), { state: 'done' });
 });
 
+t.test('a worker waiting for a run: one done at its first look is an earlier run (it waits on); one that starts and completes between two looks ends it', async (t) => {
+  const done = await client.get('llava-med:kill:meta'); // the run above, left done
+  t.ok(done, 'a done run to copy');
+  await client.set('llava-med:stale:meta', done!);
+  const stale = worker(`redis://127.0.0.1:${redisServer.port}/stale`);
+  const late = worker(`redis://127.0.0.1:${redisServer.port}/late`);
+  await until('both workers waiting', () => /waiting for a run named stale/.test(stale.stderr()) && /waiting for a run named late/.test(late.stderr()), 60_000, [stale, late]);
+  // What a run that a producer started and closed between two of the worker's looks leaves: done, a new epoch.
+  await client.set('llava-med:late:meta', JSON.stringify({ ...JSON.parse(done!), epoch: `another-${randomBytes(4).toString('hex')}` }));
+  const r = await exited(late, 'the late worker', 30_000, [stale]);
+  t.equal(r.code, 0, 'exits 0');
+  t.match(late.stderr(), /the run late started and completed before this worker joined/);
+  t.match(late.stderr(), /worker: done: 0 answered, 0 jobs/);
+  await new Promise((res) => setTimeout(res, 3000));
+  t.equal(stale.proc.exitCode, null, 'the worker that found the run already done is still waiting for it to start again');
+  stale.proc.kill('SIGTERM');
+  t.equal((await exited(stale, 'the stale worker', 30_000)).code, 130, 'and stops on SIGTERM (exit 130, as a stopped worker does)');
+  await client.del('llava-med:stale:meta', 'llava-med:late:meta');
+});
+
 t.test('Redis killed and restarted (no persistence) mid-run: the producer queues what was lost again and finishes', async (t) => {
   const run = 'restart';
   const url = `redis://:${PASSWORD}@127.0.0.1:${redisServer.port}/${run}`;

@@ -98,13 +98,24 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
     const redis = client.redis;
     let meta: RunMeta | undefined;
     let said = false;
+    // A run already done at the first look is an earlier one of that name: wait for a producer to start it
+    // again. One done under another epoch was started and completed between two looks (a short run, or
+    // Redis away meanwhile): there is nothing left to join.
+    let firstLook: { epoch?: string } | undefined;
     for (;;) {
       if (o.signal?.aborted) return { answered: 0, jobs: 0, reason: 'aborted' };
+      let readable = true;
       meta = await readMeta(redis, addr.run).catch((e: unknown) => {
         if (isLlavaMedError(e)) throw e;
+        readable = false;
         return undefined; // connection trouble: try again
       });
       if (meta?.state === 'running') break;
+      if (readable) firstLook ??= { epoch: meta?.epoch };
+      if (meta?.state === 'done' && firstLook !== undefined && meta.epoch !== firstLook.epoch) {
+        emit('finished', `the run ${addr.run} started and completed before this worker joined (0 answered here)`);
+        return { answered: 0, jobs: 0, reason: 'finished' };
+      }
       if (client.downForMs() > redisTimeoutMs) throw gone();
       if (!said) emit('waiting', `waiting for a run named ${addr.run} at ${addr.display} to start`);
       said = true;
