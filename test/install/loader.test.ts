@@ -7,6 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { addonCandidates, cpuFlags, cpuLevels, levelStatus, loadAddon } from '../../lib/engine/binding.js';
@@ -112,23 +113,30 @@ t.test('this machine: every level whose instructions the native build was compil
   t.ok(checked >= 1, `${checked} levels checked against: ${info.trim()}`);
 });
 
-t.test('this machine: the native build leaves ggml\'s AMX kernels out (CMakeLists.txt LLAVA_MED_AMX)', async (t) => {
-  // On a CPU that reports amx_int8, -march=native compiles ggml's AMX kernels in, and on such a VM here
-  // they killed the process (SIGILL at a tileloadd) with any Q8_0 or Q4_K model. On a CPU without AMX
-  // this cannot fail: the compiler has nothing to leave out.
+t.test('this machine: the native build leaves AMX and AVX512-FP16 out (CMakeLists.txt LLAVA_MED_AMX, LLAVA_MED_AVX512FP16)', async (t) => {
+  // On a CPU that has them, -march=native compiles ggml's AMX kernels (they killed the process with SIGILL
+  // here) and half-precision accumulation into ggml_vec_dot_f16 (answers changed with --parallel). On a CPU
+  // without them this cannot fail: the compiler has nothing to leave out.
   const native = path.join(REPO, 'build', 'Release', 'llava_med.node');
-  const cache = path.join(REPO, 'build', 'CMakeCache.txt');
   if (process.arch !== 'x64' || process.platform !== 'linux' || !fs.existsSync(native)) {
     t.comment('needs the x64 Linux native build');
     return;
   }
-  if (fs.existsSync(cache) && /^LLAVA_MED_AMX:BOOL=ON$/m.test(fs.readFileSync(cache, 'utf8'))) {
-    t.comment('built with -DLLAVA_MED_AMX=ON: AMX kept on purpose');
+  const cache = path.join(REPO, 'build', 'CMakeCache.txt');
+  const kept = (opt: string) => fs.existsSync(cache) && new RegExp(`^${opt}:BOOL=ON$`, 'm').test(fs.readFileSync(cache, 'utf8'));
+  const flags = cpuFlags();
+  for (const f of ['amx_int8', 'avx512_fp16']) if (!flags?.has(f)) t.comment(`this CPU has no ${f}: its check holds trivially here`);
+  const info = (createRequire(import.meta.url)(native) as { systemInfo(): string }).systemInfo();
+  if (!kept('LLAVA_MED_AMX')) t.notMatch(info, /AMX_INT8 = 1/, `ggml reports no AMX: ${info.trim()}`);
+  // The instructions themselves (ggml reports no FP16 feature): AMX tile loads and dot products, FP16 arithmetic.
+  const dis = spawnSync('objdump', ['-d', '--no-show-raw-insn', native], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (dis.status !== 0) {
+    t.fail(`objdump -d failed (${dis.error?.message ?? dis.stderr.slice(0, 200)}): it comes with binutils, which the native build needs`);
     return;
   }
-  if (!cpuFlags()?.has('amx_int8')) t.comment('this CPU has no AMX: the check below holds trivially here');
-  const info = (createRequire(import.meta.url)(native) as { systemInfo(): string }).systemInfo();
-  t.notMatch(info, /AMX_INT8 = 1/, `no AMX in the native build: ${info.trim()}`);
+  const count = (re: RegExp) => (dis.stdout.match(re) ?? []).length;
+  if (!kept('LLAVA_MED_AMX')) t.equal(count(/\s(tileloadd|tileloaddt1|tdpb[a-z]+|tdpbf16ps)\s/g), 0, 'no AMX instructions');
+  if (!kept('LLAVA_MED_AVX512FP16')) t.equal(count(/\sv(fn?m(add|sub)\d*|add|mul|sub|div)ph\s/g), 0, 'no FP16 arithmetic instructions');
 });
 
 /** A package folder with the given prebuilt files (empty: they fail to load) and local builds. */
