@@ -228,7 +228,7 @@ def pretrain_vision(a, vision):
     """The tower's own pre-training (LLaVA-Med's CLIP came pre-trained; then LLaVA training froze it): every
     output token (hidden_states[-2], CLS dropped -- exactly what the projector sees) learns, through one linear
     head per question, every answer about its whole image, and through one more head what its own patch shows.
-    So the evidence of a 2-patch nodule reaches all 256 tokens, and the LM can read it with any attention."""
+    So the evidence of a nodule a few patches wide reaches all 256 tokens, and the LM can read it with any attention."""
     answers = {}
     for i in range(400):
         for q, ans, _, _ in task.make_image(TRAIN_SEED, VISION_IMAGE_OFFSET + i)[2]:
