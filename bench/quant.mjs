@@ -120,7 +120,7 @@ export function quantReport(d) {
     const dl = Number.isFinite(f16lp) && t !== 'F16' ? ` (${r.logProbPerToken - f16lp >= 0 ? '+' : '−'}${fmt(Math.abs(r.logProbPerToken - f16lp), 4)})` : '';
     L.push(`| ${t} | ${fmt(r.bytes / 1e3, 0)} kB | ${fmt(100 * r.closedAccuracy)} % | ${fmt(100 * r.recall)} % | ${r.sameAsF16}/${a.n} | ${fmt(r.logProbPerToken, 4)}${dl} | ${LLAMA_CPP_PPL[t]} | ${r.fallbacks} |`);
   }
-  L.push('', `PyTorch reference (recorded at training): closed ${fmt(100 * a.pytorch.closedAccuracy)} %, open recall ${fmt(100 * a.pytorch.recall)} %. The demo's 64-wide rows are too narrow for the k-quants' 256-weight blocks, so its Q4_K_M and Q5_K_M are mostly llama.cpp's 32-block fallbacks (Q5_0, Q5_1) and say little about the k-quants themselves; the 32-block types (Q4_0, IQ4_NL, Q8_0) apply as they would to LLaMA-7B. A 0.38 M-parameter toy is no proxy for a 7B model's sensitivity to quantization either: the column shows that every type keeps the pipeline's answers, not which type a 7B model tolerates. For that the table quotes llama.cpp's own measurement (the perplexity increase over the unquantized model that llama-quantize lists with each type, deps/llama.cpp tools/quantize/quantize.cpp; not measured here).`, '');
+  L.push('', `PyTorch reference (recorded at training): closed ${fmt(100 * a.pytorch.closedAccuracy)} %, open recall ${fmt(100 * a.pytorch.recall)} %. The demo's 64-wide rows are too narrow for the k-quants' 256-weight blocks, so its Q4_K_M and Q5_K_M are mostly llama.cpp's 32-block fallbacks (Q5_0, Q5_1) and say little about the k-quants themselves; the 32-block types (Q4_0, IQ4_NL, Q8_0) apply as they would to LLaMA-7B. A 0.43 M-parameter toy is no proxy for a 7B model's sensitivity to quantization either: the column shows that every type keeps the pipeline's answers, not which type a 7B model tolerates. For that the table quotes llama.cpp's own measurement (the perplexity increase over the unquantized model that llama-quantize lists with each type, deps/llama.cpp tools/quantize/quantize.cpp; not measured here).`, '');
   return L.join('\n');
 }
 
@@ -176,7 +176,7 @@ async function main() {
     files[t] = { bytes: statSync(file(t)).size, params: h.tensors.reduce((a, x) => a + x.shape.reduce((p, n) => p * n, 1), 0), matrices };
   }
 
-  // 2. accuracy on the demo model (seconds: 0.38 M parameters)
+  // 2. accuracy on the demo model (seconds: 0.43 M parameters)
   const accuracy = await demoAccuracy(types, { readGgufHeader, ggmlTypeName, blockSize: (name) => ggmlBlockSize(GgmlType[name]), threads: cfg.threads });
 
   // 3. speed, rounds of one question per type
